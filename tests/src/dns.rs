@@ -1,0 +1,1 @@
+//! In-process DNS server (see crate docs).

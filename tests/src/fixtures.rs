@@ -1,0 +1,1 @@
+//! Real nsd/unbound fixtures (see crate docs).
