@@ -1,4 +1,15 @@
 //! Shared pieces of the MPIC service: the wire contract of `docs/api.md`, target
 //! normalisation, error-type strings, configuration loading and TLS set-up.
 
+pub mod api;
+pub mod config;
+pub mod digest;
+pub mod logging;
+pub mod serve;
 pub mod target;
+pub mod text;
+pub mod tls;
+pub mod validate;
+
+#[cfg(test)]
+mod golden_tests;

@@ -1,0 +1,539 @@
+//! Parse, don't validate: wire shapes of [`crate::api`] become typed values here, or a list of
+//! [`ValidationIssue`]s that each name the field (api.md "Other statuses", 400).
+//!
+//! Both the coordinator and the perspectives run these checks, so a request the API forbids is
+//! refused at the edge of either service with the same words.
+
+use std::net::IpAddr;
+
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    AddressRecordType, CaaCheckParameters, CertificateType, DcvCheckParameters, ValidationIssue,
+};
+use crate::target::{Target, parse_name_prefix};
+use crate::text::truncate_for_echo;
+
+/// Issue types (kebab-case, as the reference names them where it has one).
+pub mod issue {
+    /// The body is not JSON at all.
+    pub const INVALID_JSON: &str = "invalid-json";
+    /// A field has the wrong type, an unknown value, is missing or is not expected.
+    pub const INVALID_FIELD: &str = "invalid-field";
+    /// `domain_or_ip_target` is not a valid name or address.
+    pub const INVALID_TARGET: &str = "invalid-target";
+    /// The target's kind does not fit the method (an IP for a DNS method, a wildcard for HTTP).
+    pub const INVALID_TARGET_FOR_METHOD: &str = "invalid-target-for-method";
+    /// `check_type` and the parameter objects disagree.
+    pub const INVALID_CHECK_PARAMETERS: &str = "invalid-check-parameters";
+    /// A CAA issuer domain name is invalid.
+    pub const INVALID_CAA_DOMAIN: &str = "invalid-caa-domain";
+    /// `perspective_count` out of range.
+    pub const INVALID_PERSPECTIVE_COUNT: &str = "invalid-perspective-count";
+    /// `quorum_count` out of range.
+    pub const INVALID_QUORUM_COUNT: &str = "invalid-quorum-count";
+    /// `cohort_for_single_attempt` out of range.
+    pub const INVALID_COHORT_INDEX: &str = "invalid-cohort-for-single-attempt";
+    /// website-change with neither a challenge value nor a regex.
+    pub const EMPTY_CHALLENGE_VALUE: &str = "empty-challenge-value";
+    /// Another DCV parameter is unusable.
+    pub const INVALID_DCV_PARAMETER: &str = "invalid-dcv-parameter";
+}
+
+/// Longest `trace_identifier` accepted, in bytes.
+pub const MAX_TRACE_IDENTIFIER_BYTES: usize = 256;
+/// Most `caa_domains` / `issuer_domain_names` accepted.
+pub const MAX_ISSUER_DOMAINS: usize = 32;
+/// Longest free-text parameter (challenge values, tokens, URIs), in bytes.
+pub const MAX_PARAMETER_BYTES: usize = 4096;
+
+/// Parses a JSON body into `T`, naming the failing field path in the issue.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationIssue> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let (issue_type, what) = match inner.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    (issue::INVALID_JSON, "the body is not valid JSON")
+                }
+                serde_json::error::Category::Io => {
+                    (issue::INVALID_JSON, "the body could not be read")
+                }
+                serde_json::error::Category::Data => (issue::INVALID_FIELD, "invalid field"),
+            };
+            let message = if path == "." || issue_type == issue::INVALID_JSON {
+                format!("{what}: {inner}")
+            } else {
+                format!("field `{path}`: {inner}")
+            };
+            Err(issue_at(issue_type, truncate_for_echo(&message, 512)))
+        }
+    }
+}
+
+/// Parses `domain_or_ip_target`.
+pub fn target(input: &str) -> Result<Target, ValidationIssue> {
+    Target::parse(input).map_err(|e| {
+        issue_at(
+            issue::INVALID_TARGET,
+            format!(
+                "field `domain_or_ip_target` (\"{}\"): {e}",
+                truncate_for_echo(input, 128)
+            ),
+        )
+    })
+}
+
+/// Checks `trace_identifier`.
+pub fn trace_identifier(value: Option<&str>) -> Result<(), ValidationIssue> {
+    match value {
+        Some(t) if t.len() > MAX_TRACE_IDENTIFIER_BYTES => Err(issue_at(
+            issue::INVALID_FIELD,
+            format!("field `trace_identifier`: longer than {MAX_TRACE_IDENTIFIER_BYTES} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Validated `caa_check_parameters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaaParams {
+    /// TLS server or S/MIME.
+    pub certificate_type: CertificateType,
+    /// Lowercase A-label issuer domain names; empty means the perspective's default.
+    pub caa_domains: Vec<String>,
+    /// The request allows a lookup failure to count (under the rule's conditions).
+    pub allow_lookup_failure: bool,
+    /// RFC 8657 account URI of the request.
+    pub account_uri: Option<String>,
+    /// RFC 8657 method label of the request, lowercase.
+    pub validation_method: Option<String>,
+}
+
+impl CaaParams {
+    /// From the wire object (null means defaults).
+    pub fn from_wire(wire: Option<&CaaCheckParameters>) -> Result<CaaParams, Vec<ValidationIssue>> {
+        let default = CaaCheckParameters::default();
+        let wire = wire.unwrap_or(&default);
+        let mut issues = Vec::new();
+        let caa_domains = issuer_domains(
+            "caa_check_parameters.caa_domains",
+            wire.caa_domains.as_deref().unwrap_or(&[]),
+            issue::INVALID_CAA_DOMAIN,
+            &mut issues,
+        );
+        if let Some(uri) = &wire.account_uri {
+            if let Err(e) = check_uri(uri) {
+                issues.push(issue_at(
+                    issue::INVALID_FIELD,
+                    format!("field `caa_check_parameters.account_uri`: {e}"),
+                ));
+            }
+        }
+        let validation_method = match &wire.validation_method {
+            None => None,
+            Some(m) if is_rfc8657_label(m) => Some(m.to_ascii_lowercase()),
+            Some(m) => {
+                issues.push(issue_at(
+                    issue::INVALID_FIELD,
+                    format!(
+                        "field `caa_check_parameters.validation_method`: \"{}\" is not an RFC 8657 method label (letters, digits and inner hyphens)",
+                        truncate_for_echo(m, 64)
+                    ),
+                ));
+                None
+            }
+        };
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        Ok(CaaParams {
+            certificate_type: wire.certificate_type,
+            caa_domains,
+            allow_lookup_failure: wire.allow_lookup_failure,
+            account_uri: wire.account_uri.clone(),
+            validation_method,
+        })
+    }
+}
+
+/// Checks a DCV parameter set against its target: the combinations the API forbids.
+pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<ValidationIssue> {
+    use DcvCheckParameters as P;
+    let mut issues = Vec::new();
+    let method = params.method();
+    let field = |name: &str| format!("dcv_check_parameters.{name}");
+    let prefix = |value: &Option<String>, issues: &mut Vec<ValidationIssue>| {
+        if let Some(p) = value {
+            if let Err(e) = parse_name_prefix(p) {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!("field `{}`: {e}", field("dns_name_prefix")),
+                ));
+            }
+        }
+    };
+    let bounded = |name: &str, value: &str, issues: &mut Vec<ValidationIssue>| {
+        if value.len() > MAX_PARAMETER_BYTES {
+            issues.push(issue_at(
+                issue::INVALID_DCV_PARAMETER,
+                format!(
+                    "field `{}`: longer than {MAX_PARAMETER_BYTES} bytes",
+                    field(name)
+                ),
+            ));
+        }
+    };
+
+    // Which targets each method can prove control of.
+    let wildcard_ok = matches!(
+        params,
+        P::AcmeDns01(_)
+            | P::DnsChange(_)
+            | P::DnsPersistent(_)
+            | P::DnsAccount01(_)
+            | P::ContactEmailTxt(_)
+            | P::ContactPhoneTxt(_)
+            | P::ContactEmailCaa(_)
+            | P::ContactPhoneCaa(_)
+            | P::IpAddress(_)
+    );
+    let ip_ok = matches!(
+        params,
+        P::WebsiteChange(_) | P::AcmeHttp01(_) | P::AcmeTlsAlpn01(_) | P::ReverseAddressLookup(_)
+    );
+    if target.is_wildcard() && !wildcard_ok {
+        issues.push(issue_at(
+            issue::INVALID_TARGET_FOR_METHOD,
+            format!(
+                "field `domain_or_ip_target`: a wildcard cannot be validated with {} (RFC 8555 8.3, BR 3.2.2.4)",
+                method.as_str()
+            ),
+        ));
+    }
+    if matches!(target, Target::Ip(_)) && !ip_ok {
+        issues.push(issue_at(
+            issue::INVALID_TARGET_FOR_METHOD,
+            format!(
+                "field `domain_or_ip_target`: an IP address cannot be validated with {}, which needs a domain name",
+                method.as_str()
+            ),
+        ));
+    }
+
+    match params {
+        P::WebsiteChange(p) => {
+            bounded("http_token_path", &p.http_token_path, &mut issues);
+            bounded("challenge_value", &p.challenge_value, &mut issues);
+            if p.challenge_value.is_empty() && p.match_regex.as_deref().unwrap_or("").is_empty() {
+                issues.push(issue_at(
+                    issue::EMPTY_CHALLENGE_VALUE,
+                    "field `dcv_check_parameters.challenge_value`: empty, and no `match_regex` given".to_owned(),
+                ));
+            }
+            if p.http_token_path.is_empty() {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!("field `{}`: must not be empty", field("http_token_path")),
+                ));
+            }
+            if let Some(r) = &p.match_regex {
+                bounded("match_regex", r, &mut issues);
+            }
+            headers(p.http_headers.as_ref(), &mut issues);
+        }
+        P::AcmeHttp01(p) => {
+            bounded("key_authorization", &p.key_authorization, &mut issues);
+            if p.token.is_empty() || !p.token.bytes().all(is_base64url_byte) {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!(
+                        "field `{}`: an ACME token is non-empty base64url (RFC 8555 8.1)",
+                        field("token")
+                    ),
+                ));
+            }
+            if p.key_authorization.is_empty() {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!("field `{}`: must not be empty", field("key_authorization")),
+                ));
+            }
+            headers(p.http_headers.as_ref(), &mut issues);
+        }
+        P::AcmeDns01(p) => {
+            non_empty(
+                "key_authorization_hash",
+                &p.key_authorization_hash,
+                &mut issues,
+            );
+            bounded(
+                "key_authorization_hash",
+                &p.key_authorization_hash,
+                &mut issues,
+            );
+        }
+        P::AcmeTlsAlpn01(p) => {
+            if crate::digest::parse_sha256(&p.key_authorization_hash).is_none() {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!(
+                        "field `{}`: must be the SHA-256 digest of the key authorization as 64 hex digits (or 43 base64url characters)",
+                        field("key_authorization_hash")
+                    ),
+                ));
+            }
+        }
+        P::DnsChange(p) => {
+            non_empty("challenge_value", &p.challenge_value, &mut issues);
+            bounded("challenge_value", &p.challenge_value, &mut issues);
+            prefix(&p.dns_name_prefix, &mut issues);
+        }
+        P::DnsPersistent(p) => {
+            if p.issuer_domain_names.is_empty() {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!(
+                        "field `{}`: must not be empty",
+                        field("issuer_domain_names")
+                    ),
+                ));
+            }
+            issuer_domains(
+                "dcv_check_parameters.issuer_domain_names",
+                &p.issuer_domain_names,
+                issue::INVALID_DCV_PARAMETER,
+                &mut issues,
+            );
+            if let Err(e) = check_uri(&p.expected_account_uri) {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!("field `{}`: {e}", field("expected_account_uri")),
+                ));
+            }
+        }
+        P::DnsAccount01(p) => {
+            if let Err(e) = check_uri(&p.account_uri) {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!("field `{}`: {e}", field("account_uri")),
+                ));
+            }
+            non_empty(
+                "key_authorization_hash",
+                &p.key_authorization_hash,
+                &mut issues,
+            );
+            bounded(
+                "key_authorization_hash",
+                &p.key_authorization_hash,
+                &mut issues,
+            );
+        }
+        P::ContactEmailTxt(p) => {
+            non_empty("challenge_value", &p.challenge_value, &mut issues);
+            bounded("challenge_value", &p.challenge_value, &mut issues);
+        }
+        P::ContactPhoneTxt(p) => {
+            non_empty("challenge_value", &p.challenge_value, &mut issues);
+            bounded("challenge_value", &p.challenge_value, &mut issues);
+        }
+        P::ContactEmailCaa(p) | P::ContactPhoneCaa(p) => {
+            non_empty("challenge_value", &p.challenge_value, &mut issues);
+            bounded("challenge_value", &p.challenge_value, &mut issues);
+            prefix(&p.dns_name_prefix, &mut issues);
+        }
+        P::IpAddress(p) => {
+            match (p.challenge_value.parse::<IpAddr>(), p.dns_record_type) {
+                (Ok(IpAddr::V4(_)), AddressRecordType::A)
+                | (Ok(IpAddr::V6(_)), AddressRecordType::Aaaa) => {}
+                (Ok(_), t) => issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!(
+                        "field `{}`: the address family does not match dns_record_type {}",
+                        field("challenge_value"),
+                        if t == AddressRecordType::A {
+                            "A"
+                        } else {
+                            "AAAA"
+                        }
+                    ),
+                )),
+                (Err(_), _) => issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!("field `{}`: not an IP address", field("challenge_value")),
+                )),
+            }
+            prefix(&p.dns_name_prefix, &mut issues);
+        }
+        P::ReverseAddressLookup(p) => {
+            non_empty("challenge_value", &p.challenge_value, &mut issues);
+            bounded("challenge_value", &p.challenge_value, &mut issues);
+            prefix(&p.dns_name_prefix, &mut issues);
+        }
+    }
+    issues
+}
+
+/// An issue with the given type and message.
+pub fn issue_at(issue_type: &str, message: impl Into<String>) -> ValidationIssue {
+    ValidationIssue {
+        issue_type: issue_type.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// RFC 8657 section 4 `label = (ALPHA / DIGIT) *( *("-") (ALPHA / DIGIT))`.
+pub fn is_rfc8657_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+fn issuer_domains(
+    path: &str,
+    names: &[String],
+    issue_type: &str,
+    issues: &mut Vec<ValidationIssue>,
+) -> Vec<String> {
+    if names.len() > MAX_ISSUER_DOMAINS {
+        issues.push(issue_at(
+            issue_type,
+            format!("field `{path}`: more than {MAX_ISSUER_DOMAINS} names"),
+        ));
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        match Target::parse(name) {
+            Ok(Target::Domain(d)) if !d.is_wildcard() => out.push(d.name().to_owned()),
+            Ok(_) => issues.push(issue_at(
+                issue_type,
+                format!(
+                    "field `{path}[{i}]`: \"{}\" must be a domain name, not a wildcard or an address",
+                    truncate_for_echo(name, 128)
+                ),
+            )),
+            Err(e) => issues.push(issue_at(
+                issue_type,
+                format!("field `{path}[{i}]`: \"{}\": {e}", truncate_for_echo(name, 128)),
+            )),
+        }
+    }
+    out
+}
+
+fn non_empty(name: &str, value: &str, issues: &mut Vec<ValidationIssue>) {
+    if value.is_empty() {
+        issues.push(issue_at(
+            issue::INVALID_DCV_PARAMETER,
+            format!("field `dcv_check_parameters.{name}`: must not be empty"),
+        ));
+    }
+}
+
+fn headers(
+    headers: Option<&std::collections::BTreeMap<String, String>>,
+    issues: &mut Vec<ValidationIssue>,
+) {
+    const MAX_HEADERS: usize = 32;
+    let Some(headers) = headers else { return };
+    if headers.len() > MAX_HEADERS {
+        issues.push(issue_at(
+            issue::INVALID_DCV_PARAMETER,
+            format!("field `dcv_check_parameters.http_headers`: more than {MAX_HEADERS} headers"),
+        ));
+    }
+    for (name, value) in headers {
+        let name_ok = !name.is_empty()
+            && name.len() <= 256
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        let value_ok = value.len() <= 4096
+            && value
+                .bytes()
+                .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+        if !name_ok || !value_ok {
+            issues.push(issue_at(
+                issue::INVALID_DCV_PARAMETER,
+                format!(
+                    "field `dcv_check_parameters.http_headers.{}`: not a valid HTTP header",
+                    truncate_for_echo(name, 64)
+                ),
+            ));
+        }
+    }
+}
+
+/// A URI as RFC 3986 `scheme ":" hier-part`: enough to refuse obvious garbage; the value is
+/// compared byte for byte, never dereferenced.
+fn check_uri(uri: &str) -> Result<(), String> {
+    if uri.len() > MAX_PARAMETER_BYTES {
+        return Err(format!("longer than {MAX_PARAMETER_BYTES} bytes"));
+    }
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return Err("not a URI (no scheme)".to_owned());
+    };
+    let scheme_ok = scheme
+        .as_bytes()
+        .first()
+        .is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok || rest.is_empty() {
+        return Err("not a URI".to_owned());
+    }
+    if uri.bytes().any(|b| b <= 0x20 || b == 0x7f || b == b';') {
+        return Err("a URI has no spaces, control characters or ';'".to_owned());
+    }
+    Ok(())
+}
+
+fn is_base64url_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8657_labels() {
+        for (label, ok) in [
+            ("dns-01", true),
+            ("http-01", true),
+            ("ca-tbr-7", true),
+            ("tls-alpn-01", true),
+            ("a", true),
+            ("", false),
+            ("-dns", false),
+            ("dns-", false),
+            ("dns_01", false),
+            ("dns 01", false),
+        ] {
+            assert_eq!(is_rfc8657_label(label), ok, "{label:?}");
+        }
+    }
+
+    #[test]
+    fn uris() {
+        for (uri, ok) in [
+            ("https://ca.example/acct/1", true),
+            ("urn:example:1", true),
+            ("no-scheme", false),
+            ("https:", false),
+            ("1http://x", false),
+            ("https://a b", false),
+            ("https://a;b", false),
+        ] {
+            assert_eq!(check_uri(uri).is_ok(), ok, "{uri:?}");
+        }
+    }
+}

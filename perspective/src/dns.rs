@@ -1,0 +1,318 @@
+//! The DNS adapter: every lookup of a check goes to this perspective's own validating resolver
+//! (the Unbound sidecar), never to the system's, under a deadline.
+//!
+//! We read the answer at the message level (hickory's low-level client, not its resolver)
+//! because the checks report what the resolver said: the rcode, the AD flag (RFC 4035 3.2.3,
+//! asked for with the AD bit in the query per RFC 6840 5.7), Extended DNS Errors (RFC 8914),
+//! the records and the CNAME chain. No cache lives here: each perspective's only cache is its
+//! own Unbound (requirements.md, "no two perspectives may share a resolver or a DNS cache").
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use hickory_net::DnsHandle as _;
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::tcp::TcpClientStream;
+use hickory_net::udp::UdpClientStream;
+use hickory_net::xfer::DnsExchange;
+use hickory_proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+/// A resolver client bound to one resolver address.
+#[derive(Clone)]
+pub struct DnsClient {
+    server: SocketAddr,
+    timeout: Duration,
+    udp: DnsExchange<TokioRuntimeProvider>,
+}
+
+impl fmt::Debug for DnsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsClient")
+            .field("server", &self.server)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// What the resolver answered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsAnswer {
+    /// The queried name, lowercase, no trailing dot.
+    pub name: String,
+    /// The rcode (RFC 1035 4.1.1, extended by EDNS).
+    pub rcode: ResponseCode,
+    /// The AD flag: the resolver validated the answer (RFC 4035 3.2.3).
+    pub authentic_data: bool,
+    /// Records of the queried type found at the end of the CNAME chain.
+    pub records: Vec<Record>,
+    /// CNAME targets followed from the queried name, in order, with trailing dots.
+    pub cname_chain: Vec<String>,
+    /// Extended DNS Errors the resolver attached (RFC 8914).
+    pub extended_errors: Vec<ExtendedDnsError>,
+}
+
+/// One Extended DNS Error (RFC 8914 section 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendedDnsError {
+    /// INFO-CODE.
+    pub code: u16,
+    /// EXTRA-TEXT, made valid UTF-8 and bounded.
+    pub text: String,
+}
+
+impl ExtendedDnsError {
+    /// RFC 8914 section 4: codes 1–12 report a DNSSEC validation failure.
+    pub fn is_dnssec(&self) -> bool {
+        (1..=12).contains(&self.code)
+    }
+
+    /// The registered name of the code (RFC 8914 section 5.2).
+    pub fn code_name(&self) -> &'static str {
+        match self.code {
+            0 => "Other Error",
+            1 => "Unsupported DNSKEY Algorithm",
+            2 => "Unsupported DS Digest Type",
+            3 => "Stale Answer",
+            4 => "Forged Answer",
+            5 => "DNSSEC Indeterminate",
+            6 => "DNSSEC Bogus",
+            7 => "Signature Expired",
+            8 => "Signature Not Yet Valid",
+            9 => "DNSKEY Missing",
+            10 => "RRSIGs Missing",
+            11 => "No Zone Key Bit Set",
+            12 => "NSEC Missing",
+            13 => "Cached Error",
+            14 => "Not Ready",
+            15 => "Blocked",
+            16 => "Censored",
+            17 => "Filtered",
+            18 => "Prohibited",
+            19 => "Stale NXDOMAIN Answer",
+            20 => "Not Authoritative",
+            21 => "Not Supported",
+            22 => "No Reachable Authority",
+            23 => "Network Error",
+            24 => "Invalid Data",
+            _ => "Unassigned",
+        }
+    }
+}
+
+impl fmt::Display for ExtendedDnsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EDE {} ({})", self.code, self.code_name())?;
+        if !self.text.is_empty() {
+            write!(f, ": {}", self.text)?;
+        }
+        Ok(())
+    }
+}
+
+/// A lookup that produced no answer message at all. An answer with a bad rcode is not an
+/// error here: it is a [`DnsAnswer`] the caller classifies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    /// No answer within the deadline.
+    #[error("no answer from the resolver {server} within {timeout_ms} ms")]
+    Timeout {
+        /// The resolver.
+        server: SocketAddr,
+        /// The deadline.
+        timeout_ms: u64,
+    },
+    /// The resolver could not be reached or the exchange broke.
+    #[error("resolver {server}: {detail}")]
+    Transport {
+        /// The resolver.
+        server: SocketAddr,
+        /// What broke.
+        detail: String,
+    },
+    /// The name cannot be queried.
+    #[error("invalid query name {name:?}: {detail}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// The UDP payload size we advertise (DNS Flag Day 2020 recommendation).
+const EDNS_PAYLOAD: u16 = 1232;
+/// The EDNS option code of Extended DNS Errors (RFC 8914).
+const EDE_OPTION_CODE: u16 = 15;
+/// Longest CNAME chain we follow in an answer (Unbound's own limit is similar).
+const MAX_CNAME_CHAIN: usize = 16;
+/// Longest EDE text we keep.
+const MAX_EDE_TEXT_BYTES: usize = 256;
+
+impl DnsClient {
+    /// A client for the resolver at `server`; each lookup (UDP, and TCP after a truncated
+    /// answer) must complete within `timeout`.
+    pub fn new(server: SocketAddr, timeout: Duration) -> DnsClient {
+        // One exchange per perspective; each query goes out from a fresh random source port
+        // (hickory's UDP client), with one retransmission inside the deadline.
+        let udp = UdpClientStream::builder(server, TokioRuntimeProvider::new())
+            .with_timeout(Some(timeout))
+            .with_max_retries(1)
+            .exchange();
+        DnsClient {
+            server,
+            timeout,
+            udp,
+        }
+    }
+
+    /// The resolver address.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// Asks the resolver for `name`/`rtype` (recursion desired, AD requested, EDNS on), over
+    /// UDP, repeating over TCP when the answer is truncated; the whole exchange is bounded by
+    /// the client's timeout.
+    pub async fn query(&self, name: &str, rtype: RecordType) -> Result<DnsAnswer, DnsError> {
+        let fqdn = fqdn(name)?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let run = async {
+            let first = self.exchange(&self.udp, &fqdn, rtype).await?;
+            if !first.metadata.truncation {
+                return Ok(first);
+            }
+            let tcp = TcpClientStream::exchange(
+                self.server,
+                None,
+                self.timeout,
+                Some(1),
+                TokioRuntimeProvider::new(),
+            )
+            .await
+            .map_err(|e| self.transport(format!("TCP after a truncated answer: {e}")))?;
+            self.exchange(&tcp, &fqdn, rtype).await
+        };
+        let message = tokio::time::timeout_at(deadline, run)
+            .await
+            .map_err(|_| self.timeout_error())??;
+        Ok(interpret(name, &fqdn, rtype, message))
+    }
+
+    async fn exchange(
+        &self,
+        handle: &DnsExchange<TokioRuntimeProvider>,
+        fqdn: &Name,
+        rtype: RecordType,
+    ) -> Result<Message, DnsError> {
+        let mut message = Message::query();
+        message.add_query(Query::query(fqdn.clone(), rtype));
+        message.metadata.recursion_desired = true;
+        // RFC 6840 5.7: setting AD in the query asks for AD in the answer without DO, so the
+        // resolver reports validation while the answer stays free of RRSIGs.
+        message.metadata.authentic_data = true;
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD);
+        message.set_edns(edns);
+        let mut options = DnsRequestOptions::default();
+        options.use_edns = true;
+        options.recursion_desired = true;
+        let mut responses = handle.send(DnsRequest::new(message, options));
+        match responses.next().await {
+            Some(Ok(response)) => Ok(response.into_message()),
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("timed out") || text.contains("timeout") {
+                    Err(self.timeout_error())
+                } else {
+                    Err(self.transport(text))
+                }
+            }
+            None => Err(self.transport("the exchange closed without an answer".to_owned())),
+        }
+    }
+
+    fn timeout_error(&self) -> DnsError {
+        DnsError::Timeout {
+            server: self.server,
+            timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn transport(&self, detail: String) -> DnsError {
+        DnsError::Transport {
+            server: self.server,
+            detail: mpic_common::text::truncate_for_echo(&detail, 256),
+        }
+    }
+}
+
+/// `name` as an absolute DNS name.
+fn fqdn(name: &str) -> Result<Name, DnsError> {
+    let absolute = if name.ends_with('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.")
+    };
+    Name::from_ascii(&absolute).map_err(|e| DnsError::InvalidName {
+        name: mpic_common::text::truncate_for_echo(name, 256),
+        detail: e.to_string(),
+    })
+}
+
+/// Reads the parts of an answer the checks use: follows the CNAME chain from the queried name
+/// through the answer section and keeps the records of `rtype` at its end.
+fn interpret(name: &str, fqdn: &Name, rtype: RecordType, message: Message) -> DnsAnswer {
+    let mut current = fqdn.clone();
+    let mut cname_chain = Vec::new();
+    for _ in 0..MAX_CNAME_CHAIN {
+        if rtype == RecordType::CNAME {
+            break;
+        }
+        let next = message.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if r.name == current => Some(target.0.clone()),
+            _ => None,
+        });
+        match next {
+            Some(target) => {
+                cname_chain.push(target.to_ascii().to_ascii_lowercase());
+                current = target;
+            }
+            None => break,
+        }
+    }
+    let records = message
+        .answers
+        .iter()
+        .filter(|r| r.record_type() == rtype && r.name == current)
+        .cloned()
+        .collect();
+    let extended_errors = message
+        .edns
+        .as_ref()
+        .map(|edns| {
+            edns.options()
+                .get_all(EdnsCode::Unknown(EDE_OPTION_CODE))
+                .into_iter()
+                .filter_map(|option| match option {
+                    EdnsOption::Unknown(_, bytes) if bytes.len() >= 2 => Some(ExtendedDnsError {
+                        code: u16::from_be_bytes([bytes[0], bytes[1]]),
+                        text: mpic_common::text::bytes_for_echo(&bytes[2..], MAX_EDE_TEXT_BYTES),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    DnsAnswer {
+        name: name.trim_end_matches('.').to_ascii_lowercase(),
+        rcode: message.metadata.response_code,
+        authentic_data: message.metadata.authentic_data,
+        records,
+        cname_chain,
+        extended_errors,
+    }
+}

@@ -1,0 +1,312 @@
+//! The perspective's HTTP service (api.md section 2): `POST /caa`, `POST /dcv`, `GET /healthz`,
+//! `GET /readyz`. Every reply carries `x-mpic-perspective`; malformed requests get the 400
+//! body of api.md naming the field; a failed check is a 200 with a failed `CheckResponse`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hickory_proto::rr::RecordType;
+use mpic_common::api::{
+    CaaPerspectiveRequest, CheckDetails, CheckResponse, CheckType, DcvPerspectiveRequest,
+    ErrorBody, MpicError, ValidationFailure, ValidationIssue, error_type,
+};
+use mpic_common::target::Target;
+use mpic_common::validate::{self, CaaParams};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::caa::CaaChecker;
+use crate::config::PerspectiveConfig;
+use crate::dcv;
+use crate::dns::DnsClient;
+
+/// The header naming the perspective that answered (api.md section 2).
+pub const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
+
+/// How long `/readyz` waits for the resolver.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct AppState {
+    code: String,
+    caa: CaaChecker,
+    dns: DnsClient,
+    check_timeout: Duration,
+    max_body_bytes: usize,
+    checks: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// State for `config`, with a resolver client of its own.
+    pub fn new(config: &PerspectiveConfig) -> AppState {
+        let dns = DnsClient::new(config.resolver.address, config.dns_timeout());
+        AppState {
+            code: config.perspective.code.clone(),
+            caa: CaaChecker::new(dns.clone(), config.caa.default_issuer_domains.clone()),
+            dns,
+            check_timeout: config.check_timeout(),
+            max_body_bytes: config.limits.max_body_bytes,
+            checks: Arc::new(Semaphore::new(config.limits.max_concurrent_checks)),
+        }
+    }
+}
+
+/// The router, with the identity header, panic guard and fallbacks applied to every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    let identity = HeaderValue::from_str(&state.code)
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid-code"));
+    Router::new()
+        .route("/caa", post(post_caa))
+        .route("/dcv", post(post_dcv))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal-error")
+        }))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(PERSPECTIVE_HEADER),
+            identity,
+        ))
+}
+
+async fn post_caa(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let request: CaaPerspectiveRequest = match read_json(&headers, body, state.max_body_bytes).await
+    {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let mut issues = Vec::new();
+    let target = validate::target(&request.domain_or_ip_target)
+        .map_err(|i| issues.push(i))
+        .ok();
+    if let Err(i) = validate::trace_identifier(request.trace_identifier.as_deref()) {
+        issues.push(i);
+    }
+    let params = CaaParams::from_wire(request.caa_check_parameters.as_ref())
+        .map_err(|i| issues.extend(i))
+        .ok();
+    let (Some(target), Some(params)) = (target, params) else {
+        return bad_request(issues);
+    };
+    if !issues.is_empty() {
+        return bad_request(issues);
+    }
+    let Ok(_permit) = state.checks.clone().try_acquire_owned() else {
+        return overloaded();
+    };
+    let started = Instant::now();
+    let response =
+        match tokio::time::timeout(state.check_timeout, state.caa.check(&target, &params)).await {
+            Ok(r) => r,
+            Err(_) => deadline_exceeded(CheckType::Caa, None, state.check_timeout),
+        };
+    log_check(
+        &state,
+        "caa",
+        None,
+        &target,
+        request.trace_identifier.as_deref(),
+        &response,
+        started,
+    );
+    (StatusCode::OK, axum::Json(response)).into_response()
+}
+
+async fn post_dcv(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let request: DcvPerspectiveRequest = match read_json(&headers, body, state.max_body_bytes).await
+    {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let mut issues = Vec::new();
+    if let Err(i) = validate::trace_identifier(request.trace_identifier.as_deref()) {
+        issues.push(i);
+    }
+    let target = match validate::target(&request.domain_or_ip_target) {
+        Ok(t) => t,
+        Err(i) => {
+            issues.push(i);
+            return bad_request(issues);
+        }
+    };
+    issues.extend(validate::dcv_params(&target, &request.dcv_check_parameters));
+    if !issues.is_empty() {
+        return bad_request(issues);
+    }
+    let Ok(_permit) = state.checks.clone().try_acquire_owned() else {
+        return overloaded();
+    };
+    let started = Instant::now();
+    let method = request.dcv_check_parameters.method();
+    let response = match tokio::time::timeout(
+        state.check_timeout,
+        dcv::check(&target, &request.dcv_check_parameters),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => deadline_exceeded(CheckType::Dcv, Some(method), state.check_timeout),
+    };
+    log_check(
+        &state,
+        "dcv",
+        Some(method.as_str()),
+        &target,
+        request.trace_identifier.as_deref(),
+        &response,
+        started,
+    );
+    (StatusCode::OK, axum::Json(response)).into_response()
+}
+
+async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"status": "ok"})),
+    )
+        .into_response()
+}
+
+/// Ready when the resolver answers at all (any rcode: a SERVFAIL still proves it is there).
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match tokio::time::timeout(READY_PROBE_TIMEOUT, state.dns.query(".", RecordType::NS)).await {
+        Ok(Ok(_)) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready"})),
+        )
+            .into_response(),
+        Ok(Err(e)) => not_ready(&e.to_string()),
+        Err(_) => not_ready("the resolver did not answer in time"),
+    }
+}
+
+fn not_ready(why: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({"status": "not-ready", "reason": why})),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not-found")
+}
+
+async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed")
+}
+
+/// Reads a bounded JSON body into `T`; the error is the response to send.
+async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, Response> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let json = ct
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+            ));
+        }
+    }
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"))?;
+    validate::parse_json::<T>(&bytes).map_err(|issue| bad_request(vec![issue]))
+}
+
+/// The 400 body of api.md.
+pub fn bad_request(issues: Vec<ValidationIssue>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(ValidationFailure {
+            error: "request-validation-failed".to_owned(),
+            validation_issues: issues,
+        }),
+    )
+        .into_response()
+}
+
+fn overloaded() -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn error(status: StatusCode, what: &str) -> Response {
+    (
+        status,
+        axum::Json(ErrorBody {
+            error: what.to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+/// A check that ran out of time: not completed, not passed.
+fn deadline_exceeded(
+    check_type: CheckType,
+    method: Option<mpic_common::api::ValidationMethod>,
+    limit: Duration,
+) -> CheckResponse {
+    let (kind, details) = match (check_type, method) {
+        (CheckType::Dcv, Some(m)) => (error_type::DCV_LOOKUP, CheckDetails::empty_for(m)),
+        _ => (
+            error_type::CAA_LOOKUP,
+            CheckDetails::Caa(mpic_common::api::CaaDetails::default()),
+        ),
+    };
+    CheckResponse {
+        check_type,
+        check_completed: false,
+        check_passed: false,
+        errors: Some(vec![MpicError::new(
+            kind,
+            format!("the check did not finish within {} ms", limit.as_millis()),
+        )]),
+        timestamp_ns: crate::now_ns(),
+        details,
+    }
+}
+
+fn log_check(
+    state: &AppState,
+    check_type: &str,
+    method: Option<&str>,
+    target: &Target,
+    trace_identifier: Option<&str>,
+    response: &CheckResponse,
+    started: Instant,
+) {
+    tracing::info!(
+        perspective.code = %state.code,
+        check.type = check_type,
+        check.method = method.unwrap_or(""),
+        target = %target,
+        trace_identifier = trace_identifier.unwrap_or(""),
+        check.completed = response.check_completed,
+        check.passed = response.check_passed,
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "check finished"
+    );
+}
