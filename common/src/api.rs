@@ -128,7 +128,7 @@ pub enum CertificateType {
 
 /// `dcv_check_parameters`: one variant per `validation_method`, each with its own fields
 /// (api.md section 1, the method table).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "validation_method")]
 pub enum DcvCheckParameters {
     /// BR 3.2.2.4.18 / 3.2.2.5.1.
@@ -170,6 +170,50 @@ pub enum DcvCheckParameters {
     /// BR 3.2.2.5.3.
     #[serde(rename = "reverse-address-lookup")]
     ReverseAddressLookup(ReverseAddressLookupParameters),
+}
+
+/// Read by hand rather than derived: serde's internally tagged enums lose the path of an
+/// error inside the variant, and a 400 must name the field (api.md "Other statuses").
+impl<'de> Deserialize<'de> for DcvCheckParameters {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let method = map
+            .remove("validation_method")
+            .ok_or_else(|| D::Error::missing_field("validation_method"))?;
+        let method: ValidationMethod = serde_json::from_value(method)
+            .map_err(|e| D::Error::custom(format!("in `validation_method`: {e}")))?;
+        fn fields<T: serde::de::DeserializeOwned>(
+            map: serde_json::Map<String, serde_json::Value>,
+        ) -> Result<T, String> {
+            serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
+                let path = e.path().to_string();
+                if path == "." {
+                    e.into_inner().to_string()
+                } else {
+                    format!("in `{path}`: {}", e.into_inner())
+                }
+            })
+        }
+        use DcvCheckParameters as P;
+        use ValidationMethod as M;
+        let parsed = match method {
+            M::WebsiteChange => fields(map).map(P::WebsiteChange),
+            M::AcmeHttp01 => fields(map).map(P::AcmeHttp01),
+            M::AcmeDns01 => fields(map).map(P::AcmeDns01),
+            M::AcmeTlsAlpn01 => fields(map).map(P::AcmeTlsAlpn01),
+            M::DnsChange => fields(map).map(P::DnsChange),
+            M::DnsPersistent => fields(map).map(P::DnsPersistent),
+            M::DnsAccount01 => fields(map).map(P::DnsAccount01),
+            M::ContactEmailTxt => fields(map).map(P::ContactEmailTxt),
+            M::ContactPhoneTxt => fields(map).map(P::ContactPhoneTxt),
+            M::ContactEmailCaa => fields(map).map(P::ContactEmailCaa),
+            M::ContactPhoneCaa => fields(map).map(P::ContactPhoneCaa),
+            M::IpAddress => fields(map).map(P::IpAddress),
+            M::ReverseAddressLookup => fields(map).map(P::ReverseAddressLookup),
+        };
+        parsed.map_err(D::Error::custom)
+    }
 }
 
 /// The validation methods, as named on the wire.

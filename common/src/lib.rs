@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod devcerts;
 pub mod digest;
 pub mod logging;
 pub mod serve;

@@ -125,13 +125,13 @@ impl CaaParams {
             issue::INVALID_CAA_DOMAIN,
             &mut issues,
         );
-        if let Some(uri) = &wire.account_uri {
-            if let Err(e) = check_uri(uri) {
-                issues.push(issue_at(
-                    issue::INVALID_FIELD,
-                    format!("field `caa_check_parameters.account_uri`: {e}"),
-                ));
-            }
+        if let Some(uri) = &wire.account_uri
+            && let Err(e) = check_uri(uri)
+        {
+            issues.push(issue_at(
+                issue::INVALID_FIELD,
+                format!("field `caa_check_parameters.account_uri`: {e}"),
+            ));
         }
         let validation_method = match &wire.validation_method {
             None => None,
@@ -167,13 +167,13 @@ pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<Validatio
     let method = params.method();
     let field = |name: &str| format!("dcv_check_parameters.{name}");
     let prefix = |value: &Option<String>, issues: &mut Vec<ValidationIssue>| {
-        if let Some(p) = value {
-            if let Err(e) = parse_name_prefix(p) {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!("field `{}`: {e}", field("dns_name_prefix")),
-                ));
-            }
+        if let Some(p) = value
+            && let Err(e) = parse_name_prefix(p)
+        {
+            issues.push(issue_at(
+                issue::INVALID_DCV_PARAMETER,
+                format!("field `{}`: {e}", field("dns_name_prefix")),
+            ));
         }
     };
     let bounded = |name: &str, value: &str, issues: &mut Vec<ValidationIssue>| {

@@ -185,16 +185,16 @@ impl DnsClient {
             if !first.metadata.truncation {
                 return Ok(first);
             }
-            let tcp = TcpClientStream::exchange(
-                self.server,
-                None,
-                self.timeout,
-                Some(1),
-                TokioRuntimeProvider::new(),
-            )
-            .await
-            .map_err(|e| self.transport(format!("TCP after a truncated answer: {e}")))?;
-            self.exchange(&tcp, &fqdn, rtype).await
+            // The exchange's background task lives in the provider's task set: keep the
+            // provider alive until the answer is in.
+            let provider = TokioRuntimeProvider::new();
+            let tcp =
+                TcpClientStream::exchange(self.server, None, self.timeout, None, provider.clone())
+                    .await
+                    .map_err(|e| self.transport(format!("TCP after a truncated answer: {e}")))?;
+            let answer = self.exchange(&tcp, &fqdn, rtype).await;
+            drop(provider);
+            answer
         };
         let message = tokio::time::timeout_at(deadline, run)
             .await
@@ -231,7 +231,8 @@ impl DnsClient {
                     Err(self.transport(text))
                 }
             }
-            None => Err(self.transport("the exchange closed without an answer".to_owned())),
+            // hickory ends the response stream without an item when its own deadline passes.
+            None => Err(self.timeout_error()),
         }
     }
 

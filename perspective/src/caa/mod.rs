@@ -14,7 +14,9 @@
 pub mod issuer_value;
 pub mod policy;
 
+use futures_util::StreamExt as _;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use mpic_common::api::{
@@ -128,48 +130,72 @@ impl CaaChecker {
         }
     }
 
-    /// Queries every level in parallel, retries a failed level once, and returns the closest
-    /// non-empty RRset (`found_at`, records, AD) or the failure that decides the check. The
-    /// boolean says whether a retry was made.
+    /// Queries every level in parallel and returns, as soon as the closest levels decide it,
+    /// the closest non-empty RRset (`found_at`, records, AD) or the failure that decides the
+    /// check; a failed level is retried once. The boolean says whether a retry was made.
     async fn relevant_rrset(
         &self,
         domain: &DomainTarget,
     ) -> (Result<(String, Vec<CaaRecord>, bool), LookupFailure>, bool) {
         let names = domain.self_and_ancestors();
-        let mut levels: Vec<Level> = join_all(names.iter().map(|n| self.query_level(n))).await;
-        let mut retried = vec![false; levels.len()];
+        let mut levels: Vec<Option<Level>> = vec![None; names.len()];
+        let mut retried = vec![false; names.len()];
+        let query = |i: usize| {
+            let name = names[i];
+            async move { (i, self.query_level(name).await) }
+        };
+        let mut pending: FuturesUnordered<_> = (0..names.len()).map(query).collect();
         loop {
-            // Closest level first: the first level that is not empty decides.
-            let first = levels
+            // Closest level first: the first level that is not empty decides, once every level
+            // below it has answered. Higher levels still in flight are then dropped.
+            let decided = levels
                 .iter()
-                .position(|l| !matches!(l, Level::Empty { .. }));
-            match first.map(|i| (i, &levels[i])) {
-                Some((i, Level::Failed(_))) if !retried[i] => {
+                .position(|l| !matches!(l, Some(Level::Empty { .. })));
+            match decided.map(|i| (i, &levels[i])) {
+                Some((_, None)) => {}
+                Some((i, Some(Level::Failed(_)))) if !retried[i] => {
                     retried[i] = true;
-                    levels[i] = self.query_level(names[i]).await;
+                    levels[i] = None;
+                    pending.push(query(i));
                 }
-                Some((_, Level::Failed(failure))) => return (Err(failure.clone()), true),
+                Some((_, Some(Level::Failed(failure)))) => return (Err(failure.clone()), true),
                 Some((
                     i,
-                    Level::Found {
+                    Some(Level::Found {
                         records,
                         authentic_data,
-                    },
+                    }),
                 )) => {
                     return (
                         Ok((names[i].to_owned(), records.clone(), *authentic_data)),
                         retried.contains(&true),
                     );
                 }
-                Some((_, Level::Empty { .. })) | None => {
+                Some((_, Some(Level::Empty { .. }))) | None => {
                     let ad = matches!(
                         levels.first(),
-                        Some(Level::Empty {
+                        Some(Some(Level::Empty {
                             authentic_data: true
-                        })
+                        }))
                     );
                     return (
                         Ok((names[0].to_owned(), Vec::new(), ad)),
+                        retried.contains(&true),
+                    );
+                }
+            }
+            match pending.next().await {
+                Some((i, level)) => levels[i] = Some(level),
+                // Unreachable by construction (an undecided level is always in flight), but
+                // if it ever happened the check must fail, not hang or pass.
+                None => {
+                    return (
+                        Err(LookupFailure {
+                            name: names[0].to_owned(),
+                            dnssec: false,
+                            message: "CAA lookup ended without an answer for every level"
+                                .to_owned(),
+                        }),
                         retried.contains(&true),
                     );
                 }
@@ -299,12 +325,18 @@ fn lookup_failure(
     }
 }
 
-fn rcode_text(rcode: ResponseCode) -> String {
-    format!(
-        "{} (rcode {})",
-        rcode.to_str().to_ascii_uppercase(),
-        u16::from(rcode)
-    )
+/// The rcode's mnemonic (RFC 1035 4.1.1, RFC 6895 2.3) and number.
+pub fn rcode_text(rcode: ResponseCode) -> String {
+    let name = match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        _ => "RCODE",
+    };
+    format!("{name} (rcode {})", u16::from(rcode))
 }
 
 /// RFC 4035 4.3 "Insecure": some zone cut at or above `name` has an authenticated denial of

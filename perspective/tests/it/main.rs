@@ -1,0 +1,10 @@
+//! Integration tests of the perspective: component tests of each check against the test kit's
+//! DNS server, service tests through the router, and end-to-end tests of the real binary
+//! resolving through a real Unbound.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod caa_component;
+mod e2e;
+mod malformed;
+mod support;
