@@ -39,6 +39,7 @@ const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AppState {
     code: String,
     caa: CaaChecker,
+    dcv: dcv::DcvContext,
     dns: DnsClient,
     check_timeout: Duration,
     max_body_bytes: usize,
@@ -52,6 +53,10 @@ impl AppState {
         AppState {
             code: config.perspective.code.clone(),
             caa: CaaChecker::new(dns.clone(), config.caa.default_issuer_domains.clone()),
+            dcv: dcv::DcvContext {
+                dns: dns.clone(),
+                web: dcv::web::WebSettings::default(),
+            },
             dns,
             check_timeout: config.check_timeout(),
             max_body_bytes: config.limits.max_body_bytes,
@@ -152,7 +157,7 @@ async fn post_dcv(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     let method = request.dcv_check_parameters.method();
     let response = match tokio::time::timeout(
         state.check_timeout,
-        dcv::check(&target, &request.dcv_check_parameters),
+        dcv::check(&state.dcv, &target, &request.dcv_check_parameters),
     )
     .await
     {
