@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the end-to-end DNS fixtures (tests/src/fixtures.rs) and the
-# sidecar config check (unbound/unbound.conf) need. Idempotent and fast: when every binary
-# (and the root trust anchor file) is already present, it does nothing.
+# Installs the Debian packages the end-to-end DNS fixtures (tests/src/fixtures.rs), the
+# sidecar config check (unbound/unbound.conf) and the pebble-challtestsrv peer tests need.
+# Idempotent and fast: when every binary (and the root trust anchor file) is already present,
+# it does nothing.
 #
 #   unbound        unbound, unbound-checkconf                   (the perspective's resolver)
 #   dns-root-data  /usr/share/dns/root.key                      (root anchor for the config test)
@@ -9,10 +10,11 @@
 #   ldnsutils      ldns-keygen, ldns-signzone                   (sign the test zones)
 #   bind9-dnsutils dig                                          (debugging by hand)
 #   procps         kill                                         (fixtures stop servers with SIGTERM)
+#   pebble         pebble-challtestsrv                          (independent http-01 / tls-alpn-01 peer)
 set -euo pipefail
 
-packages=(unbound dns-root-data nsd ldnsutils bind9-dnsutils procps)
-binaries=(unbound unbound-checkconf nsd nsd-checkconf nsd-checkzone ldns-keygen ldns-signzone dig kill)
+packages=(unbound dns-root-data nsd ldnsutils bind9-dnsutils procps pebble)
+binaries=(unbound unbound-checkconf nsd nsd-checkconf nsd-checkzone ldns-keygen ldns-signzone dig kill pebble-challtestsrv)
 files=(/usr/share/dns/root.key)
 
 missing=0
