@@ -30,7 +30,7 @@ for f in "${files[@]}"; do
 done
 
 if [ "$missing" -eq 0 ]; then
-    echo "install-deps: all DNS test tools already present"
+    echo "install-deps: all test tools already present"
     exit 0
 fi
 

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{
     AddressRecordType, CaaCheckParameters, CertificateType, DcvCheckParameters, ValidationIssue,
 };
-use crate::target::{Target, parse_name_prefix};
+use crate::target::{Target, TargetError, parse_name_prefix, prefixed_name, reverse_name};
 use crate::text::truncate_for_echo;
 
 /// Issue types (kebab-case, as the reference names them where it has one).
@@ -166,16 +166,60 @@ pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<Validatio
     let mut issues = Vec::new();
     let method = params.method();
     let field = |name: &str| format!("dcv_check_parameters.{name}");
-    let prefix = |value: &Option<String>, issues: &mut Vec<ValidationIssue>| {
-        if let Some(p) = value
-            && let Err(e) = parse_name_prefix(p)
+    // The name a DNS method queries is its prefix in front of the target's base name (the
+    // reverse name of an IP target for reverse-address-lookup). It must fit in 253 octets
+    // (RFC 1035 §2.3.4), or there is nothing to look up.
+    let base = match target {
+        Target::Domain(d) => Some(d.name().to_owned()),
+        Target::Ip(ip) if matches!(params, P::ReverseAddressLookup(_)) => Some(reverse_name(*ip)),
+        Target::Ip(_) => None,
+    };
+    let fits = |prefix: &str,
+                shown: &str,
+                field_name: &str,
+                issue_type: &str,
+                issues: &mut Vec<ValidationIssue>| {
+        if let Some(base) = &base
+            && let Err(TargetError::TooLong { len }) = prefixed_name(prefix, base)
         {
             issues.push(issue_at(
-                issue::INVALID_DCV_PARAMETER,
-                format!("field `{}`: {e}", field("dns_name_prefix")),
+                issue_type,
+                format!(
+                    "field `{field_name}`: with `{shown}.` in front of the target, the name to query is {len} octets long; the limit is 253 (RFC 1035 §2.3.4)"
+                ),
             ));
         }
     };
+    let prefix = |value: &Option<String>, issues: &mut Vec<ValidationIssue>| {
+        // An empty prefix is no prefix, as the reference treats it.
+        let Some(p) = value.as_deref().filter(|p| !p.is_empty()) else {
+            return;
+        };
+        match parse_name_prefix(p) {
+            Err(e) => issues.push(issue_at(
+                issue::INVALID_DCV_PARAMETER,
+                format!("field `{}`: {e}", field("dns_name_prefix")),
+            )),
+            Ok(_) => fits(
+                p,
+                p,
+                &field("dns_name_prefix"),
+                issue::INVALID_DCV_PARAMETER,
+                issues,
+            ),
+        }
+    };
+    // A method's own fixed prefix: the target is what is too long.
+    let fixed_prefix = |p: &str, shown: &str, issues: &mut Vec<ValidationIssue>| {
+        fits(
+            p,
+            shown,
+            "domain_or_ip_target",
+            issue::INVALID_TARGET_FOR_METHOD,
+            issues,
+        );
+    };
+    let fixed = |p: &str, issues: &mut Vec<ValidationIssue>| fixed_prefix(p, p, issues);
     let bounded = |name: &str, value: &str, issues: &mut Vec<ValidationIssue>| {
         if value.len() > MAX_PARAMETER_BYTES {
             issues.push(issue_at(
@@ -275,6 +319,7 @@ pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<Validatio
                 &p.key_authorization_hash,
                 &mut issues,
             );
+            fixed("_acme-challenge", &mut issues);
         }
         P::AcmeTlsAlpn01(p) => {
             if crate::digest::parse_sha256(&p.key_authorization_hash).is_none() {
@@ -314,6 +359,7 @@ pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<Validatio
                     format!("field `{}`: {e}", field("expected_account_uri")),
                 ));
             }
+            fixed("_validation-persist", &mut issues);
         }
         P::DnsAccount01(p) => {
             if let Err(e) = check_uri(&p.account_uri) {
@@ -332,14 +378,30 @@ pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<Validatio
                 &p.key_authorization_hash,
                 &mut issues,
             );
+            // The account label is always `_` and 16 base32 characters (BR 3.2.2.4.21).
+            fixed_prefix(
+                "_aaaaaaaaaaaaaaaa._acme-challenge",
+                "_<account label>._acme-challenge",
+                &mut issues,
+            );
         }
         P::ContactEmailTxt(p) => {
             non_empty("challenge_value", &p.challenge_value, &mut issues);
             bounded("challenge_value", &p.challenge_value, &mut issues);
+            fixed_prefix(
+                "_validation-contactemail",
+                "_validation-contactemail",
+                &mut issues,
+            );
         }
         P::ContactPhoneTxt(p) => {
             non_empty("challenge_value", &p.challenge_value, &mut issues);
             bounded("challenge_value", &p.challenge_value, &mut issues);
+            fixed_prefix(
+                "_validation-contactphone",
+                "_validation-contactphone",
+                &mut issues,
+            );
         }
         P::ContactEmailCaa(p) | P::ContactPhoneCaa(p) => {
             non_empty("challenge_value", &p.challenge_value, &mut issues);
@@ -503,6 +565,115 @@ fn is_base64url_byte(b: u8) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dns_method_owner_names() {
+        struct Case {
+            name: &'static str,
+            target: String,
+            params: serde_json::Value,
+            want: &'static [(&'static str, &'static str)],
+        }
+        // 251 octets: fits as a target, not with a method prefix in front.
+        let long = format!("{}.example.com", vec!["a".repeat(59); 4].join("."));
+        // 233 octets: `_validation-persist.` (20) in front makes exactly 253.
+        let edge = format!("b.{}.example.com", vec!["a".repeat(54); 4].join("."));
+        let cases = [
+            Case {
+                name: "empty prefix is no prefix (reference behaviour)",
+                target: "example.com".into(),
+                params: serde_json::json!({"validation_method": "dns-change", "challenge_value": "x", "dns_record_type": "TXT", "dns_name_prefix": ""}),
+                want: &[],
+            },
+            Case {
+                name: "given prefix makes the name too long",
+                target: long.clone(),
+                params: serde_json::json!({"validation_method": "dns-change", "challenge_value": "x", "dns_record_type": "TXT", "dns_name_prefix": "_some-long-prefix"}),
+                want: &[(
+                    issue::INVALID_DCV_PARAMETER,
+                    "field `dcv_check_parameters.dns_name_prefix`: with `_some-long-prefix.` in front of the target, the name to query is 269 octets long; the limit is 253 (RFC 1035 §2.3.4)",
+                )],
+            },
+            Case {
+                name: "acme-dns-01 fixed prefix",
+                target: long.clone(),
+                params: serde_json::json!({"validation_method": "acme-dns-01", "key_authorization_hash": "h"}),
+                want: &[(
+                    issue::INVALID_TARGET_FOR_METHOD,
+                    "field `domain_or_ip_target`: with `_acme-challenge.` in front of the target, the name to query is 267 octets long",
+                )],
+            },
+            Case {
+                name: "dns-account-01 label",
+                target: long.clone(),
+                params: serde_json::json!({"validation_method": "dns-account-01", "account_uri": "https://ca.example/acct/1", "key_authorization_hash": "h"}),
+                want: &[(
+                    issue::INVALID_TARGET_FOR_METHOD,
+                    "field `domain_or_ip_target`: with `_<account label>._acme-challenge.` in front of the target, the name to query is 285 octets long",
+                )],
+            },
+            Case {
+                name: "dns-persistent exactly 253 fits",
+                target: edge.clone(),
+                params: serde_json::json!({"validation_method": "dns-persistent", "issuer_domain_names": ["ca.example"], "expected_account_uri": "https://ca.example/acct/1"}),
+                want: &[],
+            },
+            Case {
+                name: "contact-email-txt",
+                target: long.clone(),
+                params: serde_json::json!({"validation_method": "contact-email-txt", "challenge_value": "a@b.example"}),
+                want: &[(
+                    issue::INVALID_TARGET_FOR_METHOD,
+                    "field `domain_or_ip_target`: with `_validation-contactemail.` in front",
+                )],
+            },
+            Case {
+                name: "contact-phone-txt",
+                target: long.clone(),
+                params: serde_json::json!({"validation_method": "contact-phone-txt", "challenge_value": "+1 555"}),
+                want: &[(
+                    issue::INVALID_TARGET_FOR_METHOD,
+                    "field `domain_or_ip_target`: with `_validation-contactphone.` in front",
+                )],
+            },
+            Case {
+                name: "no prefix: the target alone always fits",
+                target: long.clone(),
+                params: serde_json::json!({"validation_method": "contact-email-caa", "challenge_value": "a@b.example"}),
+                want: &[],
+            },
+            Case {
+                name: "reverse name of an ipv6 target with a prefix fits",
+                target: "2001:db8::1".into(),
+                params: serde_json::json!({"validation_method": "reverse-address-lookup", "challenge_value": "h.example.", "dns_name_prefix": "_p"}),
+                want: &[],
+            },
+            Case {
+                name: "an IP target is refused once, not also for its length",
+                target: "192.0.2.1".into(),
+                params: serde_json::json!({"validation_method": "acme-dns-01", "key_authorization_hash": "h"}),
+                want: &[(
+                    issue::INVALID_TARGET_FOR_METHOD,
+                    "field `domain_or_ip_target`: an IP address cannot be validated with acme-dns-01",
+                )],
+            },
+        ];
+        for c in cases {
+            let target = Target::parse(&c.target).unwrap();
+            let params: DcvCheckParameters = serde_json::from_value(c.params).unwrap();
+            let got = dcv_params(&target, &params);
+            assert_eq!(got.len(), c.want.len(), "case {:?}: {got:?}", c.name);
+            for (issue, (issue_type, message)) in got.iter().zip(c.want) {
+                assert_eq!(issue.issue_type, *issue_type, "case {:?}", c.name);
+                assert!(
+                    issue.message.starts_with(message),
+                    "case {:?}: {}",
+                    c.name,
+                    issue.message
+                );
+            }
+        }
+    }
 
     #[test]
     fn rfc8657_labels() {

@@ -1,1 +1,162 @@
-//! coordinator
+//! The MPIC coordinator (architecture.md): validates `POST /mpic`, picks the target's cohort
+//! of perspectives, calls them concurrently over mutual TLS, and decides under the BR quorum
+//! rules (BR 3.2.2.9).
+
+pub mod auth;
+pub mod cohort;
+pub mod config;
+pub mod fanout;
+pub mod orchestrate;
+pub mod policy;
+pub mod quorum;
+pub mod service;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::{CoordinatorConfig, parse_api_keys};
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Secrets resolved from their sources.
+#[derive(Clone)]
+pub struct Secrets {
+    /// The API keys.
+    pub api_keys: Vec<String>,
+    /// The cohort hash secret.
+    pub hash_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets(..)")
+    }
+}
+
+impl Secrets {
+    /// Reads the secrets the configuration points at.
+    pub fn load(config: &CoordinatorConfig) -> Result<Secrets, mpic_common::config::ConfigError> {
+        let api_keys = parse_api_keys(&config.api_keys.read("api_keys")?)?;
+        let hash_secret = config
+            .hash_secret
+            .read("hash_secret")?
+            .trim()
+            .as_bytes()
+            .to_vec();
+        if hash_secret.len() < 16 {
+            return Err(mpic_common::config::ConfigError::field(
+                "hash_secret",
+                "must be at least 16 bytes",
+            ));
+        }
+        Ok(Secrets {
+            api_keys,
+            hash_secret,
+        })
+    }
+}
+
+/// The pooled client towards the perspectives: mutual TLS (or plain HTTP behind the danger
+/// setting), connections kept and reused.
+pub fn perspective_client(config: &CoordinatorConfig) -> anyhow::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.call_timeout());
+    let builder = match &config.perspective_tls {
+        Some(t) => builder.tls_backend_preconfigured(mpic_common::tls::mutual_client_config(
+            &t.certificate,
+            &t.private_key,
+            &t.ca,
+        )?),
+        None => {
+            tracing::warn!(
+                "danger_plain_http_perspectives is on: perspective calls are neither encrypted nor authenticated"
+            );
+            builder
+        }
+    };
+    builder
+        .build()
+        .context("perspective_tls: building the client")
+}
+
+/// A coordinator bound to its port.
+#[derive(Debug)]
+pub struct Coordinator {
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Coordinator {
+    /// Checks the configuration, builds the client and binds the listener.
+    pub async fn bind(config: &CoordinatorConfig, secrets: Secrets) -> anyhow::Result<Coordinator> {
+        mpic_common::tls::install_crypto_provider();
+        config.validate()?;
+        let client = perspective_client(config)?;
+        let orchestrator = orchestrate::Orchestrator::new(
+            config.perspectives.clone(),
+            client.clone(),
+            secrets.hash_secret,
+            config.call_timeout(),
+            config.request_timeout(),
+            config.grace(),
+        )?;
+        let tls = match &config.api_tls {
+            Some(t) => Some(mpic_common::tls::server_config(
+                &t.certificate,
+                &t.private_key,
+            )?),
+            None => None,
+        };
+        let state = Arc::new(service::AppState {
+            orchestrator,
+            keys: auth::ApiKeys::new(&secrets.api_keys),
+            bounds: quorum::Bounds {
+                catalogue_size: u32::try_from(config.perspectives.len()).unwrap_or(u32::MAX),
+                default_perspective_count: config.default_perspective_count,
+                max_attempts: config.max_attempts,
+                br_minimum: policy::br_minimum_today(),
+                policy: config.policy,
+            },
+            max_body_bytes: config.limits.max_body_bytes,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(
+                config.limits.max_concurrent_requests,
+            )),
+            client,
+        });
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listen: cannot bind {}", config.listen))?;
+        Ok(Coordinator {
+            listener,
+            router: service::router(state),
+            tls,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        mpic_common::serve::serve(self.listener, self.router, self.tls, shutdown).await
+    }
+}

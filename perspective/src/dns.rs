@@ -143,6 +143,74 @@ pub enum DnsError {
     },
 }
 
+/// A lookup that gave no usable answer: no answer message at all ([`DnsError`]), or an rcode
+/// other than NOERROR and NXDOMAIN (SERVFAIL, REFUSED, …). The one place where both become
+/// what a check reports; CAA and every DNS-based DCV method read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupFailure {
+    /// The queried name.
+    pub name: String,
+    /// The resolver reported a DNSSEC validation failure (an Extended DNS Error with code 1–12,
+    /// RFC 8914 section 4).
+    pub dnssec: bool,
+    /// What happened, ready for an `error_message`: the rcode and every EDE, or the transport
+    /// problem.
+    pub message: String,
+    /// The resolver's answer when there was one (a bad rcode), for the details.
+    pub answer: Option<DnsAnswer>,
+}
+
+impl LookupFailure {
+    /// No answer message: a timeout or a broken exchange.
+    pub fn no_answer(name: &str, rtype: RecordType, error: &DnsError) -> LookupFailure {
+        LookupFailure {
+            name: name.to_owned(),
+            dnssec: false,
+            message: format!("{rtype} lookup for {name} failed: {error}"),
+            answer: None,
+        }
+    }
+
+    /// An answer whose rcode carries no records, with the resolver's Extended DNS Errors; a
+    /// DNSSEC failure when one of them says so.
+    pub fn bad_rcode(name: &str, rtype: RecordType, answer: DnsAnswer) -> LookupFailure {
+        let dnssec = answer
+            .extended_errors
+            .iter()
+            .any(ExtendedDnsError::is_dnssec);
+        let mut message = format!(
+            "{rtype} lookup for {name} failed: {}",
+            rcode_text(answer.rcode)
+        );
+        for ede in &answer.extended_errors {
+            message.push_str(&format!("; {ede}"));
+        }
+        if dnssec {
+            message.push_str(" (DNSSEC validation failed)");
+        }
+        LookupFailure {
+            name: name.to_owned(),
+            dnssec,
+            message,
+            answer: Some(answer),
+        }
+    }
+}
+
+/// The rcode's mnemonic (RFC 1035 4.1.1, RFC 6895 2.3) and number.
+pub fn rcode_text(rcode: ResponseCode) -> String {
+    let name = match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        _ => "RCODE",
+    };
+    format!("{name} (rcode {})", u16::from(rcode))
+}
+
 /// The UDP payload size we advertise (DNS Flag Day 2020 recommendation).
 const EDNS_PAYLOAD: u16 = 1232;
 /// The EDNS option code of Extended DNS Errors (RFC 8914).
@@ -200,6 +268,19 @@ impl DnsClient {
             .await
             .map_err(|_| self.timeout_error())??;
         Ok(interpret(name, &fqdn, rtype, message))
+    }
+
+    /// [`query`](Self::query), sorted the way every check reads a lookup: NOERROR and NXDOMAIN
+    /// are answers (possibly without records: a name or type that does not exist is a normal
+    /// result, not an outage); no answer at all or any other rcode is a [`LookupFailure`].
+    pub async fn lookup(&self, name: &str, rtype: RecordType) -> Result<DnsAnswer, LookupFailure> {
+        match self.query(name, rtype).await {
+            Err(e) => Err(LookupFailure::no_answer(name, rtype, &e)),
+            Ok(answer) => match answer.rcode {
+                ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer),
+                _ => Err(LookupFailure::bad_rcode(name, rtype, answer)),
+            },
+        }
     }
 
     async fn exchange(

@@ -8,3 +8,4 @@
 
 pub mod dns;
 pub mod fixtures;
+pub mod process;

@@ -2,40 +2,17 @@
 //! `unbound` that validates a locally signed zone served by a real NSD.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use mpic_common::api::{CheckDetails, CheckResponse, error_type};
 use mpic_common::devcerts::{DevPki, DevPkiFiles};
-use mpic_tests::fixtures::{DnsWorld, WorldSpec, ZoneSpec, free_port};
+use mpic_tests::fixtures::{DnsWorld, WorldSpec, free_port};
+use mpic_tests::process::{Server, mpic_test_zone, test_tld_zone};
 use serde_json::json;
-
-/// The signed zone of the end-to-end tests; `bogus` is tampered after signing.
-pub fn mpic_test_zone() -> ZoneSpec {
-    ZoneSpec::signed(
-        "mpic.test",
-        [
-            r#"@ 60 IN CAA 0 issue "ca.example""#,
-            r#"deny 60 IN CAA 0 issue "other.example""#,
-            r#"wild 60 IN CAA 0 issue "ca.example""#,
-            r#"wild 60 IN CAA 0 issuewild "other.example""#,
-            "www 60 IN CNAME @",
-            "alias 60 IN CNAME deny",
-            "host 60 IN A 192.0.2.10",
-            r#"bogus 60 IN CAA 0 issue "bogus-ca.example""#,
-        ],
-    )
-    .with_tamper("bogus-ca.example", "ca.example")
-}
-
-/// An unsigned `test.` parent so that the climb can reach the TLD with no Internet.
-pub fn test_tld_zone() -> ZoneSpec {
-    ZoneSpec::unsigned("test", Vec::<String>::new())
-}
 
 /// A running perspective process; killed on drop.
 pub struct RunningPerspective {
-    _child: tokio::process::Child,
+    _server: Server,
     pub url: String,
 }
 
@@ -46,7 +23,11 @@ pub async fn start_perspective(
     resolver: std::net::SocketAddr,
     files: &DevPkiFiles,
 ) -> RunningPerspective {
-    let (_, cert, key) = files.perspectives.iter().find(|(c, _, _)| c == code).unwrap();
+    let (_, cert, key) = files
+        .perspectives
+        .iter()
+        .find(|(c, _, _)| c == code)
+        .unwrap();
     let port = free_port();
     let config = format!(
         "listen: 127.0.0.1:{port}\nperspective: {{code: {code}, rir: ARIN}}\nresolver: {{address: \"{resolver}\", timeout_ms: 2000}}\ncaa: {{default_issuer_domains: [ca.example]}}\ntls: {{certificate: {}, private_key: {}, client_ca: {}}}\n",
@@ -56,29 +37,20 @@ pub async fn start_perspective(
     );
     let path = dir.join(format!("{code}.yaml"));
     std::fs::write(&path, config).unwrap();
-    let log = std::fs::File::create(dir.join(format!("{code}.log"))).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mpic-perspective"))
-        .arg("--config")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("https://127.0.0.1:{port}");
-    let client = client(files);
-    for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{url}/healthz")).send().await
-            && r.status().is_success()
-        {
-            return RunningPerspective { _child: child, url };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "perspective {code} did not become healthy: {}",
-        std::fs::read_to_string(dir.join(format!("{code}.log"))).unwrap_or_default()
+    let server = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_mpic-perspective")),
+        &["--config", path.to_str().unwrap()],
+        &[],
+        &dir.join(format!("{code}.log")),
     );
+    let url = format!("https://127.0.0.1:{port}");
+    server
+        .wait_healthy(&client(files), &format!("{url}/healthz"))
+        .await;
+    RunningPerspective {
+        _server: server,
+        url,
+    }
 }
 
 /// A client holding the coordinator's certificate.
@@ -99,7 +71,12 @@ pub fn client(files: &DevPkiFiles) -> reqwest::Client {
 fn pki_in(dir: &Path, codes: &[&str]) -> DevPkiFiles {
     let spec: Vec<(String, Vec<String>)> = codes
         .iter()
-        .map(|c| ((*c).to_owned(), vec!["127.0.0.1".to_owned(), "localhost".to_owned()]))
+        .map(|c| {
+            (
+                (*c).to_owned(),
+                vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+            )
+        })
         .collect();
     DevPki::generate(&spec).unwrap().write(dir).unwrap()
 }
@@ -136,21 +113,63 @@ async fn caa_through_a_real_unbound_over_mutual_tls() {
         found_at: Option<&'static str>,
     }
     let cases = [
-        Case { name: "permit", target: "mpic.test", passed: true, found_at: Some("mpic.test") },
-        Case { name: "climb to permit", target: "nx.host.mpic.test", passed: true, found_at: Some("mpic.test") },
-        Case { name: "deny", target: "deny.mpic.test", passed: false, found_at: Some("deny.mpic.test") },
-        Case { name: "wildcard denied by issuewild", target: "*.wild.mpic.test", passed: false, found_at: Some("wild.mpic.test") },
-        Case { name: "non-wildcard allowed by issue", target: "wild.mpic.test", passed: true, found_at: Some("wild.mpic.test") },
-        Case { name: "CNAME to a permitting name", target: "www.mpic.test", passed: true, found_at: Some("www.mpic.test") },
-        Case { name: "CNAME to a denying name", target: "alias.mpic.test", passed: false, found_at: Some("alias.mpic.test") },
+        Case {
+            name: "permit",
+            target: "mpic.test",
+            passed: true,
+            found_at: Some("mpic.test"),
+        },
+        Case {
+            name: "climb to permit",
+            target: "nx.host.mpic.test",
+            passed: true,
+            found_at: Some("mpic.test"),
+        },
+        Case {
+            name: "deny",
+            target: "deny.mpic.test",
+            passed: false,
+            found_at: Some("deny.mpic.test"),
+        },
+        Case {
+            name: "wildcard denied by issuewild",
+            target: "*.wild.mpic.test",
+            passed: false,
+            found_at: Some("wild.mpic.test"),
+        },
+        Case {
+            name: "non-wildcard allowed by issue",
+            target: "wild.mpic.test",
+            passed: true,
+            found_at: Some("wild.mpic.test"),
+        },
+        Case {
+            name: "CNAME to a permitting name",
+            target: "www.mpic.test",
+            passed: true,
+            found_at: Some("www.mpic.test"),
+        },
+        Case {
+            name: "CNAME to a denying name",
+            target: "alias.mpic.test",
+            passed: false,
+            found_at: Some("alias.mpic.test"),
+        },
     ];
     for c in cases {
         let r = caa(&client, &p.url, c.target).await;
         assert!(r.check_completed, "{}: {r:?}", c.name);
         assert_eq!(r.check_passed, c.passed, "{}: {r:?}", c.name);
-        let CheckDetails::Caa(d) = &r.details else { panic!("{}: {r:?}", c.name) };
+        let CheckDetails::Caa(d) = &r.details else {
+            panic!("{}: {r:?}", c.name)
+        };
         assert_eq!(d.found_at.as_deref(), c.found_at, "{}", c.name);
-        assert_eq!(d.ad_flag, Some(true), "{}: signed zone answers are validated", c.name);
+        assert_eq!(
+            d.ad_flag,
+            Some(true),
+            "{}: signed zone answers are validated",
+            c.name
+        );
     }
 
     // A broken signature fails closed with a DNSSEC error naming the cause.
@@ -158,7 +177,11 @@ async fn caa_through_a_real_unbound_over_mutual_tls() {
     assert!(!r.check_completed && !r.check_passed, "{r:?}");
     let errors = r.errors.unwrap();
     assert_eq!(errors[0].error_type, error_type::CAA_DNSSEC);
-    assert!(errors[0].error_message.contains("DNSSEC Bogus"), "{}", errors[0].error_message);
+    assert!(
+        errors[0].error_message.contains("DNSSEC Bogus"),
+        "{}",
+        errors[0].error_message
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,3 @@
+//! `mpic`: the command-line client and operator tools.
+
+fn main() {}

@@ -1,0 +1,388 @@
+//! Calling the perspectives: one pooled mutual-TLS client, concurrent calls each under the
+//! per-perspective deadline, an early verdict with a short grace for stragglers, and every
+//! failure turned into a failed entry (`mpic_error:coordinator:remote_check`). Nothing ever
+//! turns a missing answer into a pass (api.md section 3).
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use mpic_common::api::{
+    CaaDetails, CheckDetails, CheckResponse, CheckType, MpicError, ValidationMethod, error_type,
+};
+use mpic_common::config::Rir;
+use tokio::time::Instant;
+
+use crate::quorum::{Outcome, settled};
+
+/// The header a perspective names itself in (api.md section 2).
+pub const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
+
+/// Largest perspective reply we read.
+const MAX_REPLY_BYTES: usize = 1 << 20;
+
+/// What a failed entry looks like for this request.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryShape {
+    /// CAA or DCV.
+    pub check_type: CheckType,
+    /// The DCV method, for the details shape.
+    pub method: Option<ValidationMethod>,
+}
+
+impl EntryShape {
+    /// A failed, not-completed entry with `message`.
+    pub fn failed(self, message: impl AsRef<str>) -> CheckResponse {
+        CheckResponse {
+            check_type: self.check_type,
+            check_completed: false,
+            check_passed: false,
+            errors: Some(vec![MpicError::new(
+                error_type::COORDINATOR_REMOTE_CHECK,
+                message,
+            )]),
+            timestamp_ns: crate::now_ns(),
+            details: match self.method {
+                Some(m) => CheckDetails::empty_for(m),
+                None => CheckDetails::Caa(CaaDetails::default()),
+            },
+        }
+    }
+}
+
+/// One perspective call to make: where, who must answer, what to send.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The full URL (`…/caa` or `…/dcv`).
+    pub url: reqwest::Url,
+    /// The code that must come back in `x-mpic-perspective`.
+    pub code: String,
+    /// The JSON body.
+    pub body: Bytes,
+    /// Forwarded trace identifier, if any.
+    pub trace_identifier: Option<String>,
+}
+
+/// Makes one call under `timeout`; every failure is a failed entry naming the perspective.
+pub async fn call(
+    client: &reqwest::Client,
+    call: &Call,
+    shape: EntryShape,
+    timeout: Duration,
+) -> CheckResponse {
+    match tokio::time::timeout(timeout, call_inner(client, call, shape)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(message)) => shape.failed(format!("perspective {}: {message}", call.code)),
+        Err(_) => shape.failed(format!(
+            "perspective {}: no answer within {} ms",
+            call.code,
+            timeout.as_millis()
+        )),
+    }
+}
+
+async fn call_inner(
+    client: &reqwest::Client,
+    call: &Call,
+    shape: EntryShape,
+) -> Result<CheckResponse, String> {
+    let mut request = client
+        .post(call.url.clone())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(call.body.clone());
+    if let Some(t) = &call.trace_identifier {
+        request = request.header("x-mpic-trace-identifier", sanitize_header(t));
+    }
+    let mut response = request.send().await.map_err(describe)?;
+    let status = response.status();
+    let who = response
+        .headers()
+        .get(PERSPECTIVE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if who.as_deref() != Some(call.code.as_str()) {
+        return Err(format!(
+            "the reply names itself {:?}, not {:?}: treated as a misconfiguration",
+            who.unwrap_or_default(),
+            call.code
+        ));
+    }
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("answered HTTP {}", status.as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(format!("reply larger than {MAX_REPLY_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let parsed: CheckResponse = serde_json::from_slice(&body)
+        .map_err(|e| format!("the reply is not a CheckResponse: {e}"))?;
+    if parsed.check_type != shape.check_type {
+        return Err(format!(
+            "the reply is a {} check, not {}",
+            parsed.check_type.as_str(),
+            shape.check_type.as_str()
+        ));
+    }
+    Ok(parsed)
+}
+
+/// What the CA sees of a transport error: the kind, never a stack of internals.
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the reply broke off"
+    } else if e.is_request() {
+        "the request failed"
+    } else {
+        "the exchange failed"
+    };
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+    let mut root = String::new();
+    while let Some(s) = source {
+        root = s.to_string();
+        source = s.source();
+    }
+    if root.is_empty() {
+        kind.to_owned()
+    } else {
+        format!(
+            "{kind}: {}",
+            mpic_common::text::truncate_for_echo(&root, 200)
+        )
+    }
+}
+
+fn sanitize_header(value: &str) -> String {
+    mpic_common::text::truncate_for_echo(
+        &value
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect::<String>(),
+        256,
+    )
+}
+
+/// Collects the answers of one attempt's calls (in cohort order). Once the verdict is settled
+/// (no pending answer can change it), stragglers get `grace`; then, or at `deadline`, every
+/// call still pending is dropped (cancelled) and recorded as not completed.
+pub async fn gather<F>(
+    calls: Vec<(Rir, F)>,
+    quorum: u32,
+    grace: Duration,
+    deadline: Instant,
+    shape: EntryShape,
+) -> Vec<CheckResponse>
+where
+    F: Future<Output = CheckResponse>,
+{
+    let n = u32::try_from(calls.len()).unwrap_or(u32::MAX);
+    let rirs: Vec<Rir> = calls.iter().map(|(r, _)| *r).collect();
+    let mut pending: FuturesUnordered<_> = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, f))| async move { (i, f.await) })
+        .collect();
+    let mut answers: Vec<Option<CheckResponse>> = vec![None; rirs.len()];
+    let mut grace_until: Option<Instant> = None;
+    while !pending.is_empty() {
+        let wake = grace_until.map_or(deadline, |g| g.min(deadline));
+        tokio::select! {
+            next = pending.next() => {
+                if let Some((i, response)) = next {
+                    answers[i] = Some(response);
+                }
+            }
+            () = tokio::time::sleep_until(wake) => break,
+        }
+        if grace_until.is_none() {
+            let answered: Vec<Outcome> = answers
+                .iter()
+                .zip(&rirs)
+                .filter_map(|(a, rir)| a.as_ref().map(|r| outcome(*rir, r)))
+                .collect();
+            let waiting: Vec<Rir> = answers
+                .iter()
+                .zip(&rirs)
+                .filter(|(a, _)| a.is_none())
+                .map(|(_, rir)| *rir)
+                .collect();
+            if settled(n, quorum, &answered, &waiting).is_some() {
+                grace_until = Some(Instant::now() + grace);
+            }
+        }
+    }
+    let why = if grace_until.is_some() {
+        "cancelled: the verdict was settled before it answered"
+    } else {
+        "no answer within the request deadline"
+    };
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| shape.failed(why)))
+        .collect()
+}
+
+/// A response as the tally sees it.
+pub fn outcome(rir: Rir, response: &CheckResponse) -> Outcome {
+    Outcome {
+        rir,
+        completed: response.check_completed,
+        passed: response.check_passed && response.check_completed,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn shape() -> EntryShape {
+        EntryShape {
+            check_type: CheckType::Caa,
+            method: None,
+        }
+    }
+
+    fn pass() -> CheckResponse {
+        CheckResponse {
+            check_completed: true,
+            check_passed: true,
+            errors: None,
+            ..shape().failed("")
+        }
+    }
+
+    type Boxed = std::pin::Pin<Box<dyn Future<Output = CheckResponse> + Send>>;
+
+    fn after(ms: u64, r: CheckResponse) -> Boxed {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            r
+        })
+    }
+
+    fn never() -> Boxed {
+        Box::pin(std::future::pending())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn early_verdict_returns_after_the_grace_not_the_deadline() {
+        use Rir::*;
+        let start = Instant::now();
+        let calls: Vec<(Rir, Boxed)> = vec![
+            (Arin, after(10, pass())),
+            (RipeNcc, after(20, pass())),
+            (Apnic, after(30, pass())),
+            (Lacnic, after(40, pass())),
+            (Afrinic, after(50, pass())),
+            (Arin, never()),
+        ];
+        let out = gather(
+            calls,
+            4,
+            Duration::from_millis(250),
+            start + Duration::from_secs(15),
+            shape(),
+        )
+        .await;
+        // Quorum 4 with two RIRs is reached at 40 ms; the grace runs to 290 ms.
+        assert_eq!(start.elapsed(), Duration::from_millis(290));
+        assert_eq!(
+            out.iter().filter(|r| r.check_passed).count(),
+            5,
+            "the fifth answered within the grace"
+        );
+        assert!(!out[5].check_completed && !out[5].check_passed);
+        assert!(
+            out[5].errors.as_ref().unwrap()[0]
+                .error_message
+                .contains("cancelled")
+        );
+        assert_eq!(
+            out[5].errors.as_ref().unwrap()[0].error_type,
+            error_type::COORDINATOR_REMOTE_CHECK
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settled_failure_also_stops_early() {
+        use Rir::*;
+        let start = Instant::now();
+        let fail = || shape().failed("x");
+        let calls: Vec<(Rir, Boxed)> = vec![
+            (Arin, after(10, fail())),
+            (RipeNcc, after(10, fail())),
+            (Apnic, after(10, fail())),
+            (Lacnic, never()),
+            (Afrinic, never()),
+            (Arin, never()),
+        ];
+        let out = gather(
+            calls,
+            4,
+            Duration::from_millis(100),
+            start + Duration::from_secs(15),
+            shape(),
+        )
+        .await;
+        assert_eq!(start.elapsed(), Duration::from_millis(110));
+        assert!(out.iter().all(|r| !r.check_passed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_request_deadline_bounds_everything() {
+        use Rir::*;
+        let start = Instant::now();
+        let calls: Vec<(Rir, Boxed)> = vec![
+            (Arin, never()),
+            (RipeNcc, never()),
+            (Apnic, after(5, pass())),
+        ];
+        let out = gather(
+            calls,
+            2,
+            Duration::from_millis(100),
+            start + Duration::from_secs(2),
+            shape(),
+        )
+        .await;
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        assert!(
+            out[0].errors.as_ref().unwrap()[0]
+                .error_message
+                .contains("deadline")
+        );
+        assert!(out[2].check_passed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn everyone_answering_needs_no_grace() {
+        use Rir::*;
+        let start = Instant::now();
+        let calls: Vec<(Rir, Boxed)> = vec![(Arin, after(5, pass())), (RipeNcc, after(7, pass()))];
+        let out = gather(
+            calls,
+            1,
+            Duration::from_millis(500),
+            start + Duration::from_secs(2),
+            shape(),
+        )
+        .await;
+        assert_eq!(start.elapsed(), Duration::from_millis(7));
+        assert!(out.iter().all(|r| r.check_passed));
+    }
+}

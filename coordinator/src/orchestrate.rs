@@ -1,0 +1,247 @@
+//! One `POST /mpic` from validated request to response (architecture.md "Data flow"): pick
+//! the target's cohorts, run attempts over them until the corroboration succeeds or attempts
+//! run out, and build the document the CA logs (BR 5.4.1).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mpic_common::api::{
+    ActualOrchestrationParameters, CaaPerspectiveRequest, CheckType, DcvPerspectiveRequest,
+    EchoedParameters, MpicRequest, MpicResponse, PerspectiveResult,
+};
+use mpic_common::config::Rir;
+use mpic_common::target::Target;
+use tokio::time::Instant;
+
+use crate::cohort::{self, Member};
+use crate::config::PerspectiveEntry;
+use crate::fanout::{self, Call, EntryShape};
+use crate::quorum::{self, Plan};
+
+/// Everything needed to run requests against one catalogue.
+#[derive(Debug, Clone)]
+pub struct Orchestrator {
+    /// The catalogue, in configuration order.
+    pub perspectives: Vec<PerspectiveEntry>,
+    members: Vec<Member>,
+    /// `/caa` and `/dcv` URLs of each perspective, parsed once.
+    urls: Vec<[reqwest::Url; 2]>,
+    client: reqwest::Client,
+    secret: Vec<u8>,
+    call_timeout: Duration,
+    request_timeout: Duration,
+    grace: Duration,
+}
+
+/// Why a request could not be orchestrated (500, api.md "Other statuses").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrchestrationError {
+    /// Not one cohort of the requested size can be built from the catalogue.
+    #[error(
+        "mpic_error:coordinator:cohort: no cohort of {n} perspectives can be built for this target"
+    )]
+    NoCohort {
+        /// The size asked for.
+        n: u32,
+    },
+    /// `cohort_for_single_attempt` names a cohort that does not exist.
+    #[error(
+        "mpic_error:coordinator:cohort_selection: cohort {requested} requested, this target has {available} cohorts of {n}"
+    )]
+    CohortSelection {
+        /// The 1-based number asked for.
+        requested: u32,
+        /// How many exist.
+        available: usize,
+        /// Their size.
+        n: u32,
+    },
+}
+
+/// A request that passed validation.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The body as received.
+    pub request: MpicRequest,
+    /// Its target, normalised.
+    pub target: Target,
+    /// Cohort size, quorum, attempts.
+    pub plan: Plan,
+    /// The echo, defaults filled in.
+    pub echo: EchoedParameters,
+}
+
+impl Orchestrator {
+    /// An orchestrator over `perspectives` calling through `client`.
+    pub fn new(
+        perspectives: Vec<PerspectiveEntry>,
+        client: reqwest::Client,
+        secret: Vec<u8>,
+        call_timeout: Duration,
+        request_timeout: Duration,
+        grace: Duration,
+    ) -> Result<Orchestrator, mpic_common::config::ConfigError> {
+        let members = perspectives.iter().map(PerspectiveEntry::member).collect();
+        let urls = perspectives
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let join = |path: &str| {
+                    reqwest::Url::parse(&format!("{}/{path}", p.url.trim_end_matches('/'))).map_err(
+                        |e| {
+                            mpic_common::config::ConfigError::field(
+                                &format!("perspectives[{i}].url"),
+                                e,
+                            )
+                        },
+                    )
+                };
+                Ok([join("caa")?, join("dcv")?])
+            })
+            .collect::<Result<_, mpic_common::config::ConfigError>>()?;
+        Ok(Orchestrator {
+            perspectives,
+            members,
+            urls,
+            client,
+            secret,
+            call_timeout,
+            request_timeout,
+            grace,
+        })
+    }
+
+    /// The cohorts of `target` (indices into the catalogue), in the order retries walk them.
+    pub fn cohorts_for(&self, target: &Target, n: u32) -> Vec<Vec<usize>> {
+        let seed = cohort::seed(&self.secret, &target.to_string());
+        cohort::cohorts(&self.members, n as usize, seed)
+    }
+
+    /// Runs the request.
+    pub async fn run(&self, v: &Validated) -> Result<MpicResponse, OrchestrationError> {
+        let started = Instant::now();
+        let deadline = started + self.request_timeout;
+        let plan = v.plan;
+        let cohorts = self.cohorts_for(&v.target, plan.perspective_count);
+        if cohorts.is_empty() {
+            return Err(OrchestrationError::NoCohort {
+                n: plan.perspective_count,
+            });
+        }
+        let first = match plan.cohort_for_single_attempt {
+            None => 0,
+            Some(k) if (k as usize) <= cohorts.len() => k as usize - 1,
+            Some(k) => {
+                return Err(OrchestrationError::CohortSelection {
+                    requested: k,
+                    available: cohorts.len(),
+                    n: plan.perspective_count,
+                });
+            }
+        };
+        let shape = EntryShape {
+            check_type: v.request.check_type,
+            method: match &v.echo {
+                EchoedParameters::Dcv(p) => Some(p.method()),
+                EchoedParameters::Caa(_) => None,
+            },
+        };
+        let (path, body) = self.perspective_body(v);
+        let mut attempts: Vec<Vec<PerspectiveResult>> = Vec::new();
+        let mut last_outcomes = Vec::new();
+        for (k, cohort) in cohorts
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take(plan.max_attempts as usize)
+        {
+            if k > first && Instant::now() >= deadline {
+                break;
+            }
+            let calls: Vec<(Rir, _)> = cohort
+                .iter()
+                .map(|&i| {
+                    let entry = &self.perspectives[i];
+                    let call = Call {
+                        url: self.urls[i][path].clone(),
+                        code: entry.code.clone(),
+                        body: body.clone(),
+                        trace_identifier: v.request.trace_identifier.clone(),
+                    };
+                    let timeout = self
+                        .call_timeout
+                        .min(deadline.saturating_duration_since(Instant::now()));
+                    let client = self.client.clone();
+                    (entry.rir, async move {
+                        fanout::call(&client, &call, shape, timeout).await
+                    })
+                })
+                .collect();
+            let answers =
+                fanout::gather(calls, plan.quorum_count, self.grace, deadline, shape).await;
+            last_outcomes = cohort
+                .iter()
+                .zip(&answers)
+                .map(|(&i, r)| fanout::outcome(self.perspectives[i].rir, r))
+                .collect();
+            attempts.push(
+                cohort
+                    .iter()
+                    .zip(answers)
+                    .map(|(&i, check_response)| PerspectiveResult {
+                        perspective_code: self.perspectives[i].code.clone(),
+                        check_response,
+                    })
+                    .collect(),
+            );
+            if quorum::verdict(plan.perspective_count, plan.quorum_count, &last_outcomes) {
+                break;
+            }
+        }
+        let n = plan.perspective_count;
+        let q = plan.quorum_count;
+        let attempt_count = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
+        let perspectives = attempts.pop().unwrap_or_default();
+        Ok(MpicResponse {
+            mpic_completed: quorum::completed(n, q, &last_outcomes),
+            request_orchestration_parameters: v.request.orchestration_parameters.clone(),
+            actual_orchestration_parameters: Some(ActualOrchestrationParameters {
+                perspective_count: n,
+                quorum_count: q,
+                attempt_count,
+            }),
+            check_type: v.request.check_type,
+            domain_or_ip_target: v.request.domain_or_ip_target.clone(),
+            trace_identifier: v.request.trace_identifier.clone(),
+            is_valid: quorum::verdict(n, q, &last_outcomes),
+            parameters: v.echo.clone(),
+            perspectives,
+            previous_attempt_results: (!attempts.is_empty()).then_some(attempts),
+            quorum_result: quorum::quorum_result(n, &last_outcomes),
+        })
+    }
+
+    /// The body every perspective of the request receives (serialised once).
+    fn perspective_body(&self, v: &Validated) -> (usize, Bytes) {
+        let target = v.target.to_string();
+        let trace_identifier = v.request.trace_identifier.clone();
+        let body = match &v.echo {
+            EchoedParameters::Caa(p) => serde_json::to_vec(&CaaPerspectiveRequest {
+                domain_or_ip_target: target,
+                trace_identifier,
+                caa_check_parameters: Some(p.clone()),
+            }),
+            EchoedParameters::Dcv(p) => serde_json::to_vec(&DcvPerspectiveRequest {
+                domain_or_ip_target: target,
+                trace_identifier,
+                dcv_check_parameters: p.clone(),
+            }),
+        };
+        let path = match v.request.check_type {
+            CheckType::Caa => 0,
+            CheckType::Dcv => 1,
+        };
+        // Serialising our own types to JSON cannot fail (string keys, no non-finite floats).
+        (path, Bytes::from(body.unwrap_or_default()))
+    }
+}

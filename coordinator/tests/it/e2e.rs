@@ -1,0 +1,161 @@
+//! End to end: the real `mpic-coordinator` and `mpic-perspective` binaries over mutual TLS,
+//! each perspective resolving through its own real `unbound` (never shared), which validates a
+//! zone signed with `ldns-signzone` and served by `nsd`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use mpic_common::devcerts::DevPkiFiles;
+use mpic_tests::fixtures::{DnsWorld, WorldSpec, free_port};
+use mpic_tests::process::{Server, mpic_test_zone, test_tld_zone, workspace_bin};
+use serde_json::{Value, json};
+
+use crate::support::{API_KEY, PLACES, SECRET, TempDir, pki};
+
+/// Six perspectives and a coordinator, as processes.
+pub struct ProcessFleet {
+    pub url: String,
+    _servers: Vec<Server>,
+    _world: DnsWorld,
+    _dir: TempDir,
+}
+
+pub async fn process_fleet(n: usize) -> ProcessFleet {
+    mpic_common::tls::install_crypto_provider();
+    let world = DnsWorld::start(WorldSpec {
+        zones: vec![test_tld_zone(), mpic_test_zone()],
+        resolvers: n,
+    })
+    .await
+    .unwrap();
+    let dir = TempDir::new();
+    let files = pki(&dir.0.join("pki"));
+    let perspective_bin = workspace_bin("mpic-perspective");
+    let mut servers = Vec::new();
+    let mut catalogue = String::new();
+    for (i, (code, rir, lat, lon)) in PLACES.iter().take(n).enumerate() {
+        let (_, cert, key) = files.perspectives.iter().find(|(c, ..)| c == code).unwrap();
+        let port = free_port();
+        let config = dir.0.join(format!("{code}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\nperspective: {{code: {code}, rir: {rir}}}\nresolver: {{address: \"{}\"}}\ncaa: {{default_issuer_domains: [ca.example]}}\ntls: {{certificate: {}, private_key: {}, client_ca: {}}}\n",
+                world.resolver_addrs()[i],
+                cert.display(),
+                key.display(),
+                files.ca.display()
+            ),
+        )
+        .unwrap();
+        let server = Server::start(
+            &perspective_bin,
+            &["--config", config.to_str().unwrap()],
+            &[],
+            &dir.0.join(format!("{code}.log")),
+        );
+        server
+            .wait_healthy(
+                &mtls_client(&files),
+                &format!("https://127.0.0.1:{port}/healthz"),
+            )
+            .await;
+        servers.push(server);
+        catalogue.push_str(&format!(
+            "  - {{code: {code}, name: {code}, rir: {rir}, latitude: {lat}, longitude: {lon}, url: \"https://127.0.0.1:{port}\"}}\n"
+        ));
+    }
+    let keys = dir.0.join("api-keys");
+    std::fs::write(&keys, format!("{API_KEY}\n")).unwrap();
+    let port = free_port();
+    let config = dir.0.join("coordinator.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\napi_keys: {{file: {}}}\nhash_secret: {{env: MPIC_HASH_SECRET}}\ndefault_perspective_count: {n}\ntimeouts: {{perspective_call_ms: 4000, request_ms: 10000, straggler_grace_ms: 200}}\nperspective_tls: {{certificate: {}, private_key: {}, ca: {}}}\nperspectives:\n{catalogue}",
+            keys.display(),
+            files.coordinator_cert.display(),
+            files.coordinator_key.display(),
+            files.ca.display()
+        ),
+    )
+    .unwrap();
+    let coordinator = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_mpic-coordinator")),
+        &["--config", config.to_str().unwrap()],
+        &[("MPIC_HASH_SECRET", SECRET)],
+        &dir.0.join("coordinator.log"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    coordinator
+        .wait_healthy(&reqwest::Client::new(), &format!("{base}/readyz"))
+        .await;
+    servers.push(coordinator);
+    ProcessFleet {
+        url: format!("{base}/mpic"),
+        _servers: servers,
+        _world: world,
+        _dir: dir,
+    }
+}
+
+fn mtls_client(files: &DevPkiFiles) -> reqwest::Client {
+    let tls = mpic_common::tls::mutual_client_config(
+        &files.coordinator_cert,
+        &files.coordinator_key,
+        &files.ca,
+    )
+    .unwrap();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
+}
+
+pub async fn post(url: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .post(url)
+        .bearer_auth(API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn caa_permit_and_deny_through_the_whole_fleet() {
+    let fleet = process_fleet(6).await;
+    let (status, body) = post(&fleet.url, json!({"check_type": "caa", "domain_or_ip_target": "mpic.test", "trace_identifier": "e2e-1"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_valid"], true, "{body}");
+    assert_eq!(body["quorum_result"], "6/6");
+    for p in body["perspectives"].as_array().unwrap() {
+        assert_eq!(p["check_response"]["details"]["ad_flag"], true, "{p}");
+        assert_eq!(
+            p["check_response"]["details"]["found_at"], "mpic.test",
+            "{p}"
+        );
+    }
+    let (status, body) = post(&fleet.url, json!({"domain_or_ip_target": "deny.mpic.test"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_valid"], false, "{body}");
+    assert_eq!(body["quorum_result"], "0/6");
+    let (_, body) = post(
+        &fleet.url,
+        json!({"domain_or_ip_target": "bogus.mpic.test"}),
+    )
+    .await;
+    assert_eq!(body["is_valid"], false, "{body}");
+    assert_eq!(
+        body["mpic_completed"], false,
+        "every perspective failed closed: {body}"
+    );
+    assert_eq!(
+        body["perspectives"][0]["check_response"]["errors"][0]["error_type"],
+        "mpic_error:caa_checker:dnssec"
+    );
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the coordinator: service tests against real perspectives (and
+//! deliberately faulty ones) on loopback behind mutual TLS, and the end-to-end fleet of real
+//! binaries, each perspective with its own `unbound`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod e2e;
+mod service;
+mod support;

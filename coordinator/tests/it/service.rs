@@ -1,0 +1,394 @@
+//! Service tests: `POST /mpic` through a coordinator and real or faulty perspectives on
+//! loopback behind mutual TLS. Expected verdicts come from the BR quorum table and api.md
+//! section 3.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{API_KEY, FleetSpec, Kind, all_real, dns, fleet};
+
+fn codes(perspectives: &Value) -> Vec<String> {
+    perspectives
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["perspective_code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn valid_and_invalid_caa() {
+    let dns = dns().await;
+    let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
+    let (status, body) = f.post(json!({"check_type": "caa", "domain_or_ip_target": "example.com", "trace_identifier": "t-1"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["is_valid"], true, "{body}");
+    assert_eq!(body["mpic_completed"], true);
+    assert_eq!(body["quorum_result"], "6/6");
+    assert_eq!(body["trace_identifier"], "t-1");
+    assert_eq!(
+        body["actual_orchestration_parameters"],
+        json!({"perspective_count": 6, "quorum_count": 4, "attempt_count": 1})
+    );
+    assert_eq!(
+        body["caa_check_parameters"]["certificate_type"],
+        "tls-server"
+    );
+    assert_eq!(body["previous_attempt_results"], Value::Null);
+    assert_eq!(body["perspectives"].as_array().unwrap().len(), 6);
+    // The reference's shape parses as our type.
+    let _: mpic_common::api::MpicResponse = serde_json::from_value(body).unwrap();
+
+    let (status, body) = f
+        .post(json!({"domain_or_ip_target": "deny.example.com"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["is_valid"], false, "{body}");
+    assert_eq!(body["mpic_completed"], true);
+    assert_eq!(body["quorum_result"], "0/6");
+    assert_eq!(body["check_type"], "caa", "check_type defaults to caa");
+}
+
+#[tokio::test]
+async fn an_unimplemented_dcv_method_is_never_valid() {
+    let dns = dns().await;
+    let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
+    let (status, body) = f
+        .post(json!({"check_type": "dcv", "domain_or_ip_target": "example.com",
+            "dcv_check_parameters": {"validation_method": "acme-tls-alpn-01", "key_authorization_hash": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["dcv_check_parameters"]["validation_method"],
+        "acme-tls-alpn-01"
+    );
+    if body["is_valid"] == false {
+        assert!(body.get("caa_check_parameters").is_none());
+    }
+}
+
+#[tokio::test]
+async fn faulty_perspectives_are_failed_entries_and_quorum_decides() {
+    let dns = dns().await;
+    // Real perspectives on ARIN, RIPE NCC, APNIC and one more; faults on the rest.
+    let kinds = vec![
+        Kind::Real,
+        Kind::Real,
+        Kind::Real,
+        Kind::Refuses,
+        Kind::Hangs,
+        Kind::Real,
+        Kind::Fails500,
+        Kind::Garbage,
+    ];
+    let mut spec = FleetSpec::new(kinds, dns.addr());
+    spec.default_perspective_count = 8;
+    spec.timeouts.perspective_call_ms = 1_500;
+    let f = fleet(spec).await;
+    let started = Instant::now();
+    let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(f.config.timeouts.request_ms),
+        "bounded by the request deadline"
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // n = 8 → quorum 6; only 4 real perspectives pass.
+    assert_eq!(body["is_valid"], false, "{body}");
+    assert_eq!(body["quorum_result"], "4/8");
+    assert_eq!(
+        body["mpic_completed"], false,
+        "4 failures exceed n − quorum = 2"
+    );
+    for p in body["perspectives"].as_array().unwrap() {
+        let code = p["perspective_code"].as_str().unwrap();
+        let r = &p["check_response"];
+        let faulty = ["sa-east", "af-south", "eu-central", "ap-sydney"].contains(&code);
+        assert_eq!(r["check_passed"], !faulty, "{code}: {r}");
+        if faulty {
+            assert_eq!(r["check_completed"], false, "{code}");
+            assert_eq!(
+                r["errors"][0]["error_type"], "mpic_error:coordinator:remote_check",
+                "{code}"
+            );
+            assert!(
+                !r["errors"][0]["error_message"].as_str().unwrap().is_empty(),
+                "{code}: {r}"
+            );
+        }
+    }
+
+    // With quorum reachable (n = 6 of the 4 real + 2 faulty), the verdict follows the quorum.
+    let (status, body) = f.post(json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"perspective_count": 6, "max_attempts": 3}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let attempts: Vec<Value> = std::iter::once(body["perspectives"].clone())
+        .chain(
+            body["previous_attempt_results"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .collect();
+    for attempt in &attempts {
+        assert_eq!(attempt.as_array().unwrap().len(), 6);
+    }
+    let passed = body["perspectives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["check_response"]["check_passed"] == true)
+        .count();
+    assert_eq!(body["is_valid"], passed >= 4, "{body}");
+}
+
+#[tokio::test]
+async fn each_fault_kind_is_reported() {
+    let dns = dns().await;
+    for fault in [
+        Kind::Refuses,
+        Kind::Hangs,
+        Kind::Fails500,
+        Kind::Garbage,
+        Kind::WrongIdentity,
+        Kind::CutsMidReply,
+        Kind::ForeignCertificate,
+    ] {
+        let mut kinds = all_real(6);
+        kinds[0] = fault;
+        let mut spec = FleetSpec::new(kinds, dns.addr());
+        spec.timeouts.perspective_call_ms = 1_000;
+        spec.timeouts.straggler_grace_ms = 100;
+        let f = fleet(spec).await;
+        let started = Instant::now();
+        let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+        assert_eq!(status, StatusCode::OK, "{fault:?}: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{fault:?}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            body["is_valid"], true,
+            "{fault:?}: 5/6 with quorum 4: {body}"
+        );
+        assert_eq!(body["quorum_result"], "5/6", "{fault:?}");
+        let entry = body["perspectives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["perspective_code"] == "us-east")
+            .unwrap();
+        let r = &entry["check_response"];
+        assert_eq!(
+            (r["check_completed"].clone(), r["check_passed"].clone()),
+            (json!(false), json!(false)),
+            "{fault:?}: {r}"
+        );
+        assert_eq!(
+            r["errors"][0]["error_type"], "mpic_error:coordinator:remote_check",
+            "{fault:?}"
+        );
+        let message = r["errors"][0]["error_message"].as_str().unwrap();
+        let expect = match fault {
+            Kind::Hangs => "cancelled",
+            Kind::Fails500 => "HTTP 500",
+            Kind::Garbage => "not a CheckResponse",
+            Kind::WrongIdentity => "someone-else",
+            Kind::Refuses | Kind::ForeignCertificate => "could not connect",
+            Kind::CutsMidReply => "us-east",
+            Kind::Real => unreachable!(),
+        };
+        assert!(message.contains(expect), "{fault:?}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn retry_succeeds_on_the_second_cohort_and_keeps_the_first() {
+    let dns = dns().await;
+    // Find which perspectives form cohort 1 of "example.com" (n = 4 over 8), then break them.
+    let probe = {
+        let mut spec = FleetSpec::new(all_real(8), dns.addr());
+        spec.default_perspective_count = 4;
+        fleet(spec).await
+    };
+    let cohorts = probe.cohorts("example.com", 4);
+    assert!(cohorts.len() >= 2, "{cohorts:?}");
+    let first = cohorts[0].clone();
+    drop(probe);
+    let kinds: Vec<Kind> = crate::support::PLACES
+        .iter()
+        .map(|(code, ..)| {
+            if first.contains(&(*code).to_owned()) {
+                Kind::Fails500
+            } else {
+                Kind::Real
+            }
+        })
+        .collect();
+    let mut spec = FleetSpec::new(kinds, dns.addr());
+    spec.default_perspective_count = 4;
+    let f = fleet(spec).await;
+    assert_eq!(
+        f.cohorts("example.com", 4),
+        cohorts,
+        "same catalogue and secret, same cohorts"
+    );
+
+    let (status, body) = f.post(json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"max_attempts": 2}})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["is_valid"], true, "{body}");
+    assert_eq!(body["actual_orchestration_parameters"]["attempt_count"], 2);
+    assert_eq!(codes(&body["perspectives"]), cohorts[1]);
+    let previous = body["previous_attempt_results"].as_array().unwrap();
+    assert_eq!(previous.len(), 1);
+    assert_eq!(codes(&previous[0]), cohorts[0]);
+    assert!(
+        previous[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["check_response"]["check_passed"] == false)
+    );
+
+    // One attempt only: the first cohort fails and nothing is retried.
+    let (_, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+    assert_eq!(body["is_valid"], false);
+    assert_eq!(body["previous_attempt_results"], Value::Null);
+
+    // cohort_for_single_attempt picks exactly that cohort, once.
+    let (_, body) = f.post(json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"cohort_for_single_attempt": 2, "max_attempts": 3}})).await;
+    assert_eq!(body["is_valid"], true, "{body}");
+    assert_eq!(codes(&body["perspectives"]), cohorts[1]);
+    assert_eq!(body["actual_orchestration_parameters"]["attempt_count"], 1);
+    let (status, body) = f.post(json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"cohort_for_single_attempt": 9}})).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cohort_selection"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn requests_are_validated() {
+    let dns = dns().await;
+    let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
+    let cases = [
+        (
+            json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"quorum_count": 1}}),
+            "invalid-quorum-count",
+        ),
+        (
+            json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"perspective_count": 7}}),
+            "invalid-perspective-count",
+        ),
+        (
+            json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"perspective_count": 3}}),
+            "invalid-perspective-count",
+        ),
+        (
+            json!({"domain_or_ip_target": "example..com"}),
+            "invalid-target",
+        ),
+        (
+            json!({"check_type": "dcv", "domain_or_ip_target": "example.com"}),
+            "invalid-check-parameters",
+        ),
+        (
+            json!({"check_type": "caa", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "acme-dns-01", "key_authorization_hash": "x"}}),
+            "invalid-check-parameters",
+        ),
+        (
+            json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "website-change", "http_token_path": "a", "challenge_value": ""}}),
+            "empty-challenge-value",
+        ),
+        (
+            json!({"check_type": "spf", "domain_or_ip_target": "example.com"}),
+            "invalid-field",
+        ),
+    ];
+    for (body, issue) in cases {
+        let (status, answer) = f.post(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"], "request-validation-failed");
+        let issues: Vec<&str> = answer["validation_issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["issue_type"].as_str().unwrap())
+            .collect();
+        assert!(issues.contains(&issue), "{body}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_required() {
+    let dns = dns().await;
+    let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
+    let body = json!({"domain_or_ip_target": "example.com"});
+    let none = f.client.post(&f.url).json(&body).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.json::<Value>().await.unwrap(),
+        json!({"error": "unauthorized"})
+    );
+    let wrong = f
+        .client
+        .post(&f.url)
+        .bearer_auth("not-the-key-0123456789")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let bearer = f
+        .client
+        .post(&f.url)
+        .bearer_auth(API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 200);
+    let header = f
+        .client
+        .post(&f.url)
+        .header("x-api-key", API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header.status(), 200);
+}
+
+#[tokio::test]
+async fn readiness_follows_the_perspectives() {
+    let dns = dns().await;
+    let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
+    let base = f.url.trim_end_matches("/mpic").to_owned();
+    assert_eq!(
+        f.client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        f.client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let mut kinds = all_real(6);
+    kinds[1] = Kind::Refuses;
+    let g = fleet(FleetSpec::new(kinds, dns.addr())).await;
+    let base = g.url.trim_end_matches("/mpic").to_owned();
+    let r = g.client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503, "a default cohort of 6 needs all six");
+}

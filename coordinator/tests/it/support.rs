@@ -1,0 +1,346 @@
+//! A fleet on loopback: real perspectives (in-process, each with its own resolver client) or
+//! faulty stand-ins, mutual TLS from freshly generated certificates, and a coordinator.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Response, StatusCode};
+use axum::routing::any;
+use mpic_common::config::Rir;
+use mpic_common::devcerts::{DevPki, DevPkiFiles};
+use mpic_coordinator::config::{
+    CoordinatorConfig, PerspectiveEntry, PerspectiveTls, SecretSource, Timeouts,
+};
+use mpic_coordinator::policy::PolicyMode;
+use mpic_coordinator::{Coordinator, Secrets};
+use mpic_perspective::Perspective;
+use mpic_perspective::config::{
+    CaaConfig, Identity, Limits, PerspectiveConfig, ResolverConfig, TlsConfig,
+};
+use tokio::net::TcpListener;
+
+/// The API key of the test coordinators.
+pub const API_KEY: &str = "test-key-0123456789abcdef";
+/// The hash secret of the test coordinators.
+pub const SECRET: &str = "test-secret-0123456789";
+
+/// Far-apart places on every RIR.
+pub const PLACES: [(&str, Rir, f64, f64); 8] = [
+    ("us-east", Rir::Arin, 38.9, -77.4),
+    ("eu-west", Rir::RipeNcc, 53.3, -6.3),
+    ("ap-tokyo", Rir::Apnic, 35.7, 139.7),
+    ("sa-east", Rir::Lacnic, -23.5, -46.6),
+    ("af-south", Rir::Afrinic, -33.9, 18.4),
+    ("us-west", Rir::Arin, 45.8, -119.7),
+    ("eu-central", Rir::RipeNcc, 50.1, 8.7),
+    ("ap-sydney", Rir::Apnic, -33.9, 151.2),
+];
+
+/// How a test perspective behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The real perspective.
+    Real,
+    /// Nothing listens on its port.
+    Refuses,
+    /// Accepts (TLS included) and never answers.
+    Hangs,
+    /// Answers 500.
+    Fails500,
+    /// Answers 200 with a body that is not a CheckResponse.
+    Garbage,
+    /// A real answer, naming another perspective.
+    WrongIdentity,
+    /// Starts a reply and cuts the connection.
+    CutsMidReply,
+    /// The real perspective, with a certificate from another CA.
+    ForeignCertificate,
+}
+
+/// Certificates for all of [`PLACES`] in `dir`.
+pub fn pki(dir: &Path) -> DevPkiFiles {
+    let spec: Vec<(String, Vec<String>)> = PLACES
+        .iter()
+        .map(|(c, ..)| {
+            (
+                (*c).to_owned(),
+                vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+            )
+        })
+        .collect();
+    DevPki::generate(&spec).unwrap().write(dir).unwrap()
+}
+
+/// A running fleet.
+pub struct Fleet {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub config: CoordinatorConfig,
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "mpic-it-{}-{}",
+            std::process::id(),
+            mpic_coordinator::now_ns()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Options of a fleet.
+pub struct FleetSpec {
+    /// How many of [`PLACES`], and how each behaves.
+    pub kinds: Vec<Kind>,
+    /// The resolver of every real perspective (each gets its own client).
+    pub resolver: SocketAddr,
+    pub default_perspective_count: u32,
+    pub timeouts: Timeouts,
+    pub policy: PolicyMode,
+}
+
+impl FleetSpec {
+    pub fn new(kinds: Vec<Kind>, resolver: SocketAddr) -> FleetSpec {
+        FleetSpec {
+            default_perspective_count: u32::try_from(kinds.len().min(6)).unwrap(),
+            kinds,
+            resolver,
+            timeouts: Timeouts {
+                perspective_call_ms: 3_000,
+                request_ms: 8_000,
+                straggler_grace_ms: 200,
+            },
+            policy: PolicyMode::Enforce,
+        }
+    }
+}
+
+/// Starts the perspectives as `spec.kinds` says, then a coordinator over them.
+pub async fn fleet(spec: FleetSpec) -> Fleet {
+    mpic_common::tls::install_crypto_provider();
+    let dir = TempDir::new();
+    let files = pki(&dir.0.join("pki"));
+    let foreign = pki(&dir.0.join("foreign"));
+    let mut tasks = Vec::new();
+    let mut entries = Vec::new();
+    for (i, kind) in spec.kinds.iter().enumerate() {
+        let (code, rir, lat, lon) = PLACES[i];
+        let (_, cert, key) = files
+            .perspectives
+            .iter()
+            .find(|(c, ..)| c == code)
+            .unwrap()
+            .clone();
+        let addr = match kind {
+            Kind::Real | Kind::ForeignCertificate | Kind::WrongIdentity => {
+                let (cert, key) = if *kind == Kind::ForeignCertificate {
+                    let (_, c, k) = foreign
+                        .perspectives
+                        .iter()
+                        .find(|(c, ..)| c == code)
+                        .unwrap()
+                        .clone();
+                    (c, k)
+                } else {
+                    (cert, key)
+                };
+                let identity = if *kind == Kind::WrongIdentity {
+                    "someone-else"
+                } else {
+                    code
+                };
+                let config = PerspectiveConfig {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    perspective: Identity {
+                        code: identity.to_owned(),
+                        rir,
+                    },
+                    resolver: ResolverConfig {
+                        address: spec.resolver,
+                        timeout_ms: 1_000,
+                    },
+                    caa: CaaConfig {
+                        default_issuer_domains: vec!["ca.example".to_owned()],
+                    },
+                    limits: Limits::default(),
+                    tls: Some(TlsConfig {
+                        certificate: cert,
+                        private_key: key,
+                        client_ca: files.ca.clone(),
+                    }),
+                    danger_plain_http: false,
+                };
+                let p = Perspective::bind(&config).await.unwrap();
+                let addr = p.local_addr().unwrap();
+                tasks.push(tokio::spawn(async move {
+                    let _ = p.serve(std::future::pending()).await;
+                }));
+                addr
+            }
+            Kind::Refuses => {
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                l.local_addr().unwrap()
+            }
+            faulty => {
+                let tls = mpic_common::tls::mutual_server_config(&cert, &key, &files.ca).unwrap();
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = l.local_addr().unwrap();
+                let router = faulty_router(*faulty, code);
+                tasks.push(tokio::spawn(async move {
+                    let _ = mpic_common::serve::serve(l, router, Some(tls), std::future::pending())
+                        .await;
+                }));
+                addr
+            }
+        };
+        entries.push(PerspectiveEntry {
+            code: code.to_owned(),
+            name: code.to_owned(),
+            rir,
+            latitude: lat,
+            longitude: lon,
+            url: format!("https://127.0.0.1:{}", addr.port()),
+            too_close_codes: Vec::new(),
+        });
+    }
+    let config = CoordinatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_tls: None,
+        api_keys: SecretSource {
+            env: Some("UNUSED".into()),
+            file: None,
+        },
+        hash_secret: SecretSource {
+            env: Some("UNUSED".into()),
+            file: None,
+        },
+        default_perspective_count: spec.default_perspective_count,
+        max_attempts: 3,
+        timeouts: spec.timeouts,
+        policy: spec.policy,
+        limits: mpic_coordinator::config::Limits::default(),
+        perspective_tls: Some(PerspectiveTls {
+            certificate: files.coordinator_cert.clone(),
+            private_key: files.coordinator_key.clone(),
+            ca: files.ca.clone(),
+        }),
+        danger_plain_http_perspectives: false,
+        perspectives: entries,
+    };
+    let secrets = Secrets {
+        api_keys: vec![API_KEY.to_owned()],
+        hash_secret: SECRET.as_bytes().to_vec(),
+    };
+    let coordinator = Coordinator::bind(&config, secrets).await.unwrap();
+    let addr = coordinator.local_addr().unwrap();
+    tasks.push(tokio::spawn(async move {
+        let _ = coordinator.serve(std::future::pending()).await;
+    }));
+    Fleet {
+        url: format!("http://{addr}/mpic"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        config,
+        _tasks: tasks,
+        _dir: dir,
+    }
+}
+
+impl Fleet {
+    /// POSTs `body` with the API key; returns status and JSON.
+    pub async fn post(&self, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let r = self
+            .client
+            .post(&self.url)
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+        (status, r.json().await.unwrap())
+    }
+
+    /// The cohorts (codes) the coordinator will use for `target` with size `n`.
+    pub fn cohorts(&self, target: &str, n: u32) -> Vec<Vec<String>> {
+        let members: Vec<_> = self
+            .config
+            .perspectives
+            .iter()
+            .map(PerspectiveEntry::member)
+            .collect();
+        let t = mpic_common::target::Target::parse(target).unwrap();
+        let seed = mpic_coordinator::cohort::seed(SECRET.as_bytes(), &t.to_string());
+        mpic_coordinator::cohort::cohorts(&members, n as usize, seed)
+            .into_iter()
+            .map(|c| c.into_iter().map(|i| members[i].code.clone()).collect())
+            .collect()
+    }
+}
+
+fn faulty_router(kind: Kind, code: &'static str) -> Router {
+    Router::new().fallback(any(move || async move {
+        match kind {
+            Kind::Hangs => {
+                std::future::pending::<()>().await;
+                unreachable!()
+            }
+            Kind::Fails500 => Response::builder()
+                .status(500)
+                .header("x-mpic-perspective", code)
+                .body(Body::from("{\"error\":\"boom\"}"))
+                .unwrap(),
+            Kind::Garbage => Response::builder()
+                .status(200)
+                .header("x-mpic-perspective", code)
+                .body(Body::from("{\"check_passed\": true, \"surprise\": [}"))
+                .unwrap(),
+            Kind::CutsMidReply => {
+                let chunks: Vec<Result<&'static str, std::io::Error>> = vec![
+                    Ok("{\"check_type\":\"caa\",\"check_completed\":true,\"check_passed\":tr"),
+                    Err(std::io::Error::other("cut")),
+                ];
+                Response::builder()
+                    .status(200)
+                    .header("x-mpic-perspective", code)
+                    .header("content-length", "400")
+                    .body(Body::from_stream(futures_util::stream::iter(chunks)))
+                    .unwrap()
+            }
+            _ => unreachable!("not a faulty kind"),
+        }
+    }))
+}
+
+/// Every perspective real.
+pub fn all_real(n: usize) -> Vec<Kind> {
+    vec![Kind::Real; n]
+}
+
+/// Shared resolver state for a test: a kit DNS server with permit and deny names.
+pub async fn dns() -> mpic_tests::dns::DnsServer {
+    mpic_tests::dns::DnsServer::start(
+        mpic_tests::dns::Zone::new()
+            .caa("example.com", 0, "issue", "ca.example")
+            .caa("deny.example.com", 0, "issue", "other.example")
+            .a("com", "192.0.2.9".parse().unwrap()),
+    )
+    .await
+    .unwrap()
+}

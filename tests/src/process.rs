@@ -1,0 +1,96 @@
+//! Running the workspace's own binaries as processes for end-to-end tests, and the zones
+//! those tests share.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::fixtures::ZoneSpec;
+
+/// A child process killed when dropped, with its stderr in a log file.
+#[derive(Debug)]
+pub struct Server {
+    _child: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `binary` with `args` and `env`, logging stderr to `log`.
+    pub fn start(binary: &Path, args: &[&str], env: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let mut command = tokio::process::Command::new(binary);
+        command
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        Server {
+            _child: child,
+            log: log.to_owned(),
+        }
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `url` with `client` until it answers 2xx (at most 10 s); panics with the log.
+    pub async fn wait_healthy(&self, client: &reqwest::Client, url: &str) {
+        for _ in 0..200 {
+            if let Ok(r) = client.get(url).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{url} did not become healthy; log:\n{}", self.log());
+    }
+}
+
+/// A binary of this workspace, built by `cargo test --workspace` next to the test binaries
+/// (`target/<profile>/<name>`).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test binary> → target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join(name))
+        .unwrap_or_default();
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --bin {name}` or the whole `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+/// The signed zone of the end-to-end tests: permit at the apex, deny, wildcard, CNAMEs, and
+/// `bogus`, whose signature is broken after signing.
+pub fn mpic_test_zone() -> ZoneSpec {
+    ZoneSpec::signed(
+        "mpic.test",
+        [
+            r#"@ 60 IN CAA 0 issue "ca.example""#,
+            r#"deny 60 IN CAA 0 issue "other.example""#,
+            r#"wild 60 IN CAA 0 issue "ca.example""#,
+            r#"wild 60 IN CAA 0 issuewild "other.example""#,
+            "www 60 IN CNAME @",
+            "alias 60 IN CNAME deny",
+            "host 60 IN A 192.0.2.10",
+            r#"bogus 60 IN CAA 0 issue "bogus-ca.example""#,
+        ],
+    )
+    .with_tamper("bogus-ca.example", "ca.example")
+}
+
+/// An unsigned `test.` parent, so a CAA climb can reach the TLD with no Internet.
+pub fn test_tld_zone() -> ZoneSpec {
+    ZoneSpec::unsigned("test", Vec::<String>::new())
+}
