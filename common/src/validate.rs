@@ -46,6 +46,13 @@ pub const MAX_TRACE_IDENTIFIER_BYTES: usize = 256;
 pub const MAX_ISSUER_DOMAINS: usize = 32;
 /// Longest free-text parameter (challenge values, tokens, URIs), in bytes.
 pub const MAX_PARAMETER_BYTES: usize = 4096;
+/// Largest compiled `match_regex` program, in bytes (the `regex` default is 10 MiB; a pattern
+/// that matches a token on a page needs a few KiB).
+pub const MAX_REGEX_PROGRAM_BYTES: usize = 256 * 1024;
+/// Largest lazy-DFA cache of one `match_regex` search, in bytes.
+pub const MAX_REGEX_DFA_BYTES: usize = 1024 * 1024;
+/// Deepest nesting of groups and repetitions in a `match_regex`.
+pub const MAX_REGEX_NESTING: u32 = 32;
 
 /// Parses a JSON body into `T`, naming the failing field path in the issue.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationIssue> {
@@ -284,8 +291,23 @@ pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<Validatio
                     format!("field `{}`: must not be empty", field("http_token_path")),
                 ));
             }
+            if let Err(e) = check_token_path(&p.http_token_path) {
+                issues.push(issue_at(
+                    issue::INVALID_DCV_PARAMETER,
+                    format!("field `{}`: {e}", field("http_token_path")),
+                ));
+            }
             if let Some(r) = &p.match_regex {
                 bounded("match_regex", r, &mut issues);
+                if !r.is_empty()
+                    && r.len() <= MAX_PARAMETER_BYTES
+                    && let Err(e) = match_regex(r)
+                {
+                    issues.push(issue_at(
+                        issue::INVALID_DCV_PARAMETER,
+                        format!("field `{}`: {e}", field("match_regex")),
+                    ));
+                }
             }
             headers(p.http_headers.as_ref(), &mut issues);
         }
@@ -440,6 +462,54 @@ pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<Validatio
     issues
 }
 
+/// Compiles a website-change `match_regex` with the bounds that keep a request from costing
+/// the perspective more than a bounded amount of memory and time. The `regex` crate's engines
+/// run in time linear in the input (no backtracking), so the body search cannot be made
+/// catastrophic; these limits bound the compiled program instead.
+///
+/// # Errors
+///
+/// The pattern's syntax error or the limit it exceeds, as text for a 400 or a check error.
+pub fn match_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(MAX_REGEX_PROGRAM_BYTES)
+        .dfa_size_limit(MAX_REGEX_DFA_BYTES)
+        .nest_limit(MAX_REGEX_NESTING)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => {
+                format!("the regular expression compiles to more than {limit} bytes; simplify it")
+            }
+            regex::Error::Syntax(_) => {
+                "not a valid regular expression (Rust regex syntax)".to_owned()
+            }
+            _ => "not a usable regular expression".to_owned(),
+        })
+}
+
+/// Request headers a DCV request may not set: they frame the HTTP message or name the host,
+/// which the fetcher decides (the `Host` is the target's; RFC 9110 section 7.6.1 and RFC 9112
+/// section 6 for the connection and framing fields).
+pub const FORBIDDEN_REQUEST_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
+/// Whether `name` is one of [`FORBIDDEN_REQUEST_HEADERS`] (case-insensitive).
+pub fn is_forbidden_request_header(name: &str) -> bool {
+    FORBIDDEN_REQUEST_HEADERS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
 /// An issue with the given type and message.
 pub fn issue_at(issue_type: &str, message: impl Into<String>) -> ValidationIssue {
     ValidationIssue {
@@ -513,9 +583,12 @@ fn headers(
         ));
     }
     for (name, value) in headers {
+        // RFC 9110 section 5.6.2: a field name is a token.
         let name_ok = !name.is_empty()
             && name.len() <= 256
-            && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         let value_ok = value.len() <= 4096
             && value
                 .bytes()
@@ -525,6 +598,14 @@ fn headers(
                 issue::INVALID_DCV_PARAMETER,
                 format!(
                     "field `dcv_check_parameters.http_headers.{}`: not a valid HTTP header",
+                    truncate_for_echo(name, 64)
+                ),
+            ));
+        } else if is_forbidden_request_header(name) {
+            issues.push(issue_at(
+                issue::INVALID_DCV_PARAMETER,
+                format!(
+                    "field `dcv_check_parameters.http_headers.{}`: this header is set by the perspective and cannot be given",
                     truncate_for_echo(name, 64)
                 ),
             ));
@@ -553,6 +634,27 @@ fn check_uri(uri: &str) -> Result<(), String> {
     }
     if uri.bytes().any(|b| b <= 0x20 || b == 0x7f || b == b';') {
         return Err("a URI has no spaces, control characters or ';'".to_owned());
+    }
+    Ok(())
+}
+
+/// `http_token_path` must stay below `/.well-known/pki-validation/` (BR 3.2.2.4.18): RFC 3986
+/// path characters only, and no `.` or `..` segment (also percent-encoded, which URL parsers
+/// resolve as dot segments too) that would climb out of the directory.
+fn check_token_path(path: &str) -> Result<(), String> {
+    let char_ok = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/".contains(&b);
+    if !path.bytes().all(char_ok) {
+        return Err(
+            "only RFC 3986 path characters are allowed (no spaces, '?', '#' or '\\')".to_owned(),
+        );
+    }
+    for segment in path.split('/') {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return Err(
+                "dot segments would leave /.well-known/pki-validation/ (BR 3.2.2.4.18)".to_owned(),
+            );
+        }
     }
     Ok(())
 }
@@ -690,6 +792,112 @@ mod tests {
             ("dns 01", false),
         ] {
             assert_eq!(is_rfc8657_label(label), ok, "{label:?}");
+        }
+    }
+
+    #[test]
+    fn website_change_rules() {
+        struct Case {
+            name: &'static str,
+            params: serde_json::Value,
+            want: &'static [&'static str],
+        }
+        let base = |extra: serde_json::Value| {
+            let mut p = serde_json::json!({"validation_method": "website-change", "http_token_path": "token.txt", "challenge_value": "v"});
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            p
+        };
+        let cases = [
+            Case {
+                name: "plain",
+                params: base(serde_json::json!({})),
+                want: &[],
+            },
+            Case {
+                name: "nested path",
+                params: base(serde_json::json!({"http_token_path": "a/b-c_d.txt"})),
+                want: &[],
+            },
+            Case {
+                name: "dot dot",
+                params: base(serde_json::json!({"http_token_path": "../../admin"})),
+                want: &["http_token_path"],
+            },
+            Case {
+                name: "encoded dot dot",
+                params: base(serde_json::json!({"http_token_path": "a/%2E%2e/b"})),
+                want: &["http_token_path"],
+            },
+            Case {
+                name: "query",
+                params: base(serde_json::json!({"http_token_path": "a?b"})),
+                want: &["http_token_path"],
+            },
+            Case {
+                name: "space",
+                params: base(serde_json::json!({"http_token_path": "a b"})),
+                want: &["http_token_path"],
+            },
+            Case {
+                name: "regex ok",
+                params: base(serde_json::json!({"match_regex": "^tok-[0-9a-f]{8}$"})),
+                want: &[],
+            },
+            Case {
+                name: "regex syntax",
+                params: base(serde_json::json!({"match_regex": "(unclosed"})),
+                want: &["match_regex"],
+            },
+            Case {
+                name: "regex too big",
+                params: base(serde_json::json!({"match_regex": "\\w{1000}\\w{1000}"})),
+                want: &["match_regex"],
+            },
+            Case {
+                name: "regex too deep",
+                params: base(serde_json::json!({"match_regex": "(".repeat(40) + &")".repeat(40)})),
+                want: &["match_regex"],
+            },
+            Case {
+                name: "header ok",
+                params: base(
+                    serde_json::json!({"http_headers": {"X-Probe": "1", "User-Agent": "ca"}}),
+                ),
+                want: &[],
+            },
+            Case {
+                name: "host header",
+                params: base(serde_json::json!({"http_headers": {"Host": "other.example"}})),
+                want: &["http_headers.Host"],
+            },
+            Case {
+                name: "framing header",
+                params: base(serde_json::json!({"http_headers": {"transfer-encoding": "chunked"}})),
+                want: &["http_headers.transfer-encoding"],
+            },
+            Case {
+                name: "header name not a token",
+                params: base(serde_json::json!({"http_headers": {"a(b)": "1"}})),
+                want: &["http_headers.a(b)"],
+            },
+        ];
+        let target = Target::parse("example.com").unwrap();
+        for c in cases {
+            let params: DcvCheckParameters = serde_json::from_value(c.params).unwrap();
+            let issues = dcv_params(&target, &params);
+            let fields: Vec<String> = issues
+                .iter()
+                .map(|i| {
+                    let m = i
+                        .message
+                        .strip_prefix("field `dcv_check_parameters.")
+                        .unwrap();
+                    m[..m.find('`').unwrap()].to_owned()
+                })
+                .collect();
+            assert_eq!(fields, c.want, "case {:?}: {issues:?}", c.name);
         }
     }
 

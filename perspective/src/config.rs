@@ -25,6 +25,9 @@ pub struct PerspectiveConfig {
     /// Deadlines and size limits.
     #[serde(default)]
     pub limits: Limits,
+    /// The HTTP and TLS-ALPN methods.
+    #[serde(default)]
+    pub web: WebConfig,
     /// Mutual TLS; required unless `danger_plain_http` is set.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -88,6 +91,63 @@ impl Default for Limits {
         }
     }
 }
+
+/// The HTTP and TLS-ALPN methods (website change, http-01, tls-alpn-01).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// `User-Agent` of every request; default `mpic-perspective/<version> (perspective <code>)`.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Most bytes of a response body read and searched.
+    #[serde(default = "default_max_body_read_bytes")]
+    pub max_body_read_bytes: usize,
+    /// Bound of one TCP connect, in milliseconds (the IPv4 fallback gets its own).
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// PEM roots to validate HTTPS certificates against. Unset (the default): HTTPS
+    /// certificates are not validated, as the BR do not require it.
+    #[serde(default)]
+    pub https_ca_file: Option<PathBuf>,
+    /// Allow loopback targets (127.0.0.0/8, ::1). For tests only: it lets a request make the
+    /// perspective fetch from its own host. Logged at warn when on.
+    #[serde(default)]
+    pub danger_allow_loopback_targets: bool,
+    /// Dial this port for `http` URLs instead of 80 (and allow it in redirects). Tests only.
+    #[serde(default)]
+    pub danger_http_port: Option<u16>,
+    /// Dial this port for `https` URLs instead of 443 (and allow it in redirects). Tests only.
+    #[serde(default)]
+    pub danger_https_port: Option<u16>,
+    /// Dial this port for tls-alpn-01 instead of 443. Tests only.
+    #[serde(default)]
+    pub danger_tls_alpn_port: Option<u16>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            user_agent: None,
+            max_body_read_bytes: default_max_body_read_bytes(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+            https_ca_file: None,
+            danger_allow_loopback_targets: false,
+            danger_http_port: None,
+            danger_https_port: None,
+            danger_tls_alpn_port: None,
+        }
+    }
+}
+
+/// Default of `web.max_body_read_bytes`: twice the longest challenge value a request may carry
+/// ([`mpic_common::validate::MAX_PARAMETER_BYTES`], 4 KiB), so the value can follow a page
+/// header as long as itself and still be found, while a hostile server can make us buffer no
+/// more than this per check.
+pub const DEFAULT_MAX_BODY_READ_BYTES: usize = 2 * mpic_common::validate::MAX_PARAMETER_BYTES;
+/// Smallest `web.max_body_read_bytes`: the longest challenge value must fit.
+const MIN_BODY_READ_BYTES: usize = mpic_common::validate::MAX_PARAMETER_BYTES;
+/// Largest `web.max_body_read_bytes`.
+const MAX_BODY_READ_BYTES: usize = 1 << 20;
 
 /// Server certificate and the CA that issues the coordinator's client certificates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +235,7 @@ impl PerspectiveConfig {
                 "must be at least 1",
             ));
         }
+        self.web.validate(self.limits.check_timeout_ms)?;
         match (&self.tls, self.danger_plain_http) {
             (None, false) => Err(ConfigError::field(
                 "tls",
@@ -197,6 +258,52 @@ impl PerspectiveConfig {
     pub fn check_timeout(&self) -> Duration {
         Duration::from_millis(self.limits.check_timeout_ms)
     }
+}
+
+impl WebConfig {
+    fn validate(&self, check_timeout_ms: u64) -> Result<(), ConfigError> {
+        if let Some(ua) = &self.user_agent
+            && (ua.is_empty() || ua.len() > 256 || !ua.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        {
+            return Err(ConfigError::field(
+                "web.user_agent",
+                "1–256 printable ASCII characters",
+            ));
+        }
+        if !(MIN_BODY_READ_BYTES..=MAX_BODY_READ_BYTES).contains(&self.max_body_read_bytes) {
+            return Err(ConfigError::field(
+                "web.max_body_read_bytes",
+                format!("must be {MIN_BODY_READ_BYTES}..={MAX_BODY_READ_BYTES}"),
+            ));
+        }
+        if self.connect_timeout_ms == 0 || self.connect_timeout_ms > check_timeout_ms {
+            return Err(ConfigError::field(
+                "web.connect_timeout_ms",
+                "must be at least 1 and not exceed limits.check_timeout_ms",
+            ));
+        }
+        if let Some(path) = &self.https_ca_file {
+            mpic_common::tls::load_roots("web.https_ca_file", path)?;
+        }
+        for (key, port) in [
+            ("web.danger_http_port", self.danger_http_port),
+            ("web.danger_https_port", self.danger_https_port),
+            ("web.danger_tls_alpn_port", self.danger_tls_alpn_port),
+        ] {
+            if port == Some(0) {
+                return Err(ConfigError::field(key, "must be a port number, 1..=65535"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_max_body_read_bytes() -> usize {
+    DEFAULT_MAX_BODY_READ_BYTES
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    3_000
 }
 
 fn default_dns_timeout_ms() -> u64 {
@@ -250,11 +357,24 @@ mod tests {
                     "{MINIMAL}tls: {{certificate: a, private_key: b, client_ca: c, colour: red}}\n"
                 ),
             ),
+            ("web", format!("{MINIMAL}web: {{colour: red}}\n")),
+            (
+                "web beside danger keys",
+                format!(
+                    "{MINIMAL}web: {{danger_allow_loopback_targets: true, danger_http_port: 80, colour: red}}\n"
+                ),
+            ),
         ];
         for (name, text) in cases {
             let err = mpic_common::config::parse_yaml::<PerspectiveConfig>(&text).unwrap_err();
             assert!(err.0.contains("colour"), "{name}: {err}");
         }
+        // A misspelt danger setting is refused, never silently ignored.
+        let err = mpic_common::config::parse_yaml::<PerspectiveConfig>(&format!(
+            "{MINIMAL}web: {{danger_alow_loopback_targets: true}}\n"
+        ))
+        .unwrap_err();
+        assert!(err.0.contains("danger_alow_loopback_targets"), "{err}");
     }
 
     #[test]
@@ -289,6 +409,31 @@ mod tests {
                 name: "tiny body",
                 yaml: format!("{MINIMAL}limits: {{max_body_bytes: 10}}\n"),
                 field: "limits.max_body_bytes",
+            },
+            Case {
+                name: "tiny body read",
+                yaml: format!("{MINIMAL}web: {{max_body_read_bytes: 100}}\n"),
+                field: "web.max_body_read_bytes",
+            },
+            Case {
+                name: "connect timeout above the check's",
+                yaml: format!("{MINIMAL}web: {{connect_timeout_ms: 20000}}\n"),
+                field: "web.connect_timeout_ms",
+            },
+            Case {
+                name: "user agent with a newline",
+                yaml: format!("{MINIMAL}web: {{user_agent: \"a\\nb\"}}\n"),
+                field: "web.user_agent",
+            },
+            Case {
+                name: "port zero",
+                yaml: format!("{MINIMAL}web: {{danger_tls_alpn_port: 0}}\n"),
+                field: "web.danger_tls_alpn_port",
+            },
+            Case {
+                name: "missing roots",
+                yaml: format!("{MINIMAL}web: {{https_ca_file: /nonexistent/roots.pem}}\n"),
+                field: "web.https_ca_file",
             },
         ];
         for c in cases {

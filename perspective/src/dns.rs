@@ -65,9 +65,10 @@ pub struct ExtendedDnsError {
 }
 
 impl ExtendedDnsError {
-    /// RFC 8914 section 4: codes 1–12 report a DNSSEC validation failure.
+    /// RFC 8914 section 4: codes 1, 2 and 5–12 report a DNSSEC validation failure.
     pub fn is_dnssec(&self) -> bool {
-        (1..=12).contains(&self.code)
+        // 3 (Stale Answer) and 4 (Forged Answer) are not validation failures.
+        matches!(self.code, 1 | 2 | 5..=12)
     }
 
     /// The registered name of the code (RFC 8914 section 5.2).

@@ -374,7 +374,11 @@ fn addresses_of(answer: &DnsAnswer) -> impl Iterator<Item = IpAddr> + '_ {
 /// bits 16–47 of a 6to4 address in 2002::/16 (RFC 3056 section 2).
 fn embedded_ipv4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let o = ip.octets();
-    if in_prefix(IpAddr::V6(ip), IpAddr::V6(NAT64_WELL_KNOWN.0), NAT64_WELL_KNOWN.1) {
+    if in_prefix(
+        IpAddr::V6(ip),
+        IpAddr::V6(NAT64_WELL_KNOWN.0),
+        NAT64_WELL_KNOWN.1,
+    ) {
         return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
     }
     if in_prefix(IpAddr::V6(ip), IpAddr::V6(SIX_TO_FOUR.0), SIX_TO_FOUR.1) {
@@ -408,7 +412,15 @@ const NAT64_WELL_KNOWN: (Ipv6Addr, u8) = (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0
 /// that address is checked; a 6to4 address embedding a public IPv4 address is allowed.
 const SIX_TO_FOUR: (Ipv6Addr, u8) = (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16);
 
-const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8, name: &'static str, rfc: &'static str) -> SpecialRange {
+const fn v4(
+    a: u8,
+    b: u8,
+    c: u8,
+    d: u8,
+    len: u8,
+    name: &'static str,
+    rfc: &'static str,
+) -> SpecialRange {
     SpecialRange {
         network: IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
         prefix_len: len,
@@ -445,35 +457,133 @@ pub const SPECIAL_RANGES: &[SpecialRange] = &[
     // IPv4
     v4(0, 0, 0, 0, 8, "\"this network\"", "RFC 791 section 3.2"),
     v4(10, 0, 0, 0, 8, "private-use", "RFC 1918"),
-    v4(100, 64, 0, 0, 10, "shared address space (carrier-grade NAT)", "RFC 6598"),
+    v4(
+        100,
+        64,
+        0,
+        0,
+        10,
+        "shared address space (carrier-grade NAT)",
+        "RFC 6598",
+    ),
     v4(127, 0, 0, 0, 8, "loopback", "RFC 1122 section 3.2.1.3"),
     v4(169, 254, 0, 0, 16, "link-local", "RFC 3927"),
     v4(172, 16, 0, 0, 12, "private-use", "RFC 1918"),
-    v4(192, 0, 0, 0, 24, "IETF protocol assignments", "RFC 6890 section 2.1"),
+    v4(
+        192,
+        0,
+        0,
+        0,
+        24,
+        "IETF protocol assignments",
+        "RFC 6890 section 2.1",
+    ),
     v4(192, 0, 2, 0, 24, "documentation (TEST-NET-1)", "RFC 5737"),
-    v4(192, 88, 99, 0, 24, "deprecated 6to4 relay anycast", "RFC 7526"),
+    v4(
+        192,
+        88,
+        99,
+        0,
+        24,
+        "deprecated 6to4 relay anycast",
+        "RFC 7526",
+    ),
     v4(192, 168, 0, 0, 16, "private-use", "RFC 1918"),
     v4(198, 18, 0, 0, 15, "benchmarking", "RFC 2544"),
-    v4(198, 51, 100, 0, 24, "documentation (TEST-NET-2)", "RFC 5737"),
+    v4(
+        198,
+        51,
+        100,
+        0,
+        24,
+        "documentation (TEST-NET-2)",
+        "RFC 5737",
+    ),
     v4(203, 0, 113, 0, 24, "documentation (TEST-NET-3)", "RFC 5737"),
     v4(224, 0, 0, 0, 4, "multicast", "RFC 5771"),
-    v4(255, 255, 255, 255, 32, "limited broadcast", "RFC 919 section 7"),
-    v4(240, 0, 0, 0, 4, "reserved for future use", "RFC 1112 section 4"),
+    v4(
+        255,
+        255,
+        255,
+        255,
+        32,
+        "limited broadcast",
+        "RFC 919 section 7",
+    ),
+    v4(
+        240,
+        0,
+        0,
+        0,
+        4,
+        "reserved for future use",
+        "RFC 1112 section 4",
+    ),
     // IPv6
     v6([0, 0, 0, 0, 0, 0, 0, 1], 128, "loopback", "RFC 4291"),
-    v6([0, 0, 0, 0, 0, 0, 0, 0], 128, "unspecified address", "RFC 4291"),
-    v6([0, 0, 0, 0, 0, 0, 0, 0], 96, "deprecated IPv4-compatible", "RFC 4291 section 2.5.5.1"),
-    v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48, "local-use IPv4/IPv6 translation", "RFC 8215"),
+    v6(
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        128,
+        "unspecified address",
+        "RFC 4291",
+    ),
+    v6(
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        96,
+        "deprecated IPv4-compatible",
+        "RFC 4291 section 2.5.5.1",
+    ),
+    v6(
+        [0x64, 0xff9b, 1, 0, 0, 0, 0, 0],
+        48,
+        "local-use IPv4/IPv6 translation",
+        "RFC 8215",
+    ),
     v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64, "discard-only", "RFC 6666"),
     v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32, "Teredo", "RFC 4380"),
-    v6([0x2001, 2, 0, 0, 0, 0, 0, 0], 48, "benchmarking", "RFC 5180"),
-    v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 23, "IETF protocol assignments", "RFC 2928"),
-    v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32, "documentation", "RFC 3849"),
-    v6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20, "documentation", "RFC 9637"),
-    v6([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16, "segment routing (SRv6) SIDs", "RFC 9602"),
+    v6(
+        [0x2001, 2, 0, 0, 0, 0, 0, 0],
+        48,
+        "benchmarking",
+        "RFC 5180",
+    ),
+    v6(
+        [0x2001, 0, 0, 0, 0, 0, 0, 0],
+        23,
+        "IETF protocol assignments",
+        "RFC 2928",
+    ),
+    v6(
+        [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
+        32,
+        "documentation",
+        "RFC 3849",
+    ),
+    v6(
+        [0x3fff, 0, 0, 0, 0, 0, 0, 0],
+        20,
+        "documentation",
+        "RFC 9637",
+    ),
+    v6(
+        [0x5f00, 0, 0, 0, 0, 0, 0, 0],
+        16,
+        "segment routing (SRv6) SIDs",
+        "RFC 9602",
+    ),
     v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7, "unique-local", "RFC 4193"),
-    v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10, "link-local unicast", "RFC 4291"),
-    v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10, "deprecated site-local", "RFC 3879"),
+    v6(
+        [0xfe80, 0, 0, 0, 0, 0, 0, 0],
+        10,
+        "link-local unicast",
+        "RFC 4291",
+    ),
+    v6(
+        [0xfec0, 0, 0, 0, 0, 0, 0, 0],
+        10,
+        "deprecated site-local",
+        "RFC 3879",
+    ),
     v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8, "multicast", "RFC 4291"),
 ];
 
@@ -512,7 +622,11 @@ mod tests {
             refused("loopback v4 anywhere in /8", "127.53.0.9", "127.0.0.0/8"),
             refused("link-local v4", "169.254.169.254", "169.254.0.0/16"),
             refused("ietf protocol assignments", "192.0.0.8", "192.0.0.0/24"),
-            refused("pcp anycast refused with its block", "192.0.0.9", "192.0.0.0/24"),
+            refused(
+                "pcp anycast refused with its block",
+                "192.0.0.9",
+                "192.0.0.0/24",
+            ),
             refused("test-net-1", "192.0.2.1", "192.0.2.0/24"),
             refused("6to4 relay anycast", "192.88.99.1", "192.88.99.0/24"),
             refused("benchmarking", "198.19.0.1", "198.18.0.0/15"),
@@ -626,12 +740,17 @@ mod tests {
             assert!(in_prefix(r.network, r.network, r.prefix_len), "{r}");
             let host_bits_clear = match r.network {
                 IpAddr::V4(a) => {
-                    u32::from(a) & !u32::MAX.checked_shl(32 - u32::from(r.prefix_len)).unwrap_or(0)
+                    u32::from(a)
+                        & !u32::MAX
+                            .checked_shl(32 - u32::from(r.prefix_len))
+                            .unwrap_or(0)
                         == 0
                 }
                 IpAddr::V6(a) => {
                     u128::from(a)
-                        & !u128::MAX.checked_shl(128 - u32::from(r.prefix_len)).unwrap_or(0)
+                        & !u128::MAX
+                            .checked_shl(128 - u32::from(r.prefix_len))
+                            .unwrap_or(0)
                         == 0
                 }
             };
@@ -643,7 +762,10 @@ mod tests {
     fn dial_order_is_one_ipv6_then_one_ipv4() {
         let ips = |s: &[&str]| -> Vec<IpAddr> { s.iter().map(|x| x.parse().unwrap()).collect() };
         let cases: [(&[&str], &[&str]); 4] = [
-            (&["192.0.2.1", "2001:db8::1", "192.0.2.2", "2001:db8::2"], &["2001:db8::1", "192.0.2.1"]),
+            (
+                &["192.0.2.1", "2001:db8::1", "192.0.2.2", "2001:db8::2"],
+                &["2001:db8::1", "192.0.2.1"],
+            ),
             (&["192.0.2.1", "192.0.2.2"], &["192.0.2.1"]),
             (&["2001:db8::1"], &["2001:db8::1"]),
             (&[], &[]),

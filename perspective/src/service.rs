@@ -55,7 +55,11 @@ impl AppState {
             caa: CaaChecker::new(dns.clone(), config.caa.default_issuer_domains.clone()),
             dcv: dcv::DcvContext {
                 dns: dns.clone(),
-                web: dcv::web::WebSettings::default(),
+                web: dcv::web::WebSettings::from_config(
+                    &config.web,
+                    &config.perspective.code,
+                    config.check_timeout(),
+                ),
             },
             dns,
             check_timeout: config.check_timeout(),

@@ -3,7 +3,8 @@
 //! [`DnsWorld::start`] builds a small DNS world on loopback from a [`WorldSpec`]:
 //!
 //! 1. every signed zone gets a fresh ECDSAP256SHA256 KSK and ZSK (`ldns-keygen`) and is signed
-//!    with NSEC3 (`ldns-signzone -n -t 0`, no opt-out); [`ZoneSpec::tamper`] edits are applied
+//!    with NSEC3 (`ldns-signzone -n -t 0`, no opt-out), with the signature validity of
+//!    [`ZoneSpec::signature_validity`] when given; [`ZoneSpec::tamper`] edits are applied
 //!    to the signed file afterwards, which makes the edited RRset bogus;
 //! 2. one NSD serves every zone on `127.0.0.1:<free port>`;
 //! 3. `resolvers` independent Unbound processes (one per perspective, each with its own cache)
@@ -132,6 +133,11 @@ pub struct ZoneSpec {
     /// text as `ldns-signzone` writes it, e.g. `"will-be-tampered"`) so that RRset fails
     /// validation. Each `.0` must occur, or [`DnsWorld::start`] fails.
     pub tamper: Vec<(String, String)>,
+    /// Signature validity for `ldns-signzone` as `(inception, expiration)`, each `YYYYMMDD` or
+    /// `YYYYMMDDhhmmss` (UTC); `None` keeps ldns-signzone's default (from now, four weeks).
+    /// A past expiration makes every RRset of the zone fail validation with "signature
+    /// expired" (see [`ZoneSpec::with_signature_validity`]).
+    pub signature_validity: Option<(String, String)>,
 }
 
 impl ZoneSpec {
@@ -142,6 +148,7 @@ impl ZoneSpec {
             records: records.into_iter().map(Into::into).collect(),
             signed: true,
             tamper: Vec::new(),
+            signature_validity: None,
         }
     }
 
@@ -157,6 +164,14 @@ impl ZoneSpec {
     #[must_use]
     pub fn with_tamper(mut self, from: &str, to: &str) -> Self {
         self.tamper.push((from.to_owned(), to.to_owned()));
+        self
+    }
+
+    /// Signs with this inception and expiration (ldns-signzone `-i` / `-e`, `YYYYMMDD` or
+    /// `YYYYMMDDhhmmss`), e.g. `("20200101", "20200201")` for signatures that have expired.
+    #[must_use]
+    pub fn with_signature_validity(mut self, inception: &str, expiration: &str) -> Self {
+        self.signature_validity = Some((inception.to_owned(), expiration.to_owned()));
         self
     }
 
@@ -562,24 +577,19 @@ async fn prepare_zones(
                     zone.spec.tamper.is_empty(),
                     "zone {origin}: tamper edits need a signed zone"
                 );
+                ensure!(
+                    zone.spec.signature_validity.is_none(),
+                    "zone {origin}: a signature validity needs a signed zone"
+                );
                 zone_file
             }
             Some(zone_keys) => {
-                run_tool(
-                    &tools.ldns_signzone,
-                    &[
-                        "-n",
-                        "-t",
-                        "0",
-                        "-o",
-                        &origin,
-                        &zone_file,
-                        &zone_keys.ksk,
-                        &zone_keys.zsk,
-                    ],
-                    dir,
-                )
-                .await?;
+                let mut args: Vec<&str> = vec!["-n", "-t", "0"];
+                if let Some((inception, expiration)) = &zone.spec.signature_validity {
+                    args.extend(["-i", inception, "-e", expiration]);
+                }
+                args.extend(["-o", &origin, &zone_file, &zone_keys.ksk, &zone_keys.zsk]);
+                run_tool(&tools.ldns_signzone, &args, dir).await?;
                 let signed_file = format!("{zone_file}.signed");
                 let signed_path = dir.join(&signed_file);
                 let mut signed = fs::read_to_string(&signed_path)

@@ -5,7 +5,11 @@
 //!   on purpose).
 //! - [`fixtures`]: real `nsd` and `unbound` processes, a DNSSEC-signed test zone, and the
 //!   configuration overlays the end-to-end tests use.
+//! - [`web`]: HTTP, HTTPS and TLS-ALPN servers for the HTTP and TLS-ALPN methods (routes,
+//!   redirects, misbehaviour on purpose, rcgen challenge certificates), and
+//!   `pebble-challtestsrv` driven through its management API.
 
 pub mod dns;
 pub mod fixtures;
 pub mod process;
+pub mod web;

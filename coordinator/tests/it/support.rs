@@ -182,6 +182,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                         private_key: key,
                         client_ca: files.ca.clone(),
                     }),
+                    web: mpic_perspective::config::WebConfig::default(),
                     danger_plain_http: false,
                 };
                 let p = Perspective::bind(&config).await.unwrap();

@@ -137,11 +137,8 @@ pub async fn fetch(
         dialling: None,
     };
     let deadline = tokio::time::Instant::now() + web.deadline;
-    let outcome = tokio::time::timeout_at(
-        deadline,
-        follow(dns, web, url, headers, &mut progress),
-    )
-    .await;
+    let outcome =
+        tokio::time::timeout_at(deadline, follow(dns, web, url, headers, &mut progress)).await;
     match outcome {
         Ok(Ok((status, body, truncated))) => Ok(Fetched {
             trail: progress.trail,
@@ -369,14 +366,15 @@ fn build_request(
         // The request's headers replace ours (User-Agent, Accept): reference behaviour.
         headers.insert(name_ok, value_ok);
     }
-    let mut request = http::Request::get(path)
-        .body(Empty::new())
-        .map_err(|_| Failure::Parameter {
-            message: format!(
-                "the URL {:?} cannot be requested",
-                bytes_for_echo(url.as_str().as_bytes(), MAX_LOCATION_ECHO_BYTES)
-            ),
-        })?;
+    let mut request =
+        http::Request::get(path)
+            .body(Empty::new())
+            .map_err(|_| Failure::Parameter {
+                message: format!(
+                    "the URL {:?} cannot be requested",
+                    bytes_for_echo(url.as_str().as_bytes(), MAX_LOCATION_ECHO_BYTES)
+                ),
+            })?;
     *request.headers_mut() = headers;
     Ok(request)
 }
@@ -477,13 +475,14 @@ fn http_cause(e: &hyper::Error) -> HttpCause {
 
 /// tokio-rustls reports handshake failures as I/O errors wrapping the rustls error.
 pub fn tls_cause(e: &std::io::Error) -> TlsCause {
-    if let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         return TlsCause::Rustls(tls.clone());
     }
     match e.kind() {
-        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
-            TlsCause::Closed
-        }
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => TlsCause::Closed,
         kind => TlsCause::Io(kind),
     }
 }
@@ -517,18 +516,78 @@ mod tests {
             danger_https: Some(5003),
         };
         let cases = [
-            Case { name: "http default", url: "http://example.com/x", ports: none, want: Ok(80) },
-            Case { name: "https default", url: "https://example.com/x", ports: none, want: Ok(443) },
-            Case { name: "explicit 80", url: "http://example.com:80/x", ports: none, want: Ok(80) },
-            Case { name: "8080", url: "http://example.com:8080/x", ports: none, want: Err(RedirectReason::Port(8080)) },
-            Case { name: "https on 80", url: "https://example.com:80/x", ports: none, want: Err(RedirectReason::Port(80)) },
-            Case { name: "http on 443", url: "http://example.com:443/x", ports: none, want: Err(RedirectReason::Port(443)) },
-            Case { name: "ftp", url: "ftp://example.com/x", ports: none, want: Err(RedirectReason::Scheme("ftp".into())) },
-            Case { name: "file", url: "file:///etc/passwd", ports: none, want: Err(RedirectReason::Scheme("file".into())) },
-            Case { name: "danger http maps 80", url: "http://example.com/x", ports: test, want: Ok(5002) },
-            Case { name: "danger http allowed", url: "http://example.com:5002/x", ports: test, want: Ok(5002) },
-            Case { name: "danger https maps 443", url: "https://example.com/x", ports: test, want: Ok(5003) },
-            Case { name: "danger ports are per scheme", url: "http://example.com:5003/x", ports: test, want: Err(RedirectReason::Port(5003)) },
+            Case {
+                name: "http default",
+                url: "http://example.com/x",
+                ports: none,
+                want: Ok(80),
+            },
+            Case {
+                name: "https default",
+                url: "https://example.com/x",
+                ports: none,
+                want: Ok(443),
+            },
+            Case {
+                name: "explicit 80",
+                url: "http://example.com:80/x",
+                ports: none,
+                want: Ok(80),
+            },
+            Case {
+                name: "8080",
+                url: "http://example.com:8080/x",
+                ports: none,
+                want: Err(RedirectReason::Port(8080)),
+            },
+            Case {
+                name: "https on 80",
+                url: "https://example.com:80/x",
+                ports: none,
+                want: Err(RedirectReason::Port(80)),
+            },
+            Case {
+                name: "http on 443",
+                url: "http://example.com:443/x",
+                ports: none,
+                want: Err(RedirectReason::Port(443)),
+            },
+            Case {
+                name: "ftp",
+                url: "ftp://example.com/x",
+                ports: none,
+                want: Err(RedirectReason::Scheme("ftp".into())),
+            },
+            Case {
+                name: "file",
+                url: "file:///etc/passwd",
+                ports: none,
+                want: Err(RedirectReason::Scheme("file".into())),
+            },
+            Case {
+                name: "danger http maps 80",
+                url: "http://example.com/x",
+                ports: test,
+                want: Ok(5002),
+            },
+            Case {
+                name: "danger http allowed",
+                url: "http://example.com:5002/x",
+                ports: test,
+                want: Ok(5002),
+            },
+            Case {
+                name: "danger https maps 443",
+                url: "https://example.com/x",
+                ports: test,
+                want: Ok(5003),
+            },
+            Case {
+                name: "danger ports are per scheme",
+                url: "http://example.com:5003/x",
+                ports: test,
+                want: Err(RedirectReason::Port(5003)),
+            },
         ];
         for c in cases {
             let url = Url::parse(c.url).unwrap();
@@ -545,10 +604,30 @@ mod tests {
             want_host: &'static str,
         }
         let cases = [
-            Case { target: "Example.COM", scheme: "http", want_url: "http://example.com/.well-known/acme-challenge/tok", want_host: "example.com" },
-            Case { target: "192.0.2.1", scheme: "http", want_url: "http://192.0.2.1/.well-known/acme-challenge/tok", want_host: "192.0.2.1" },
-            Case { target: "2001:db8::1", scheme: "https", want_url: "https://[2001:db8::1]/.well-known/acme-challenge/tok", want_host: "[2001:db8::1]" },
-            Case { target: "[2001:DB8::1]", scheme: "http", want_url: "http://[2001:db8::1]/.well-known/acme-challenge/tok", want_host: "[2001:db8::1]" },
+            Case {
+                target: "Example.COM",
+                scheme: "http",
+                want_url: "http://example.com/.well-known/acme-challenge/tok",
+                want_host: "example.com",
+            },
+            Case {
+                target: "192.0.2.1",
+                scheme: "http",
+                want_url: "http://192.0.2.1/.well-known/acme-challenge/tok",
+                want_host: "192.0.2.1",
+            },
+            Case {
+                target: "2001:db8::1",
+                scheme: "https",
+                want_url: "https://[2001:db8::1]/.well-known/acme-challenge/tok",
+                want_host: "[2001:db8::1]",
+            },
+            Case {
+                target: "[2001:DB8::1]",
+                scheme: "http",
+                want_url: "http://[2001:db8::1]/.well-known/acme-challenge/tok",
+                want_host: "[2001:db8::1]",
+            },
         ];
         for c in cases {
             let target = Target::parse(c.target).unwrap();
@@ -559,16 +638,29 @@ mod tests {
             assert_eq!(hop.tls_name.is_some(), c.scheme == "https", "{}", c.target);
         }
         let url = Url::parse("http://example.com:5002/x").unwrap();
-        let ports = Ports { danger_http: Some(5002), danger_https: None };
-        assert_eq!(hop_target(&url, &ports).ok().unwrap().host_header, "example.com:5002");
+        let ports = Ports {
+            danger_http: Some(5002),
+            danger_https: None,
+        };
+        assert_eq!(
+            hop_target(&url, &ports).ok().unwrap().host_header,
+            "example.com:5002"
+        );
     }
 
     #[test]
     fn redirect_hosts_must_be_valid_names() {
-        for url in ["http://localhost/x", "http://under_score.example/x", "http://a..b/x"] {
+        for url in [
+            "http://localhost/x",
+            "http://under_score.example/x",
+            "http://a..b/x",
+        ] {
             let Ok(url) = Url::parse(url) else { continue };
             let got = hop_target(&url, &Ports::default()).err();
-            assert!(matches!(got, Some(RedirectReason::Host(_))), "{url}: {got:?}");
+            assert!(
+                matches!(got, Some(RedirectReason::Host(_))),
+                "{url}: {got:?}"
+            );
         }
     }
 }

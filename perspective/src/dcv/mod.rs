@@ -3,8 +3,11 @@
 //! not-completed check that says so, never a pass.
 
 pub mod dns;
+pub mod http_fetch;
 pub mod tls_alpn;
+pub mod tls_client;
 pub mod web;
+pub mod web_failure;
 
 use mpic_common::api::{
     CheckDetails, CheckResponse, CheckType, DcvCheckParameters, MpicError, ValidationMethod,

@@ -1,15 +1,483 @@
 //! ACME tls-alpn-01 (RFC 8737, RFC 8738; BR 3.2.2.4.20 / 3.2.2.5.7).
+//!
+//! The check connects to TCP 443 of the target (resolved and address-checked like every
+//! HTTP hop), offers TLS 1.2 or 1.3 with ALPN `acme-tls/1` only and SNI = the domain name, or
+//! for an IP target its reverse name (RFC 8738 section 6), then requires, each rule with its
+//! own error type (api.md):
+//!
+//! 1. the server negotiated `acme-tls/1` (RFC 8737 section 3);
+//! 2. the certificate carries a subjectAltName extension and an acmeIdentifier extension
+//!    (id-pe-acmeIdentifier, 1.3.6.1.5.5.7.1.31);
+//! 3. the subjectAltName holds exactly one name, of the target's type (dNSName for a domain,
+//!    iPAddress for an IP), equal to the target (dNSName case-insensitively, RFC 4343);
+//! 4. the acmeIdentifier extension is critical, and its value is the DER OCTET STRING of the
+//!    32-byte SHA-256 digest of the key authorization, equal to the request's digest.
+//!
+//! The chain is not validated (RFC 8737 section 3); the handshake signature is (see
+//! [`super::tls_client`]).
 
-use mpic_common::api::{AcmeTlsAlpn01Parameters, CheckResponse, ValidationMethod};
-use mpic_common::target::Target;
+use std::net::IpAddr;
+
+use mpic_common::api::{
+    AcmeTlsAlpn01Parameters, CheckDetails, CheckResponse, CheckType, MpicError, TlsAlpnDetails,
+    ValidationMethod,
+};
+use mpic_common::target::{Target, reverse_name};
+use mpic_common::text::{bytes_for_echo, truncate_for_echo};
+use rustls::pki_types::{CertificateDer, ServerName};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use super::DcvContext;
+use super::http_fetch::tls_cause;
+use super::tls_client::ACME_TLS_ALPN_PROTOCOL;
+use super::web_failure::{Failure, report};
+use crate::net::{self, Host};
 
 /// Runs the check.
 pub async fn check(
-    _ctx: &DcvContext,
-    _target: &Target,
-    _p: &AcmeTlsAlpn01Parameters,
+    ctx: &DcvContext,
+    target: &Target,
+    p: &AcmeTlsAlpn01Parameters,
 ) -> CheckResponse {
-    super::not_implemented(ValidationMethod::AcmeTlsAlpn01)
+    let method = ValidationMethod::AcmeTlsAlpn01;
+    let Some(digest) = mpic_common::digest::parse_sha256(&p.key_authorization_hash) else {
+        let failure = Failure::Parameter {
+            message: "field `dcv_check_parameters.key_authorization_hash`: not a SHA-256 digest in hex or base64url".to_owned(),
+        };
+        return failed(method, &failure, None);
+    };
+    let expected = match target {
+        Target::Domain(d) => Expected::Dns(d.name().to_owned()),
+        Target::Ip(ip) => Expected::Ip(*ip),
+    };
+    let mut dialling = None;
+    let deadline = tokio::time::Instant::now() + ctx.web.deadline;
+    let handshake =
+        tokio::time::timeout_at(deadline, handshake(ctx, &expected, &mut dialling)).await;
+    let (certificate, ip) = match handshake {
+        Ok(Ok(done)) => done,
+        Ok(Err(failure)) => return failed(method, &failure, dialling),
+        Err(_) => {
+            let failure = Failure::Timeout {
+                host: expected.host().to_string(),
+                ip: dialling,
+                ms: u64::try_from(ctx.web.deadline.as_millis()).unwrap_or(u64::MAX),
+            };
+            return failed(method, &failure, dialling);
+        }
+    };
+    let (common_name, violations) = match certificate {
+        Presented::NotAcmeTls { protocol } => {
+            (None, vec![Violation::AlpnNotNegotiated { protocol }])
+        }
+        Presented::Certificate(der) => evaluate(&der, &expected, &digest),
+    };
+    let errors: Vec<MpicError> = violations
+        .iter()
+        .map(|v| MpicError::new(v.error_type(), format!("{ip}: {v}")))
+        .collect();
+    // The server answered with a certificate: the check completed, passed or not (reference
+    // behaviour).
+    response(
+        true,
+        errors.is_empty(),
+        (!errors.is_empty()).then_some(errors),
+        common_name,
+        Some(ip),
+    )
+}
+
+/// `error_type`s of the certificate rules (api.md; the last four are *new*, of the same form).
+pub mod certificate_error {
+    /// No subjectAltName or no acmeIdentifier extension.
+    pub const EXTENSION_MISSING: &str =
+        "mpic_error:dcv_checker:tls_alpn:certificate:extension_missing";
+    /// The acmeIdentifier extension is not critical.
+    pub const NONCRITICAL_ALPN_EXTENSION: &str =
+        "mpic_error:dcv_checker:tls_alpn:certificate:noncritical_alpn_extension";
+    /// Not exactly one subjectAltName entry.
+    pub const NO_SINGLE_SAN: &str = "mpic_error:dcv_checker:tls_alpn:certificate:no_single_san";
+    /// A domain target whose one SAN is not a dNSName.
+    pub const SAN_NOT_DNSNAME: &str = "mpic_error:dcv_checker:tls_alpn:certificate:san_not_dnsname";
+    /// An IP target whose one SAN is not an iPAddress.
+    pub const SAN_TYPE_NOT_MATCH: &str =
+        "mpic_error:dcv_checker:tls_alpn:certificate:san_type_not_match";
+    /// The one SAN names something else than the target.
+    pub const SAN_NOT_HOSTNAME: &str =
+        "mpic_error:dcv_checker:tls_alpn:certificate:san_not_hostname";
+    /// *New*: the acmeIdentifier holds another digest than the request's.
+    pub const DIGEST_MISMATCH: &str = "mpic_error:dcv_checker:tls_alpn:certificate:digest_mismatch";
+    /// *New*: the acmeIdentifier value is not a DER OCTET STRING of 32 bytes.
+    pub const MALFORMED_ALPN_EXTENSION: &str =
+        "mpic_error:dcv_checker:tls_alpn:certificate:malformed_alpn_extension";
+    /// *New*: the server did not negotiate `acme-tls/1`.
+    pub const ALPN_NOT_NEGOTIATED: &str =
+        "mpic_error:dcv_checker:tls_alpn:certificate:alpn_not_negotiated";
+    /// *New*: the certificate is not a parsable X.509 certificate.
+    pub const UNPARSABLE: &str = "mpic_error:dcv_checker:tls_alpn:certificate:unparsable";
+}
+
+/// A rule the server broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// The server negotiated another protocol, or none.
+    AlpnNotNegotiated {
+        /// What it negotiated (printable), if anything.
+        protocol: Option<String>,
+    },
+    /// The certificate does not parse.
+    Unparsable,
+    /// A required extension is absent.
+    ExtensionMissing {
+        /// `subjectAltName` or `acmeIdentifier`.
+        which: &'static str,
+    },
+    /// The acmeIdentifier extension is not critical.
+    NonCriticalAcmeIdentifier,
+    /// The subjectAltName does not hold exactly one name.
+    NoSingleSan {
+        /// How many it holds.
+        count: usize,
+    },
+    /// A domain target, and the SAN is not a dNSName.
+    SanNotDnsName {
+        /// The SAN's type.
+        found: &'static str,
+    },
+    /// An IP target, and the SAN is not an iPAddress.
+    SanTypeNotMatch {
+        /// The SAN's type.
+        found: &'static str,
+    },
+    /// The SAN is of the right type but names something else.
+    SanNotTarget {
+        /// The SAN's value (printable, bounded).
+        found: String,
+        /// The target.
+        want: String,
+    },
+    /// The acmeIdentifier value is not `04 20 <32 bytes>`.
+    MalformedAcmeIdentifier,
+    /// The acmeIdentifier holds another digest.
+    DigestMismatch,
+}
+
+impl Violation {
+    /// The `error_type` of this rule.
+    pub fn error_type(&self) -> &'static str {
+        use certificate_error as E;
+        match self {
+            Violation::AlpnNotNegotiated { .. } => E::ALPN_NOT_NEGOTIATED,
+            Violation::Unparsable => E::UNPARSABLE,
+            Violation::ExtensionMissing { .. } => E::EXTENSION_MISSING,
+            Violation::NonCriticalAcmeIdentifier => E::NONCRITICAL_ALPN_EXTENSION,
+            Violation::NoSingleSan { .. } => E::NO_SINGLE_SAN,
+            Violation::SanNotDnsName { .. } => E::SAN_NOT_DNSNAME,
+            Violation::SanTypeNotMatch { .. } => E::SAN_TYPE_NOT_MATCH,
+            Violation::SanNotTarget { .. } => E::SAN_NOT_HOSTNAME,
+            Violation::MalformedAcmeIdentifier => E::MALFORMED_ALPN_EXTENSION,
+            Violation::DigestMismatch => E::DIGEST_MISMATCH,
+        }
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Violation::AlpnNotNegotiated { protocol: None } => {
+                f.write_str("the server negotiated no ALPN protocol; acme-tls/1 is required")
+            }
+            Violation::AlpnNotNegotiated { protocol: Some(p) } => {
+                write!(f, "the server negotiated {p:?}; acme-tls/1 is required")
+            }
+            Violation::Unparsable => f.write_str("the certificate is not valid X.509"),
+            Violation::ExtensionMissing { which } => {
+                write!(f, "the certificate has no {which} extension")
+            }
+            Violation::NonCriticalAcmeIdentifier => {
+                f.write_str("the acmeIdentifier extension is not marked critical")
+            }
+            Violation::NoSingleSan { count } => write!(
+                f,
+                "the subjectAltName holds {count} names; exactly one is required"
+            ),
+            Violation::SanNotDnsName { found } => {
+                write!(f, "the subjectAltName is a {found}; a dNSName is required")
+            }
+            Violation::SanTypeNotMatch { found } => write!(
+                f,
+                "the subjectAltName is a {found}; an iPAddress is required for an IP target"
+            ),
+            Violation::SanNotTarget { found, want } => {
+                write!(f, "the subjectAltName is {found:?}, not {want:?}")
+            }
+            Violation::MalformedAcmeIdentifier => f.write_str(
+                "the acmeIdentifier value is not a DER OCTET STRING of a 32-byte SHA-256 digest",
+            ),
+            Violation::DigestMismatch => f.write_str(
+                "the acmeIdentifier digest is not the SHA-256 digest of the key authorization",
+            ),
+        }
+    }
+}
+
+/// The identifier being validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// A domain name (lowercase A-labels).
+    Dns(String),
+    /// An IP address.
+    Ip(IpAddr),
+}
+
+impl Expected {
+    fn host(&self) -> Host<'_> {
+        match self {
+            Expected::Dns(name) => Host::Domain(name),
+            Expected::Ip(ip) => Host::Ip(*ip),
+        }
+    }
+
+    /// SNI: the name, or the reverse name of an address (RFC 8738 section 6).
+    fn server_name(&self) -> Option<ServerName<'static>> {
+        let name = match self {
+            Expected::Dns(name) => name.clone(),
+            Expected::Ip(ip) => reverse_name(*ip),
+        };
+        ServerName::try_from(name).ok()
+    }
+}
+
+/// What the handshake produced.
+enum Presented {
+    /// The leaf certificate of an `acme-tls/1` connection.
+    Certificate(CertificateDer<'static>),
+    /// The server negotiated something else.
+    NotAcmeTls { protocol: Option<String> },
+}
+
+async fn handshake(
+    ctx: &DcvContext,
+    expected: &Expected,
+    dialling: &mut Option<IpAddr>,
+) -> Result<(Presented, IpAddr), Failure> {
+    let Some(server_name) = expected.server_name() else {
+        return Err(Failure::Parameter {
+            message: format!("{} cannot be sent as a TLS server name", expected.host()),
+        });
+    };
+    let connected = net::connect(
+        &ctx.dns,
+        ctx.web.policy,
+        expected.host(),
+        ctx.web.tls_alpn_port,
+        ctx.web.connect_timeout,
+        &mut |ip| *dialling = Some(ip),
+    )
+    .await
+    .map_err(Failure::Net)?;
+    let ip = connected.ip;
+    let tls = tokio_rustls::TlsConnector::from(ctx.web.tls_alpn.clone())
+        .connect(server_name, connected.stream)
+        .await
+        .map_err(|e| Failure::Tls {
+            ip,
+            cause: tls_cause(&e),
+        })?;
+    let (_, connection) = tls.get_ref();
+    let presented = match connection.alpn_protocol() {
+        Some(p) if p == ACME_TLS_ALPN_PROTOCOL => match connection
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+        {
+            Some(leaf) => Presented::Certificate(leaf.clone().into_owned()),
+            // rustls requires a certificate from a TLS server; kept total all the same.
+            None => Presented::NotAcmeTls { protocol: None },
+        },
+        other => Presented::NotAcmeTls {
+            protocol: other.map(|p| bytes_for_echo(p, 64)),
+        },
+    };
+    Ok((presented, ip))
+}
+
+/// Applies rules 2–4 to a certificate: its subject common name (reported whatever the
+/// verdict) and every rule it breaks.
+pub fn evaluate(
+    der: &CertificateDer<'_>,
+    expected: &Expected,
+    digest: &[u8; 32],
+) -> (Option<String>, Vec<Violation>) {
+    let Ok((_, cert)) = X509Certificate::from_der(der.as_ref()) else {
+        return (None, vec![Violation::Unparsable]);
+    };
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(|cn| truncate_for_echo(&bytes_for_echo(cn.as_bytes(), 256), 256));
+    let acme: Vec<_> = cert
+        .extensions()
+        .iter()
+        .filter(|e| e.oid.to_id_string() == ACME_IDENTIFIER_OID)
+        .collect();
+    let san = match cert.subject_alternative_name() {
+        Ok(san) => san,
+        // A subjectAltName present twice, or that does not parse.
+        Err(_) => return (common_name, vec![Violation::Unparsable]),
+    };
+    let mut violations = Vec::new();
+    let Some(san) = san else {
+        violations.push(Violation::ExtensionMissing {
+            which: "subjectAltName",
+        });
+        return (common_name, violations);
+    };
+    let [acme] = acme[..] else {
+        violations.push(if acme.is_empty() {
+            Violation::ExtensionMissing {
+                which: "acmeIdentifier",
+            }
+        } else {
+            // RFC 5280 section 4.2: an extension appears at most once.
+            Violation::MalformedAcmeIdentifier
+        });
+        return (common_name, violations);
+    };
+
+    match &san.value.general_names[..] {
+        [one] => {
+            if let Some(v) = san_violation(one, expected) {
+                violations.push(v);
+            }
+        }
+        names => violations.push(Violation::NoSingleSan { count: names.len() }),
+    }
+    if !acme.critical {
+        violations.push(Violation::NonCriticalAcmeIdentifier);
+    }
+    match acme.value {
+        [0x04, 0x20, rest @ ..] if rest.len() == 32 => {
+            if rest != digest {
+                violations.push(Violation::DigestMismatch);
+            }
+        }
+        _ => violations.push(Violation::MalformedAcmeIdentifier),
+    }
+    (common_name, violations)
+}
+
+fn san_violation(name: &GeneralName<'_>, expected: &Expected) -> Option<Violation> {
+    match (name, expected) {
+        (GeneralName::DNSName(found), Expected::Dns(want)) => {
+            // RFC 4343: DNS names compare case-insensitively. A trailing dot is not part of a
+            // dNSName (RFC 5280 section 4.2.1.6), so it does not match.
+            (!found.eq_ignore_ascii_case(want)).then(|| Violation::SanNotTarget {
+                found: bytes_for_echo(found.as_bytes(), 256),
+                want: want.clone(),
+            })
+        }
+        (GeneralName::IPAddress(bytes), Expected::Ip(want)) => {
+            let found = match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
+                16 => <[u8; 16]>::try_from(*bytes).ok().map(IpAddr::from),
+                _ => None,
+            };
+            (found != Some(*want)).then(|| Violation::SanNotTarget {
+                found: found.map_or_else(|| format!("{} bytes", bytes.len()), |ip| ip.to_string()),
+                want: want.to_string(),
+            })
+        }
+        (other, Expected::Dns(_)) => Some(Violation::SanNotDnsName {
+            found: general_name_kind(other),
+        }),
+        (other, Expected::Ip(_)) => Some(Violation::SanTypeNotMatch {
+            found: general_name_kind(other),
+        }),
+    }
+}
+
+fn general_name_kind(name: &GeneralName<'_>) -> &'static str {
+    match name {
+        GeneralName::OtherName(..) => "otherName",
+        GeneralName::RFC822Name(_) => "rfc822Name",
+        GeneralName::DNSName(_) => "dNSName",
+        GeneralName::X400Address(_) => "x400Address",
+        GeneralName::DirectoryName(_) => "directoryName",
+        GeneralName::EDIPartyName(_) => "ediPartyName",
+        GeneralName::URI(_) => "uniformResourceIdentifier",
+        GeneralName::IPAddress(_) => "iPAddress",
+        GeneralName::RegisteredID(_) => "registeredID",
+        GeneralName::Invalid(..) => "malformed name",
+    }
+}
+
+/// id-pe-acmeIdentifier (RFC 8737 section 6.1).
+pub const ACME_IDENTIFIER_OID: &str = "1.3.6.1.5.5.7.1.31";
+
+fn failed(method: ValidationMethod, failure: &Failure, ip: Option<IpAddr>) -> CheckResponse {
+    let reported = report(failure, method);
+    response(
+        reported.completed,
+        false,
+        Some(vec![reported.error]),
+        None,
+        ip,
+    )
+}
+
+fn response(
+    completed: bool,
+    passed: bool,
+    errors: Option<Vec<MpicError>>,
+    common_name: Option<String>,
+    ip: Option<IpAddr>,
+) -> CheckResponse {
+    CheckResponse {
+        check_type: CheckType::Dcv,
+        check_completed: completed,
+        check_passed: passed,
+        errors,
+        timestamp_ns: crate::now_ns(),
+        details: CheckDetails::TlsAlpn(TlsAlpnDetails {
+            validation_method: ValidationMethod::AcmeTlsAlpn01,
+            common_name,
+            resolved_ip: ip.map(|ip| ip.to_string()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_types_have_the_api_form() {
+        let all = [
+            Violation::AlpnNotNegotiated { protocol: None },
+            Violation::Unparsable,
+            Violation::ExtensionMissing { which: "x" },
+            Violation::NonCriticalAcmeIdentifier,
+            Violation::NoSingleSan { count: 2 },
+            Violation::SanNotDnsName { found: "x" },
+            Violation::SanTypeNotMatch { found: "x" },
+            Violation::SanNotTarget {
+                found: String::new(),
+                want: String::new(),
+            },
+            Violation::MalformedAcmeIdentifier,
+            Violation::DigestMismatch,
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for v in all {
+            let t = v.error_type();
+            assert!(
+                t.starts_with(mpic_common::api::error_type::TLS_ALPN_CERTIFICATE_PREFIX),
+                "{t}"
+            );
+            assert!(seen.insert(t), "{t} used twice");
+        }
+    }
 }

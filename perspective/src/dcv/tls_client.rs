@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -46,6 +46,54 @@ pub fn https_config(roots: Option<Arc<RootCertStore>>) -> Result<Arc<ClientConfi
         None => Arc::new(NoChainValidation::new()),
     };
     Ok(Arc::new(base_config(verifier)))
+}
+
+/// An HTTPS client that refuses every server: what HTTPS falls back to when the configured
+/// roots cannot be loaded, so that a broken configuration fails closed instead of silently
+/// skipping the validation it asked for.
+pub fn https_refusing_all() -> Arc<ClientConfig> {
+    Arc::new(base_config(Arc::new(RefuseAll(NoChainValidation::new()))))
+}
+
+/// Refuses every certificate (see [`https_refusing_all`]).
+#[derive(Debug)]
+struct RefuseAll(NoChainValidation);
+
+impl ServerCertVerifier for RefuseAll {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Accepts any certificate, but still verifies the handshake signature with the key of the
@@ -81,8 +129,9 @@ impl ServerCertVerifier for NoChainValidation {
     ) -> Result<ServerCertVerified, rustls::Error> {
         // The certificate must at least parse: its key is needed for the signature checks and
         // its extensions by the tls-alpn-01 check.
-        X509Certificate::from_der(end_entity.as_ref())
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        X509Certificate::from_der(end_entity.as_ref()).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
         Ok(ServerCertVerified::assertion())
     }
 
@@ -92,19 +141,20 @@ impl ServerCertVerifier for NoChainValidation {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let (_, x509) = X509Certificate::from_der(cert.as_ref())
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        let (_, x509) = X509Certificate::from_der(cert.as_ref()).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
         let key = &x509.public_key().subject_public_key.data;
         // TLS 1.2 does not bind a scheme to one algorithm (an ECDSA scheme names no curve):
         // try each candidate, as rustls's own helper does.
-        let candidates = self
+        let mut candidates = self
             .provider
             .signature_verification_algorithms
-            .convert_scheme(dss.scheme)?;
-        if candidates
+            .mapping
             .iter()
-            .any(|alg| alg.verify_signature(key, message, dss.signature()).is_ok())
-        {
+            .filter(|(scheme, _)| *scheme == dss.scheme)
+            .flat_map(|(_, algorithms)| algorithms.iter());
+        if candidates.any(|alg| alg.verify_signature(key, message, dss.signature()).is_ok()) {
             Ok(HandshakeSignatureValid::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
@@ -119,8 +169,9 @@ impl ServerCertVerifier for NoChainValidation {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let (_, x509) = X509Certificate::from_der(cert.as_ref())
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        let (_, x509) = X509Certificate::from_der(cert.as_ref()).map_err(|_| {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding)
+        })?;
         rustls::crypto::verify_tls13_signature_with_raw_key(
             message,
             &SubjectPublicKeyInfoDer::from(x509.public_key().raw),

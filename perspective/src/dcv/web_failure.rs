@@ -236,7 +236,10 @@ impl fmt::Display for RedirectRefusal {
             RedirectReason::MissingLocation => f.write_str(" refused: no Location header"),
             RedirectReason::InvalidLocation => f.write_str(" refused: not a valid URL"),
             RedirectReason::Scheme(s) => {
-                write!(f, " refused: scheme {s:?}; only http and https are followed")
+                write!(
+                    f,
+                    " refused: scheme {s:?}; only http and https are followed"
+                )
             }
             RedirectReason::Port(p) => write!(
                 f,

@@ -5,6 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod caa_component;
+mod dcv_dns;
+mod dcv_dnssec;
+mod dcv_tls_alpn;
+mod dcv_web;
 mod e2e;
 mod malformed;
 mod support;

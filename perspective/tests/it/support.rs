@@ -51,6 +51,7 @@ pub fn plain_config(code: &str, resolver: SocketAddr) -> PerspectiveConfig {
             check_timeout_ms: 3_000,
             ..Limits::default()
         },
+        web: Default::default(),
         tls: None,
         danger_plain_http: true,
     }

@@ -1,0 +1,237 @@
+//! The `mpic` command as a user runs it: `mpic dev` serving a local fleet, `mpic caa` and
+//! `mpic dcv` against it (readable output, `--json`, exit statuses), `mpic certs`, `mpic probe`
+//! and `mpic config check`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use mpic_tests::dns::{DnsServer, Zone};
+use mpic_tests::fixtures::free_port;
+use mpic_tests::process::Server;
+
+const KEY: &str = "cli-test-key-0123456789";
+
+fn mpic() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mpic"))
+}
+
+struct DevFleet {
+    _server: Server,
+    _dns: DnsServer,
+    url: String,
+    _dir: std::path::PathBuf,
+}
+
+async fn dev_fleet() -> DevFleet {
+    mpic_common::tls::install_crypto_provider();
+    let dns = DnsServer::start(
+        Zone::new()
+            .caa("example.com", 0, "issue", "ca.example")
+            .caa("deny.example.com", 0, "issue", "other.example")
+            .a("com", "192.0.2.9".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("mpic-cli-it-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let resolver = dns.addr().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Server::start(
+        Path::new(env!("CARGO_BIN_EXE_mpic")),
+        &[
+            "dev",
+            "--perspectives",
+            "6",
+            "--resolver",
+            &resolver,
+            "--listen",
+            &listen,
+            "--api-key",
+            KEY,
+            "--caa-domain",
+            "ca.example",
+        ],
+        &[],
+        &dir.join("dev.log"),
+    );
+    let url = format!("http://{listen}");
+    server
+        .wait_healthy(&reqwest::Client::new(), &format!("{url}/readyz"))
+        .await;
+    DevFleet {
+        _server: server,
+        _dns: dns,
+        url,
+        _dir: dir,
+    }
+}
+
+// Multi-threaded: the test kit's DNS server must keep answering while this thread waits
+// for `mpic` processes synchronously.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caa_through_mpic_dev() {
+    let f = dev_fleet().await;
+    let run = |args: &[&str]| {
+        let out = mpic()
+            .args(args)
+            .env("MPIC_URL", &f.url)
+            .env("MPIC_API_KEY", KEY)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["caa", "example.com"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("VALID: 6/6 corroborated (quorum 4), attempt 1"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(" passed ").count(), 6, "{stdout}");
+
+    let (code, stdout, _) = run(&["caa", "deny.example.com"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("NOT VALID: 0/6"), "{stdout}");
+
+    // --json prints the API body itself.
+    let (code, stdout, _) = run(&[
+        "caa",
+        "example.com",
+        "--json",
+        "--trace-identifier",
+        "cli-1",
+    ]);
+    assert_eq!(code, Some(0));
+    let body: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(body["trace_identifier"], "cli-1");
+    assert_eq!(body["quorum_result"], "6/6");
+    let direct: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/mpic", f.url))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"check_type": "caa", "domain_or_ip_target": "example.com", "trace_identifier": "cli-1", "caa_check_parameters": {}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let strip = |mut v: serde_json::Value| {
+        for p in v["perspectives"].as_array_mut().unwrap() {
+            p["check_response"]["timestamp_ns"] = serde_json::Value::Null;
+        }
+        v
+    };
+    assert_eq!(strip(body), strip(direct), "--json is the API body");
+
+    // Errors exit 2: a bad key, a malformed request.
+    let out = mpic()
+        .args(["caa", "example.com"])
+        .env("MPIC_URL", &f.url)
+        .env("MPIC_API_KEY", "wrong-key-0123456789")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let (code, _, stderr) = run(&["caa", "not a domain"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("domain_or_ip_target"), "{stderr}");
+    let (code, _, stderr) = run(&[
+        "dcv",
+        "dns-change",
+        "example.com",
+        "--param",
+        "challenge_value=abc",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("dns_record_type"), "{stderr}");
+}
+
+#[test]
+fn certs_probe_and_config_check() {
+    let dir = std::env::temp_dir().join(format!("mpic-cli-certs-{}", std::process::id()));
+    let out = mpic()
+        .args([
+            "certs",
+            "--out",
+            dir.to_str().unwrap(),
+            "--perspective",
+            "p1",
+            "--perspective",
+            "p2=p2.internal,10.0.0.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "ca.crt",
+        "coordinator.crt",
+        "coordinator.key",
+        "p1.crt",
+        "p1.key",
+        "p2.crt",
+        "p2.key",
+    ] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    assert!(!dir.join("ca.key").exists(), "the CA key is never written");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(dir.join("p1.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../coordinator/examples/coordinator.yaml"
+    );
+    let out = mpic().args(["config", "check", example]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("not in one cohort: us-east-1 and us-east-2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("disjoint cohort(s) of 6"), "{stdout}");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../perspective/examples/perspective.yaml"
+    );
+    let out = mpic().args(["config", "check", example]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "listen: 1\n").unwrap();
+    let out = mpic()
+        .args(["config", "check", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = mpic()
+        .args(["probe", "http://127.0.0.1:9/healthz", "--timeout", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
