@@ -102,7 +102,7 @@ const PLACES: [(&str, &str, Rir, f64, f64); 12] = [
 
 /// Runs the fleet until Ctrl-C.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    mpic_common::logging::init();
+    let _telemetry = mpic_common::telemetry::init("mpic-dev");
     mpic_common::tls::install_crypto_provider();
     let resolver = match args.resolver {
         Some(r) => r,

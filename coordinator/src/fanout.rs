@@ -88,8 +88,11 @@ async fn call_inner(
     call: &Call,
     shape: EntryShape,
 ) -> Result<CheckResponse, String> {
+    let mut headers = http::HeaderMap::new();
+    mpic_common::telemetry::inject(&tracing::Span::current(), &mut headers);
     let mut request = client
         .post(call.url.clone())
+        .headers(headers)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(call.body.clone());
     if let Some(t) = &call.trace_identifier {
@@ -176,6 +179,17 @@ fn sanitize_header(value: &str) -> String {
     )
 }
 
+/// What became of one call of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// It answered (or failed) on its own.
+    Finished,
+    /// It was dropped after the verdict was settled and the grace ran out.
+    Cancelled,
+    /// It was dropped at the request deadline.
+    Deadline,
+}
+
 /// Collects the answers of one attempt's calls (in cohort order). Once the verdict is settled
 /// (no pending answer can change it), stragglers get `grace`; then, or at `deadline`, every
 /// call still pending is dropped (cancelled) and recorded as not completed.
@@ -185,7 +199,7 @@ pub async fn gather<F>(
     grace: Duration,
     deadline: Instant,
     shape: EntryShape,
-) -> Vec<CheckResponse>
+) -> Vec<(CheckResponse, Fate)>
 where
     F: Future<Output = CheckResponse>,
 {
@@ -225,14 +239,17 @@ where
             }
         }
     }
-    let why = if grace_until.is_some() {
-        "cancelled: the verdict was settled before it answered"
+    let (why, fate) = if grace_until.is_some() {
+        ("cancelled: the verdict was settled before it answered", Fate::Cancelled)
     } else {
-        "no answer within the request deadline"
+        ("no answer within the request deadline", Fate::Deadline)
     };
     answers
         .into_iter()
-        .map(|a| a.unwrap_or_else(|| shape.failed(why)))
+        .map(|a| match a {
+            Some(r) => (r, Fate::Finished),
+            None => (shape.failed(why), fate),
+        })
         .collect()
 }
 
@@ -291,14 +308,17 @@ mod tests {
             (Afrinic, after(50, pass())),
             (Arin, never()),
         ];
-        let out = gather(
+        let out: Vec<CheckResponse> = gather(
             calls,
             4,
             Duration::from_millis(250),
             start + Duration::from_secs(15),
             shape(),
         )
-        .await;
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
         // Quorum 4 with two RIRs is reached at 40 ms; the grace runs to 290 ms.
         assert_eq!(start.elapsed(), Duration::from_millis(290));
         assert_eq!(
@@ -331,14 +351,17 @@ mod tests {
             (Afrinic, never()),
             (Arin, never()),
         ];
-        let out = gather(
+        let out: Vec<CheckResponse> = gather(
             calls,
             4,
             Duration::from_millis(100),
             start + Duration::from_secs(15),
             shape(),
         )
-        .await;
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
         assert_eq!(start.elapsed(), Duration::from_millis(110));
         assert!(out.iter().all(|r| !r.check_passed));
     }
@@ -352,14 +375,17 @@ mod tests {
             (RipeNcc, never()),
             (Apnic, after(5, pass())),
         ];
-        let out = gather(
+        let out: Vec<CheckResponse> = gather(
             calls,
             2,
             Duration::from_millis(100),
             start + Duration::from_secs(2),
             shape(),
         )
-        .await;
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
         assert_eq!(start.elapsed(), Duration::from_secs(2));
         assert!(
             out[0].errors.as_ref().unwrap()[0]
@@ -374,14 +400,17 @@ mod tests {
         use Rir::*;
         let start = Instant::now();
         let calls: Vec<(Rir, Boxed)> = vec![(Arin, after(5, pass())), (RipeNcc, after(7, pass()))];
-        let out = gather(
+        let out: Vec<CheckResponse> = gather(
             calls,
             1,
             Duration::from_millis(500),
             start + Duration::from_secs(2),
             shape(),
         )
-        .await;
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
         assert_eq!(start.elapsed(), Duration::from_millis(7));
         assert!(out.iter().all(|r| r.check_passed));
     }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cohort;
 pub mod config;
 pub mod fanout;
+pub mod metrics;
 pub mod orchestrate;
 pub mod policy;
 pub mod quorum;
@@ -106,9 +107,11 @@ impl Coordinator {
         mpic_common::tls::install_crypto_provider();
         config.validate()?;
         let client = perspective_client(config)?;
+        let metrics = Arc::new(metrics::Metrics::new());
         let orchestrator = orchestrate::Orchestrator::new(
             config.perspectives.clone(),
             client.clone(),
+            metrics.clone(),
             secrets.hash_secret,
             config.call_timeout(),
             config.request_timeout(),
@@ -136,6 +139,15 @@ impl Coordinator {
                 config.limits.max_concurrent_requests,
             )),
             client,
+            metrics,
+            configz: serde_json::json!({
+                "service": "mpic-coordinator",
+                "version": env!("CARGO_PKG_VERSION"),
+                "api_spec_version": "3.9.0",
+                "br_minimum_perspectives_today": policy::br_minimum_today(),
+                // Secrets appear only as references (variable names or file paths).
+                "config": config,
+            }),
         });
         let listener = TcpListener::bind(config.listen)
             .await

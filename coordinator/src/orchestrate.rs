@@ -6,16 +6,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mpic_common::api::{
-    ActualOrchestrationParameters, CaaPerspectiveRequest, CheckType, DcvPerspectiveRequest,
+    ActualOrchestrationParameters, CaaPerspectiveRequest, CheckResponse, CheckType, DcvPerspectiveRequest,
     EchoedParameters, MpicRequest, MpicResponse, PerspectiveResult,
 };
 use mpic_common::config::Rir;
 use mpic_common::target::Target;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::cohort::{self, Member};
 use crate::config::PerspectiveEntry;
-use crate::fanout::{self, Call, EntryShape};
+use crate::fanout::{self, Call, EntryShape, Fate};
+use crate::metrics::{CallLabels, CheckTypeLabels, PerspectiveLabels};
 use crate::quorum::{self, Plan};
 
 /// Everything needed to run requests against one catalogue.
@@ -27,6 +29,7 @@ pub struct Orchestrator {
     /// `/caa` and `/dcv` URLs of each perspective, parsed once.
     urls: Vec<[reqwest::Url; 2]>,
     client: reqwest::Client,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     secret: Vec<u8>,
     call_timeout: Duration,
     request_timeout: Duration,
@@ -76,6 +79,7 @@ impl Orchestrator {
     pub fn new(
         perspectives: Vec<PerspectiveEntry>,
         client: reqwest::Client,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
         secret: Vec<u8>,
         call_timeout: Duration,
         request_timeout: Duration,
@@ -104,6 +108,7 @@ impl Orchestrator {
             members,
             urls,
             client,
+            metrics,
             secret,
             call_timeout,
             request_timeout,
@@ -172,13 +177,51 @@ impl Orchestrator {
                         .call_timeout
                         .min(deadline.saturating_duration_since(Instant::now()));
                     let client = self.client.clone();
-                    (entry.rir, async move {
-                        fanout::call(&client, &call, shape, timeout).await
-                    })
+                    let metrics = self.metrics.clone();
+                    let span = tracing::info_span!(
+                        "mpic.perspective_call",
+                        otel.name = %format!("call {}", entry.code),
+                        perspective.code = %entry.code,
+                        attempt = k + 1,
+                    );
+                    (
+                        entry.rir,
+                        async move {
+                            let started = Instant::now();
+                            let response = fanout::call(&client, &call, shape, timeout).await;
+                            metrics
+                                .call_duration
+                                .get_or_create(&PerspectiveLabels { perspective: call.code.clone() })
+                                .observe(started.elapsed().as_secs_f64());
+                            response
+                        }
+                        .instrument(span),
+                    )
                 })
                 .collect();
-            let answers =
-                fanout::gather(calls, plan.quorum_count, self.grace, deadline, shape).await;
+            let answers = fanout::gather(calls, plan.quorum_count, self.grace, deadline, shape).await;
+            self.metrics
+                .attempts
+                .get_or_create(&CheckTypeLabels { check_type: v.request.check_type.as_str().to_owned() })
+                .inc();
+            for (&i, (response, fate)) in cohort.iter().zip(&answers) {
+                let outcome = match (fate, response.check_completed, response.check_passed) {
+                    (Fate::Cancelled, ..) => "cancelled",
+                    (Fate::Deadline, ..) => "failed",
+                    (Fate::Finished, true, true) => "passed",
+                    (Fate::Finished, true, false) => "not_passed",
+                    (Fate::Finished, false, _) if is_remote_failure(response) => "failed",
+                    (Fate::Finished, false, _) => "error",
+                };
+                self.metrics
+                    .calls
+                    .get_or_create(&CallLabels {
+                        perspective: self.perspectives[i].code.clone(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc();
+            }
+            let answers: Vec<CheckResponse> = answers.into_iter().map(|(r, _)| r).collect();
             last_outcomes = cohort
                 .iter()
                 .zip(&answers)
@@ -244,4 +287,11 @@ impl Orchestrator {
         // Serialising our own types to JSON cannot fail (string keys, no non-finite floats).
         (path, Bytes::from(body.unwrap_or_default()))
     }
+}
+
+/// Whether a not-completed entry is the coordinator's own failed entry (no usable answer).
+fn is_remote_failure(r: &CheckResponse) -> bool {
+    r.errors.iter().flatten().any(|e| {
+        e.error_type == mpic_common::api::error_type::COORDINATOR_REMOTE_CHECK
+    })
 }

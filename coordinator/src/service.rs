@@ -18,8 +18,10 @@ use mpic_common::api::{
 use mpic_common::validate::{self, CaaParams, issue, issue_at};
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument as _;
 
 use crate::auth::ApiKeys;
+use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels};
 use crate::cohort;
 use crate::orchestrate::{Orchestrator, Validated};
 use crate::quorum::{self, Bounds};
@@ -42,6 +44,10 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// The client used for health probes (the same pool as the checks).
     pub client: reqwest::Client,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// What `GET /configz` shows: the effective configuration without secrets, and versions.
+    pub configz: serde_json::Value,
 }
 
 /// The router.
@@ -50,6 +56,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mpic", post(post_mpic))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/configz", get(configz))
+        .route("/openapi.json", get(openapi))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found") })
         .method_not_allowed_fallback(|| async {
             error(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed")
@@ -61,8 +70,47 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "mpic.request",
+        otel.name = "POST /mpic",
+        trace_id = tracing::field::Empty,
+        trace_identifier = tracing::field::Empty,
+        target_name = tracing::field::Empty,
+        check.type = tracing::field::Empty,
+    );
+    mpic_common::telemetry::continue_trace(&span, &headers);
+    span.record("trace_id", mpic_common::telemetry::trace_id(&span));
+    let (response, labels) = handle(&state, headers, body, &span).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let m = &state.metrics;
+    m.requests
+        .get_or_create(&RequestLabels {
+            check_type: labels.0.clone(),
+            method: labels.1,
+            verdict: labels.2.to_owned(),
+            status,
+        })
+        .inc();
+    if status == 200 {
+        m.request_duration
+            .get_or_create(&CheckTypeLabels { check_type: labels.0 })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+/// The request itself; returns the response and its metric labels (check type, method,
+/// verdict).
+async fn handle(
+    state: &AppState,
+    headers: HeaderMap,
+    body: Body,
+    span: &tracing::Span,
+) -> (Response, (String, String, &'static str)) {
+    let unknown = || (String::new(), String::new(), "none");
     if !state.keys.allows(&headers) {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized");
+        return (error(StatusCode::UNAUTHORIZED, "unauthorized"), unknown());
     }
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let json = ct
@@ -71,49 +119,116 @@ async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
             .and_then(|v| v.split(';').next())
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
+            return (error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"), unknown());
         }
     }
     let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large");
+        return (error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"), unknown());
     };
     let request: MpicRequest = match validate::parse_json(&bytes) {
         Ok(r) => r,
-        Err(i) => return bad_request(vec![i]),
+        Err(i) => return (bad_request(vec![i]), unknown()),
     };
+    let check_type = request.check_type.as_str().to_owned();
+    if let Some(t) = &request.trace_identifier {
+        span.record("trace_identifier", mpic_common::text::truncate_for_echo(t, 256));
+    }
+    span.record("check.type", check_type.as_str());
     let validated = match validate_request(request, &state.bounds) {
         Ok(v) => v,
-        Err(issues) => return bad_request(issues),
+        Err(issues) => return (bad_request(issues), (check_type, String::new(), "none")),
+    };
+    span.record("target_name", validated.target.to_string());
+    let method = match &validated.echo {
+        EchoedParameters::Dcv(p) => p.method().as_str(),
+        EchoedParameters::Caa(_) => "",
     };
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        state.metrics.shed.inc();
         let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return (response, (check_type, method.to_owned(), "none"));
     };
+    state.metrics.in_flight.inc();
     let started = Instant::now();
-    match state.orchestrator.run(&validated).await {
+    let outcome = state.orchestrator.run(&validated).await;
+    state.metrics.in_flight.dec();
+    match outcome {
         Ok(response) => {
-            tracing::info!(
-                target: "mpic::audit",
-                target_name = %validated.target,
-                check.type = validated.request.check_type.as_str(),
-                check.method = match &validated.echo { EchoedParameters::Dcv(p) => p.method().as_str(), EchoedParameters::Caa(_) => "" },
-                trace_identifier = validated.request.trace_identifier.as_deref().unwrap_or(""),
-                is_valid = response.is_valid,
-                quorum_result = %response.quorum_result,
-                attempts = response.actual_orchestration_parameters.map_or(0, |a| a.attempt_count),
-                duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "mpic request"
-            );
-            (StatusCode::OK, axum::Json(response)).into_response()
+            audit(&validated, &response, &state.orchestrator, started.elapsed());
+            let verdict = if response.is_valid { "valid" } else { "invalid" };
+            (
+                (StatusCode::OK, axum::Json(response)).into_response(),
+                (check_type, method.to_owned(), verdict),
+            )
         }
         Err(e) => {
             tracing::error!(target_name = %validated.target, error = %e, "orchestration failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            (
+                error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+                (check_type, method.to_owned(), "none"),
+            )
         }
     }
+}
+
+/// The BR 5.4.1 audit event: one per answered `POST /mpic`, with the target, the check, every
+/// attempt's perspectives and results, the quorum result, the RIRs of the corroborating
+/// perspectives, the attempt count and the latency. Parameters (tokens, key authorizations,
+/// challenge values) are never logged.
+fn audit(v: &Validated, r: &mpic_common::api::MpicResponse, o: &Orchestrator, took: Duration) {
+    let rir_of = |code: &str| {
+        o.perspectives
+            .iter()
+            .find(|p| p.code == code)
+            .map_or("?", |p| p.rir.as_str())
+    };
+    let describe = |attempt: &[mpic_common::api::PerspectiveResult]| {
+        attempt
+            .iter()
+            .map(|p| {
+                let c = &p.check_response;
+                let result = match (c.check_completed, c.check_passed) {
+                    (true, true) => "passed",
+                    (true, false) => "not_passed",
+                    (false, _) => "error",
+                };
+                format!("{}={result}", p.perspective_code)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut attempts: Vec<String> = r
+        .previous_attempt_results
+        .iter()
+        .flatten()
+        .map(|a| describe(a))
+        .collect();
+    attempts.push(describe(&r.perspectives));
+    let passing_rirs: std::collections::BTreeSet<&str> = r
+        .perspectives
+        .iter()
+        .filter(|p| p.check_response.check_completed && p.check_response.check_passed)
+        .map(|p| rir_of(&p.perspective_code))
+        .collect();
+    tracing::info!(
+        target: "mpic::audit",
+        event = "mpic.audit",
+        target_name = %v.target,
+        check.type = v.request.check_type.as_str(),
+        check.method = match &v.echo { EchoedParameters::Dcv(p) => p.method().as_str(), EchoedParameters::Caa(_) => "" },
+        trace_identifier = v.request.trace_identifier.as_deref().unwrap_or(""),
+        is_valid = r.is_valid,
+        mpic_completed = r.mpic_completed,
+        quorum_result = %r.quorum_result,
+        passing_rirs = %passing_rirs.into_iter().collect::<Vec<_>>().join(","),
+        attempt_count = attempts.len(),
+        perspectives = %attempts.join(" | "),
+        duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        "mpic request decided"
+    );
 }
 
 /// Turns a parsed body into a request the orchestrator can run, or the 400 issues.
@@ -178,6 +293,25 @@ pub fn validate_request(
         }),
         _ => Err(issues),
     }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, mpic_common::metrics::CONTENT_TYPE)],
+        mpic_common::metrics::render(&state.metrics.registry),
+    )
+        .into_response()
+}
+
+/// The OpenAPI 3.1 document of this service (`coordinator/openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn configz(State(state): State<Arc<AppState>>) -> Response {
+    (StatusCode::OK, axum::Json(state.configz.clone())).into_response()
 }
 
 async fn healthz() -> Response {

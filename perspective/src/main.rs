@@ -21,7 +21,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    mpic_common::logging::init();
+    let _telemetry = mpic_common::telemetry::init("mpic-perspective");
     let args = Args::parse();
     let config = match PerspectiveConfig::load(&args.config) {
         Ok(c) => c,

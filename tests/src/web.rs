@@ -462,6 +462,17 @@ impl ChallengeCert {
         }
     }
 
+    /// `der` presented as the certificate, with a fresh key that matches nothing in it.
+    pub fn raw_certified_key(der: Vec<u8>) -> Result<Arc<CertifiedKey>> {
+        let key = KeyPair::generate()?;
+        let signing = provider()
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                key.serialize_der(),
+            )))?;
+        Ok(Arc::new(CertifiedKey::new(vec![der.into()], signing)))
+    }
+
     /// The certificate and its key, ready for a rustls server.
     pub fn certified_key(&self) -> Result<Arc<CertifiedKey>> {
         let key = KeyPair::generate()?;
@@ -576,9 +587,20 @@ impl TlsAlpnServer {
         alpn: &[&[u8]],
         versions: TlsVersions,
     ) -> Result<TlsAlpnServer> {
+        TlsAlpnServer::start_with_key(bind, cert.certified_key()?, alpn, versions).await
+    }
+
+    /// Like [`TlsAlpnServer::start`], presenting any certificate chain and key (for example
+    /// bytes that are not a certificate at all).
+    pub async fn start_with_key(
+        bind: SocketAddr,
+        key: Arc<CertifiedKey>,
+        alpn: &[&[u8]],
+        versions: TlsVersions,
+    ) -> Result<TlsAlpnServer> {
         let hellos = Arc::new(Mutex::new(Vec::new()));
         let resolver = OneCert {
-            key: cert.certified_key()?,
+            key,
             hellos: Arc::clone(&hellos),
         };
         let builder = rustls::ServerConfig::builder_with_provider(provider());

@@ -31,7 +31,7 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 use super::DcvContext;
 use super::http_fetch::tls_cause;
 use super::tls_client::ACME_TLS_ALPN_PROTOCOL;
-use super::web_failure::{Failure, report};
+use super::web_failure::{Failure, TlsCause, report};
 use crate::net::{self, Host};
 
 /// Runs the check.
@@ -57,6 +57,19 @@ pub async fn check(
         tokio::time::timeout_at(deadline, handshake(ctx, &expected, &mut dialling)).await;
     let (certificate, ip) = match handshake {
         Ok(Ok(done)) => done,
+        // A certificate that does not parse ends the handshake (its key is needed to check
+        // the handshake signature), but it is the certificate's fault: report it as such.
+        Ok(Err(Failure::Tls {
+            ip,
+            cause:
+                TlsCause::Rustls(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::BadEncoding,
+                )),
+        })) => {
+            let v = Violation::Unparsable;
+            let error = MpicError::new(v.error_type(), format!("{ip}: {v}"));
+            return response(true, false, Some(vec![error]), None, Some(ip));
+        }
         Ok(Err(failure)) => return failed(method, &failure, dialling),
         Err(_) => {
             let failure = Failure::Timeout {

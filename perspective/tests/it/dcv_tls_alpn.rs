@@ -70,6 +70,21 @@ fn zone() -> Zone {
 
 const PREFIX: &str = "mpic_error:dcv_checker:tls_alpn:certificate:";
 
+/// A TLS-ALPN server on `bind` presenting `cert`, and a context that dials it.
+async fn serve(
+    dns: &DnsServer,
+    bind: &str,
+    cert: &ChallengeCert,
+    alpn: &[&[u8]],
+    versions: TlsVersions,
+) -> (TlsAlpnServer, DcvContext) {
+    let server = TlsAlpnServer::start(bind.parse().unwrap(), cert, alpn, versions)
+        .await
+        .unwrap();
+    let ctx = context(dns.addr(), server.addr().port(), true);
+    (server, ctx)
+}
+
 #[tokio::test]
 async fn certificates_made_with_rcgen() {
     struct Case {
@@ -186,15 +201,7 @@ async fn certificates_made_with_rcgen() {
     let dns = DnsServer::start(zone()).await.unwrap();
     for c in cases {
         for versions in [TlsVersions::Tls12, TlsVersions::Tls13] {
-            let server = TlsAlpnServer::start(
-                "127.0.0.1:0".parse().unwrap(),
-                &c.cert,
-                &[ACME_TLS_1],
-                versions,
-            )
-            .await
-            .unwrap();
-            let ctx = context(dns.addr(), server.addr().port(), true);
+            let (server, ctx) = serve(&dns, "127.0.0.1:0", &c.cert, &[ACME_TLS_1], versions).await;
             let r = dcv::check(&ctx, &target("example.com"), &params(&hex_digest())).await;
             let want: Vec<String> = c.want.iter().map(|w| format!("{PREFIX}{w}")).collect();
             assert_eq!(
@@ -230,15 +237,7 @@ async fn certificates_made_with_rcgen() {
 async fn the_digest_may_be_given_in_base64url() {
     let dns = DnsServer::start(zone()).await.unwrap();
     let cert = ChallengeCert::valid("example.com", KEY_AUTHORIZATION);
-    let server = TlsAlpnServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        &cert,
-        &[ACME_TLS_1],
-        TlsVersions::Both,
-    )
-    .await
-    .unwrap();
-    let ctx = context(dns.addr(), server.addr().port(), true);
+    let (_server, ctx) = serve(&dns, "127.0.0.1:0", &cert, &[ACME_TLS_1], TlsVersions::Both).await;
     let b64 = mpic_common::digest::base64url(&key_authorization_digest(KEY_AUTHORIZATION));
     let r = dcv::check(&ctx, &target("example.com"), &params(&b64)).await;
     assert!(r.check_passed, "{r:?}");
@@ -251,15 +250,7 @@ async fn the_digest_may_be_given_in_base64url() {
 async fn a_server_that_does_not_negotiate_acme_tls_1() {
     let dns = DnsServer::start(zone()).await.unwrap();
     let cert = ChallengeCert::valid("example.com", KEY_AUTHORIZATION);
-    let server = TlsAlpnServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        &cert,
-        &[],
-        TlsVersions::Both,
-    )
-    .await
-    .unwrap();
-    let ctx = context(dns.addr(), server.addr().port(), true);
+    let (_server, ctx) = serve(&dns, "127.0.0.1:0", &cert, &[], TlsVersions::Both).await;
     let r = dcv::check(&ctx, &target("example.com"), &params(&hex_digest())).await;
     assert!(r.check_completed && !r.check_passed, "{r:?}");
     let e = &r.errors.as_ref().unwrap()[0];
@@ -329,15 +320,7 @@ async fn ip_targets_use_the_reverse_name_as_sni() {
             sans: c.sans,
             ..ChallengeCert::valid_ip("127.0.0.1".parse().unwrap(), KEY_AUTHORIZATION)
         };
-        let server = TlsAlpnServer::start(
-            c.bind.parse().unwrap(),
-            &cert,
-            &[ACME_TLS_1],
-            TlsVersions::Both,
-        )
-        .await
-        .unwrap();
-        let ctx = context(dns.addr(), server.addr().port(), true);
+        let (server, ctx) = serve(&dns, c.bind, &cert, &[ACME_TLS_1], TlsVersions::Both).await;
         let r = dcv::check(&ctx, &target(c.target), &params(&hex_digest())).await;
         let want: Vec<String> = c.want.iter().map(|w| format!("{PREFIX}{w}")).collect();
         assert_eq!(error_types(&r), want, "case {:?}: {r:?}", c.name);
@@ -439,18 +422,28 @@ async fn connection_failures_and_the_address_policy() {
 }
 
 #[tokio::test]
-async fn an_ipv6_only_name() {
+async fn a_certificate_that_does_not_parse() {
     let dns = DnsServer::start(zone()).await.unwrap();
-    let cert = ChallengeCert::valid("v6.example.com", KEY_AUTHORIZATION);
-    let server = TlsAlpnServer::start(
-        "[::1]:0".parse().unwrap(),
-        &cert,
+    let key = ChallengeCert::raw_certified_key(b"not a certificate".to_vec()).unwrap();
+    let server = TlsAlpnServer::start_with_key(
+        "127.0.0.1:0".parse().unwrap(),
+        key,
         &[ACME_TLS_1],
         TlsVersions::Both,
     )
     .await
     .unwrap();
     let ctx = context(dns.addr(), server.addr().port(), true);
+    let r = dcv::check(&ctx, &target("example.com"), &params(&hex_digest())).await;
+    assert!(r.check_completed && !r.check_passed, "{r:?}");
+    assert_eq!(error_types(&r), [format!("{PREFIX}unparsable")]);
+}
+
+#[tokio::test]
+async fn an_ipv6_only_name() {
+    let dns = DnsServer::start(zone()).await.unwrap();
+    let cert = ChallengeCert::valid("v6.example.com", KEY_AUTHORIZATION);
+    let (_server, ctx) = serve(&dns, "[::1]:0", &cert, &[ACME_TLS_1], TlsVersions::Both).await;
     let r = dcv::check(&ctx, &target("v6.example.com"), &params(&hex_digest())).await;
     assert!(r.check_passed, "{r:?}");
     assert_eq!(details(&r).resolved_ip.as_deref(), Some("::1"));

@@ -1,0 +1,107 @@
+//! The coordinator's Prometheus metrics (`GET /metrics`). Names and labels follow the
+//! Prometheus and OpenTelemetry conventions (`_total` counters, `_seconds` histograms); label
+//! values are bounded sets — check types, method names, verdicts, status codes, configured
+//! perspective codes — never domain names.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of a finished request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `caa` or `dcv`.
+    pub check_type: String,
+    /// The DCV method, or empty for CAA.
+    pub method: String,
+    /// `valid`, `invalid`, or `none` when no verdict was reached (4xx/5xx).
+    pub verdict: String,
+    /// The HTTP status returned.
+    pub status: u16,
+}
+
+/// Labels of a request-level histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckTypeLabels {
+    /// `caa` or `dcv`.
+    pub check_type: String,
+}
+
+/// Labels of a perspective call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The configured code.
+    pub perspective: String,
+    /// `passed`, `not_passed`, `error` (answered, not completed), `failed` (no usable
+    /// answer) or `cancelled` (dropped after the verdict was settled).
+    pub outcome: String,
+}
+
+/// Labels of a per-perspective histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PerspectiveLabels {
+    /// The configured code.
+    pub perspective: String,
+}
+
+/// All coordinator metrics, registered in their own registry.
+#[derive(Debug)]
+pub struct Metrics {
+    /// The registry served on `/metrics`.
+    pub registry: Registry,
+    /// `mpic_requests_total`.
+    pub requests: Family<RequestLabels, Counter>,
+    /// `mpic_request_duration_seconds`.
+    pub request_duration: Family<CheckTypeLabels, Histogram>,
+    /// `mpic_perspective_calls_total`.
+    pub calls: Family<CallLabels, Counter>,
+    /// `mpic_perspective_call_duration_seconds`.
+    pub call_duration: Family<PerspectiveLabels, Histogram>,
+    /// `mpic_cohort_attempts_total`.
+    pub attempts: Family<CheckTypeLabels, Counter>,
+    /// `mpic_load_shed_total`.
+    pub shed: Counter,
+    /// `mpic_requests_in_flight`.
+    pub in_flight: Gauge,
+}
+
+impl Metrics {
+    /// A fresh set.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mpic");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "POST /mpic requests answered, by check type, method, verdict and HTTP status", requests.clone());
+        let request_duration = Family::<CheckTypeLabels, Histogram>::new_with_constructor(mpic_common::metrics::latency_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "request_duration",
+            "Time to answer POST /mpic, every attempt included",
+            prometheus_client::registry::Unit::Seconds,
+            request_duration.clone(),
+        );
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register("perspective_calls", "Perspective calls, by perspective and outcome", calls.clone());
+        let call_duration = Family::<PerspectiveLabels, Histogram>::new_with_constructor(mpic_common::metrics::latency_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "perspective_call_duration",
+            "Duration of one perspective call until its answer or failure",
+            prometheus_client::registry::Unit::Seconds,
+            call_duration.clone(),
+        );
+        let attempts = Family::<CheckTypeLabels, Counter>::default();
+        registry.register("cohort_attempts", "Cohort attempts made (a retry walks the next cohort)", attempts.clone());
+        let shed = Counter::default();
+        registry.register("load_shed", "Requests refused with 503 because the concurrency limit was reached", shed.clone());
+        let in_flight = Gauge::default();
+        registry.register("requests_in_flight", "POST /mpic requests being orchestrated now", in_flight.clone());
+        Metrics { registry, requests, request_duration, calls, call_duration, attempts, shed, in_flight }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
