@@ -709,8 +709,6 @@ pub mod error_type {
     pub const DCV_DNSSEC: &str = "mpic_error:dcv_checker:dnssec";
     /// A DCV parameter the check could not use.
     pub const DCV_PARAMETER: &str = "mpic_error:dcv_checker:parameter";
-    /// *New*: the perspective does not implement this method yet (never a pass).
-    pub const DCV_NOT_IMPLEMENTED: &str = "mpic_error:dcv_checker:not_implemented";
     /// A perspective call failed (timeout, refused, non-200, unparsable, wrong identity).
     pub const COORDINATOR_REMOTE_CHECK: &str = "mpic_error:coordinator:remote_check";
     /// Communication with a perspective failed.

@@ -72,9 +72,12 @@ fn build_provider(service: &str) -> SdkTracerProvider {
         resource = resource.with_service_name(service.to_owned());
     }
     let builder = SdkTracerProvider::builder().with_resource(resource.build());
-    let endpoint = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    let endpoint = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
     if !endpoint {
         return builder.build();
     }

@@ -240,7 +240,10 @@ where
         }
     }
     let (why, fate) = if grace_until.is_some() {
-        ("cancelled: the verdict was settled before it answered", Fate::Cancelled)
+        (
+            "cancelled: the verdict was settled before it answered",
+            Fate::Cancelled,
+        )
     } else {
         ("no answer within the request deadline", Fate::Deadline)
     };

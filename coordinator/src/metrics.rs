@@ -73,8 +73,14 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("mpic");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "POST /mpic requests answered, by check type, method, verdict and HTTP status", requests.clone());
-        let request_duration = Family::<CheckTypeLabels, Histogram>::new_with_constructor(mpic_common::metrics::latency_histogram as fn() -> Histogram);
+        registry.register(
+            "requests",
+            "POST /mpic requests answered, by check type, method, verdict and HTTP status",
+            requests.clone(),
+        );
+        let request_duration = Family::<CheckTypeLabels, Histogram>::new_with_constructor(
+            mpic_common::metrics::latency_histogram as fn() -> Histogram,
+        );
         registry.register_with_unit(
             "request_duration",
             "Time to answer POST /mpic, every attempt included",
@@ -82,8 +88,14 @@ impl Metrics {
             request_duration.clone(),
         );
         let calls = Family::<CallLabels, Counter>::default();
-        registry.register("perspective_calls", "Perspective calls, by perspective and outcome", calls.clone());
-        let call_duration = Family::<PerspectiveLabels, Histogram>::new_with_constructor(mpic_common::metrics::latency_histogram as fn() -> Histogram);
+        registry.register(
+            "perspective_calls",
+            "Perspective calls, by perspective and outcome",
+            calls.clone(),
+        );
+        let call_duration = Family::<PerspectiveLabels, Histogram>::new_with_constructor(
+            mpic_common::metrics::latency_histogram as fn() -> Histogram,
+        );
         registry.register_with_unit(
             "perspective_call_duration",
             "Duration of one perspective call until its answer or failure",
@@ -91,12 +103,33 @@ impl Metrics {
             call_duration.clone(),
         );
         let attempts = Family::<CheckTypeLabels, Counter>::default();
-        registry.register("cohort_attempts", "Cohort attempts made (a retry walks the next cohort)", attempts.clone());
+        registry.register(
+            "cohort_attempts",
+            "Cohort attempts made (a retry walks the next cohort)",
+            attempts.clone(),
+        );
         let shed = Counter::default();
-        registry.register("load_shed", "Requests refused with 503 because the concurrency limit was reached", shed.clone());
+        registry.register(
+            "load_shed",
+            "Requests refused with 503 because the concurrency limit was reached",
+            shed.clone(),
+        );
         let in_flight = Gauge::default();
-        registry.register("requests_in_flight", "POST /mpic requests being orchestrated now", in_flight.clone());
-        Metrics { registry, requests, request_duration, calls, call_duration, attempts, shed, in_flight }
+        registry.register(
+            "requests_in_flight",
+            "POST /mpic requests being orchestrated now",
+            in_flight.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            calls,
+            call_duration,
+            attempts,
+            shed,
+            in_flight,
+        }
     }
 }
 

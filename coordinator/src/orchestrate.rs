@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mpic_common::api::{
-    ActualOrchestrationParameters, CaaPerspectiveRequest, CheckResponse, CheckType, DcvPerspectiveRequest,
-    EchoedParameters, MpicRequest, MpicResponse, PerspectiveResult,
+    ActualOrchestrationParameters, CaaPerspectiveRequest, CheckResponse, CheckType,
+    DcvPerspectiveRequest, EchoedParameters, MpicRequest, MpicResponse, PerspectiveResult,
 };
 use mpic_common::config::Rir;
 use mpic_common::target::Target;
@@ -191,7 +191,9 @@ impl Orchestrator {
                             let response = fanout::call(&client, &call, shape, timeout).await;
                             metrics
                                 .call_duration
-                                .get_or_create(&PerspectiveLabels { perspective: call.code.clone() })
+                                .get_or_create(&PerspectiveLabels {
+                                    perspective: call.code.clone(),
+                                })
                                 .observe(started.elapsed().as_secs_f64());
                             response
                         }
@@ -199,10 +201,13 @@ impl Orchestrator {
                     )
                 })
                 .collect();
-            let answers = fanout::gather(calls, plan.quorum_count, self.grace, deadline, shape).await;
+            let answers =
+                fanout::gather(calls, plan.quorum_count, self.grace, deadline, shape).await;
             self.metrics
                 .attempts
-                .get_or_create(&CheckTypeLabels { check_type: v.request.check_type.as_str().to_owned() })
+                .get_or_create(&CheckTypeLabels {
+                    check_type: v.request.check_type.as_str().to_owned(),
+                })
                 .inc();
             for (&i, (response, fate)) in cohort.iter().zip(&answers) {
                 let outcome = match (fate, response.check_completed, response.check_passed) {
@@ -291,7 +296,8 @@ impl Orchestrator {
 
 /// Whether a not-completed entry is the coordinator's own failed entry (no usable answer).
 fn is_remote_failure(r: &CheckResponse) -> bool {
-    r.errors.iter().flatten().any(|e| {
-        e.error_type == mpic_common::api::error_type::COORDINATOR_REMOTE_CHECK
-    })
+    r.errors
+        .iter()
+        .flatten()
+        .any(|e| e.error_type == mpic_common::api::error_type::COORDINATOR_REMOTE_CHECK)
 }

@@ -21,8 +21,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument as _;
 
 use crate::auth::ApiKeys;
-use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels};
 use crate::cohort;
+use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels};
 use crate::orchestrate::{Orchestrator, Validated};
 use crate::quorum::{self, Bounds};
 
@@ -81,7 +81,9 @@ async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
     );
     mpic_common::telemetry::continue_trace(&span, &headers);
     span.record("trace_id", mpic_common::telemetry::trace_id(&span));
-    let (response, labels) = handle(&state, headers, body, &span).instrument(span.clone()).await;
+    let (response, labels) = handle(&state, headers, body, &span)
+        .instrument(span.clone())
+        .await;
     let status = response.status().as_u16();
     let m = &state.metrics;
     m.requests
@@ -94,7 +96,9 @@ async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
         .inc();
     if status == 200 {
         m.request_duration
-            .get_or_create(&CheckTypeLabels { check_type: labels.0 })
+            .get_or_create(&CheckTypeLabels {
+                check_type: labels.0,
+            })
             .observe(started.elapsed().as_secs_f64());
     }
     response
@@ -119,11 +123,17 @@ async fn handle(
             .and_then(|v| v.split(';').next())
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return (error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"), unknown());
+            return (
+                error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+                unknown(),
+            );
         }
     }
     let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
-        return (error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"), unknown());
+        return (
+            error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
+            unknown(),
+        );
     };
     let request: MpicRequest = match validate::parse_json(&bytes) {
         Ok(r) => r,
@@ -131,7 +141,10 @@ async fn handle(
     };
     let check_type = request.check_type.as_str().to_owned();
     if let Some(t) = &request.trace_identifier {
-        span.record("trace_identifier", mpic_common::text::truncate_for_echo(t, 256));
+        span.record(
+            "trace_identifier",
+            mpic_common::text::truncate_for_echo(t, 256),
+        );
     }
     span.record("check.type", check_type.as_str());
     let validated = match validate_request(request, &state.bounds) {
@@ -157,8 +170,17 @@ async fn handle(
     state.metrics.in_flight.dec();
     match outcome {
         Ok(response) => {
-            audit(&validated, &response, &state.orchestrator, started.elapsed());
-            let verdict = if response.is_valid { "valid" } else { "invalid" };
+            audit(
+                &validated,
+                &response,
+                &state.orchestrator,
+                started.elapsed(),
+            );
+            let verdict = if response.is_valid {
+                "valid"
+            } else {
+                "invalid"
+            };
             (
                 (StatusCode::OK, axum::Json(response)).into_response(),
                 (check_type, method.to_owned(), verdict),

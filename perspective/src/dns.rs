@@ -20,6 +20,7 @@ use hickory_net::xfer::DnsExchange;
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tracing::Instrument as _;
 
 /// A resolver client bound to one resolver address.
 #[derive(Clone)]
@@ -27,6 +28,7 @@ pub struct DnsClient {
     server: SocketAddr,
     timeout: Duration,
     udp: DnsExchange<TokioRuntimeProvider>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl fmt::Debug for DnsClient {
@@ -200,7 +202,12 @@ impl LookupFailure {
 
 /// The rcode's mnemonic (RFC 1035 4.1.1, RFC 6895 2.3) and number.
 pub fn rcode_text(rcode: ResponseCode) -> String {
-    let name = match rcode {
+    format!("{} (rcode {})", rcode_name(rcode), u16::from(rcode))
+}
+
+/// The rcode's mnemonic alone (`RCODE` for the rare ones), a bounded metric label.
+pub fn rcode_name(rcode: ResponseCode) -> &'static str {
+    match rcode {
         ResponseCode::NoError => "NOERROR",
         ResponseCode::FormErr => "FORMERR",
         ResponseCode::ServFail => "SERVFAIL",
@@ -208,8 +215,7 @@ pub fn rcode_text(rcode: ResponseCode) -> String {
         ResponseCode::NotImp => "NOTIMP",
         ResponseCode::Refused => "REFUSED",
         _ => "RCODE",
-    };
-    format!("{name} (rcode {})", u16::from(rcode))
+    }
 }
 
 /// The UDP payload size we advertise (DNS Flag Day 2020 recommendation).
@@ -235,7 +241,19 @@ impl DnsClient {
             server,
             timeout,
             udp,
+            metrics: None,
         }
+    }
+
+    /// The same client, counting its lookups in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> DnsClient {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics this client reports to, if any.
+    pub fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics.as_deref()
     }
 
     /// The resolver address.
@@ -247,6 +265,32 @@ impl DnsClient {
     /// UDP, repeating over TCP when the answer is truncated; the whole exchange is bounded by
     /// the client's timeout.
     pub async fn query(&self, name: &str, rtype: RecordType) -> Result<DnsAnswer, DnsError> {
+        let span = tracing::info_span!(
+            "dns.lookup",
+            otel.name = %format!("DNS {rtype}"),
+            dns.name = name,
+            dns.type = %rtype,
+            dns.rcode = tracing::field::Empty,
+            dns.ad = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let result = self.query_inner(name, rtype).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(a) => {
+                span.record("dns.rcode", u16::from(a.rcode));
+                span.record("dns.ad", a.authentic_data);
+                rcode_name(a.rcode)
+            }
+            Err(DnsError::Timeout { .. }) => "TIMEOUT",
+            Err(_) => "TRANSPORT",
+        };
+        if let Some(m) = &self.metrics {
+            m.dns(&rtype.to_string(), outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn query_inner(&self, name: &str, rtype: RecordType) -> Result<DnsAnswer, DnsError> {
         let fqdn = fqdn(name)?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let run = async {

@@ -6,6 +6,7 @@ pub mod caa;
 pub mod config;
 pub mod dcv;
 pub mod dns;
+pub mod metrics;
 pub mod net;
 pub mod service;
 

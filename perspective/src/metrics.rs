@@ -73,26 +73,65 @@ impl Metrics {
         let histogram = mpic_common::metrics::latency_histogram as fn() -> Histogram;
         let mut registry = Registry::with_prefix("mpic");
         let checks = Family::<CheckLabels, Counter>::default();
-        registry.register("checks", "Checks run, by check type, method and result", checks.clone());
+        registry.register(
+            "checks",
+            "Checks run, by check type, method and result",
+            checks.clone(),
+        );
         let check_duration = Family::<KindLabels, Histogram>::new_with_constructor(histogram);
-        registry.register_with_unit("check_duration", "Duration of one check", Unit::Seconds, check_duration.clone());
+        registry.register_with_unit(
+            "check_duration",
+            "Duration of one check",
+            Unit::Seconds,
+            check_duration.clone(),
+        );
         let dns_lookups = Family::<DnsLabels, Counter>::default();
-        registry.register("dns_lookups", "DNS lookups sent to this perspective's resolver, by record type and outcome", dns_lookups.clone());
+        registry.register(
+            "dns_lookups",
+            "DNS lookups sent to this perspective's resolver, by record type and outcome",
+            dns_lookups.clone(),
+        );
         let dns_duration = mpic_common::metrics::latency_histogram();
-        registry.register_with_unit("dns_lookup_duration", "Duration of one DNS lookup", Unit::Seconds, dns_duration.clone());
+        registry.register_with_unit(
+            "dns_lookup_duration",
+            "Duration of one DNS lookup",
+            Unit::Seconds,
+            dns_duration.clone(),
+        );
         let http_duration = Family::<FetchLabels, Histogram>::new_with_constructor(histogram);
-        registry.register_with_unit("http_fetch_duration", "Duration of one HTTP fetch, redirects included", Unit::Seconds, http_duration.clone());
+        registry.register_with_unit(
+            "http_fetch_duration",
+            "Duration of one HTTP fetch, redirects included",
+            Unit::Seconds,
+            http_duration.clone(),
+        );
         let shed = Counter::default();
-        registry.register("load_shed", "Checks refused with 503 because the concurrency limit was reached", shed.clone());
+        registry.register(
+            "load_shed",
+            "Checks refused with 503 because the concurrency limit was reached",
+            shed.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register("checks_in_flight", "Checks running now", in_flight.clone());
-        Metrics { registry, checks, check_duration, dns_lookups, dns_duration, http_duration, shed, in_flight }
+        Metrics {
+            registry,
+            checks,
+            check_duration,
+            dns_lookups,
+            dns_duration,
+            http_duration,
+            shed,
+            in_flight,
+        }
     }
 
     /// Records one DNS lookup.
     pub fn dns(&self, record_type: &str, outcome: &str, took: Duration) {
         self.dns_lookups
-            .get_or_create(&DnsLabels { record_type: record_type.to_owned(), outcome: outcome.to_owned() })
+            .get_or_create(&DnsLabels {
+                record_type: record_type.to_owned(),
+                outcome: outcome.to_owned(),
+            })
             .inc();
         self.dns_duration.observe(took.as_secs_f64());
     }

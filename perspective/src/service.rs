@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use hickory_proto::rr::RecordType;
 use mpic_common::api::{
     CaaPerspectiveRequest, CheckDetails, CheckResponse, CheckType, DcvPerspectiveRequest,
-    ErrorBody, MpicError, ValidationFailure, ValidationIssue, error_type,
+    ErrorBody, MpicError, ValidationFailure, ValidationIssue, ValidationMethod, error_type,
 };
 use mpic_common::target::Target;
 use mpic_common::validate::{self, CaaParams};
@@ -22,11 +22,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::Instrument as _;
 
 use crate::caa::CaaChecker;
 use crate::config::PerspectiveConfig;
 use crate::dcv;
 use crate::dns::DnsClient;
+use crate::metrics::{CheckLabels, KindLabels, Metrics};
 
 /// The header naming the perspective that answered (api.md section 2).
 pub const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
@@ -44,12 +46,16 @@ pub struct AppState {
     check_timeout: Duration,
     max_body_bytes: usize,
     checks: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    configz: serde_json::Value,
 }
 
 impl AppState {
     /// State for `config`, with a resolver client of its own.
     pub fn new(config: &PerspectiveConfig) -> AppState {
-        let dns = DnsClient::new(config.resolver.address, config.dns_timeout());
+        let metrics = Arc::new(Metrics::new());
+        let dns = DnsClient::new(config.resolver.address, config.dns_timeout())
+            .with_metrics(metrics.clone());
         AppState {
             code: config.perspective.code.clone(),
             caa: CaaChecker::new(dns.clone(), config.caa.default_issuer_domains.clone()),
@@ -65,6 +71,13 @@ impl AppState {
             check_timeout: config.check_timeout(),
             max_body_bytes: config.limits.max_body_bytes,
             checks: Arc::new(Semaphore::new(config.limits.max_concurrent_checks)),
+            metrics,
+            configz: serde_json::json!({
+                "service": "mpic-perspective",
+                "version": env!("CARGO_PKG_VERSION"),
+                // TLS material appears only as file paths; nothing secret is in this file.
+                "config": config,
+            }),
         }
     }
 }
@@ -78,6 +91,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/dcv", post(post_dcv))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/configz", get(configz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -112,25 +127,15 @@ async fn post_caa(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     if !issues.is_empty() {
         return bad_request(issues);
     }
-    let Ok(_permit) = state.checks.clone().try_acquire_owned() else {
-        return overloaded();
-    };
-    let started = Instant::now();
-    let response =
-        match tokio::time::timeout(state.check_timeout, state.caa.check(&target, &params)).await {
-            Ok(r) => r,
-            Err(_) => deadline_exceeded(CheckType::Caa, None, state.check_timeout),
-        };
-    log_check(
+    run_check(
         &state,
-        "caa",
+        &headers,
         None,
         &target,
         request.trace_identifier.as_deref(),
-        &response,
-        started,
-    );
-    (StatusCode::OK, axum::Json(response)).into_response()
+        state.caa.check(&target, &params),
+    )
+    .await
 }
 
 async fn post_dcv(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -154,30 +159,102 @@ async fn post_dcv(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     if !issues.is_empty() {
         return bad_request(issues);
     }
-    let Ok(_permit) = state.checks.clone().try_acquire_owned() else {
-        return overloaded();
-    };
-    let started = Instant::now();
-    let method = request.dcv_check_parameters.method();
-    let response = match tokio::time::timeout(
-        state.check_timeout,
+    run_check(
+        &state,
+        &headers,
+        Some(request.dcv_check_parameters.method()),
+        &target,
+        request.trace_identifier.as_deref(),
         dcv::check(&state.dcv, &target, &request.dcv_check_parameters),
     )
     .await
+}
+
+/// Runs a validated check: sheds when too many run, continues the caller's trace, bounds the
+/// check by the deadline, counts it and logs it once.
+async fn run_check(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: Option<ValidationMethod>,
+    target: &Target,
+    trace_identifier: Option<&str>,
+    check: impl std::future::Future<Output = CheckResponse>,
+) -> Response {
+    let Ok(_permit) = state.checks.clone().try_acquire_owned() else {
+        state.metrics.shed.inc();
+        return overloaded();
+    };
+    let check_type = if method.is_some() {
+        CheckType::Dcv
+    } else {
+        CheckType::Caa
+    };
+    let method_name = method.map_or("", ValidationMethod::as_str);
+    let span = tracing::info_span!(
+        "mpic.check",
+        otel.name = %format!("check {}", if method_name.is_empty() { "caa" } else { method_name }),
+        trace_id = tracing::field::Empty,
+        trace_identifier = trace_identifier.unwrap_or(""),
+        perspective.code = %state.code,
+        check.type = check_type.as_str(),
+        check.method = method_name,
+        target_name = %target,
+    );
+    mpic_common::telemetry::continue_trace(&span, headers);
+    span.record("trace_id", mpic_common::telemetry::trace_id(&span));
+    state.metrics.in_flight.inc();
+    let started = Instant::now();
+    let response = match tokio::time::timeout(state.check_timeout, check)
+        .instrument(span.clone())
+        .await
     {
         Ok(r) => r,
-        Err(_) => deadline_exceeded(CheckType::Dcv, Some(method), state.check_timeout),
+        Err(_) => deadline_exceeded(check_type, method, state.check_timeout),
     };
-    log_check(
-        &state,
-        "dcv",
-        Some(method.as_str()),
-        &target,
-        request.trace_identifier.as_deref(),
-        &response,
-        started,
-    );
+    state.metrics.in_flight.dec();
+    let result = match (response.check_completed, response.check_passed) {
+        (true, true) => "passed",
+        (true, false) => "not_passed",
+        (false, _) => "error",
+    };
+    state
+        .metrics
+        .checks
+        .get_or_create(&CheckLabels {
+            check_type: check_type.as_str().to_owned(),
+            method: method_name.to_owned(),
+            result: result.to_owned(),
+        })
+        .inc();
+    state
+        .metrics
+        .check_duration
+        .get_or_create(&KindLabels {
+            check_type: check_type.as_str().to_owned(),
+            method: method_name.to_owned(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            check.completed = response.check_completed,
+            check.passed = response.check_passed,
+            duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "check finished"
+        );
+    });
     (StatusCode::OK, axum::Json(response)).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, mpic_common::metrics::CONTENT_TYPE)],
+        mpic_common::metrics::render(&state.metrics.registry),
+    )
+        .into_response()
+}
+
+async fn configz(State(state): State<Arc<AppState>>) -> Response {
+    (StatusCode::OK, axum::Json(state.configz.clone())).into_response()
 }
 
 async fn healthz() -> Response {
@@ -296,26 +373,4 @@ fn deadline_exceeded(
         timestamp_ns: crate::now_ns(),
         details,
     }
-}
-
-fn log_check(
-    state: &AppState,
-    check_type: &str,
-    method: Option<&str>,
-    target: &Target,
-    trace_identifier: Option<&str>,
-    response: &CheckResponse,
-    started: Instant,
-) {
-    tracing::info!(
-        perspective.code = %state.code,
-        check.type = check_type,
-        check.method = method.unwrap_or(""),
-        target = %target,
-        trace_identifier = trace_identifier.unwrap_or(""),
-        check.completed = response.check_completed,
-        check.passed = response.check_passed,
-        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "check finished"
-    );
 }

@@ -21,7 +21,10 @@ fn validator(name: &str) -> jsonschema::Validator {
 
 fn assert_valid(schema: &str, value: &Value) {
     let v = validator(schema);
-    let errors: Vec<String> = v.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> = v
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{schema}: {errors:?}\n{value}");
 }
 
@@ -37,19 +40,54 @@ async fn real_responses_match_the_openapi_document() {
     .await
     .unwrap();
     let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
-    let served: Value = f.client.get(f.url.replace("/mpic", "/openapi.json")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(served, serde_json::from_str::<Value>(mpic_coordinator::service::OPENAPI).unwrap());
+    let served: Value = f
+        .client
+        .get(f.url.replace("/mpic", "/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        served,
+        serde_json::from_str::<Value>(mpic_coordinator::service::OPENAPI).unwrap()
+    );
     assert_eq!(served["openapi"], "3.1.0");
 
     let requests = [
-        (json!({"check_type": "caa", "domain_or_ip_target": "example.com", "trace_identifier": "t"}), 200),
-        (json!({"domain_or_ip_target": "deny.example.com", "caa_check_parameters": {"caa_domains": ["ca.example"], "certificate_type": "s-mime"}}), 200),
-        (json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "dns-change", "challenge_value": "dc-value", "dns_record_type": "TXT", "dns_name_prefix": "_dc"}}), 200),
-        (json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "acme-http-01", "token": "tok", "key_authorization": "tok.k"}}), 200),
-        (json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "acme-tls-alpn-01", "key_authorization_hash": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}}), 200),
-        (json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "acme-dns-01", "key_authorization_hash": "h", "dns_name_prefix": "_ACME-challenge"}}), 200),
-        (json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"quorum_count": 1}}), 400),
-        (json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"cohort_for_single_attempt": 99}}), 500),
+        (
+            json!({"check_type": "caa", "domain_or_ip_target": "example.com", "trace_identifier": "t"}),
+            200,
+        ),
+        (
+            json!({"domain_or_ip_target": "deny.example.com", "caa_check_parameters": {"caa_domains": ["ca.example"], "certificate_type": "s-mime"}}),
+            200,
+        ),
+        (
+            json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "dns-change", "challenge_value": "dc-value", "dns_record_type": "TXT", "dns_name_prefix": "_dc"}}),
+            200,
+        ),
+        (
+            json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "acme-http-01", "token": "tok", "key_authorization": "tok.k"}}),
+            200,
+        ),
+        (
+            json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "acme-tls-alpn-01", "key_authorization_hash": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}}),
+            200,
+        ),
+        (
+            json!({"check_type": "dcv", "domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "acme-dns-01", "key_authorization_hash": "h", "dns_name_prefix": "_ACME-challenge"}}),
+            200,
+        ),
+        (
+            json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"quorum_count": 1}}),
+            400,
+        ),
+        (
+            json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"cohort_for_single_attempt": 99}}),
+            500,
+        ),
     ];
     for (body, want) in requests {
         assert_valid("MpicRequest", &body);
@@ -66,7 +104,16 @@ async fn real_responses_match_the_openapi_document() {
     let unknown = json!({"domain_or_ip_target": "example.com", "colour": "red"});
     assert!(!validator("MpicRequest").is_valid(&unknown));
     assert_eq!(f.post(unknown).await.0, StatusCode::BAD_REQUEST);
-    let unauthorized: Value = f.client.post(&f.url).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let unauthorized: Value = f
+        .client
+        .post(&f.url)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_valid("ErrorBody", &unauthorized);
 }
 
@@ -89,31 +136,80 @@ async fn metrics_move_with_valid_invalid_and_failed_requests() {
     let f = fleet(FleetSpec::new(kinds, dns.addr())).await;
     for _ in 0..2 {
         let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
-        assert_eq!((status, body["is_valid"].clone()), (StatusCode::OK, json!(true)), "{body}");
+        assert_eq!(
+            (status, body["is_valid"].clone()),
+            (StatusCode::OK, json!(true)),
+            "{body}"
+        );
     }
-    let (_, body) = f.post(json!({"domain_or_ip_target": "deny.example.com"})).await;
+    let (_, body) = f
+        .post(json!({"domain_or_ip_target": "deny.example.com"}))
+        .await;
     assert_eq!(body["is_valid"], false);
     let (status, _) = f.post(json!({"domain_or_ip_target": "example.com", "orchestration_parameters": {"quorum_count": 0}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let r = f.client.post(&f.url).json(&json!({"domain_or_ip_target": "example.com"})).send().await.unwrap();
+    let r = f
+        .client
+        .post(&f.url)
+        .json(&json!({"domain_or_ip_target": "example.com"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
-    let response = f.client.get(f.url.replace("/mpic", "/metrics")).send().await.unwrap();
-    assert!(response.headers()["content-type"].to_str().unwrap().contains("openmetrics-text"));
+    let response = f
+        .client
+        .get(f.url.replace("/mpic", "/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("openmetrics-text")
+    );
     let text = response.text().await.unwrap();
     let m = parse_metrics(&text);
     let get = |k: &str| *m.get(k).unwrap_or_else(|| panic!("{k} missing in\n{text}"));
-    assert_eq!(get(r#"mpic_requests_total{check_type="caa",method="",verdict="valid",status="200"}"#), 2.0);
-    assert_eq!(get(r#"mpic_requests_total{check_type="caa",method="",verdict="invalid",status="200"}"#), 1.0);
-    assert_eq!(get(r#"mpic_requests_total{check_type="caa",method="",verdict="none",status="400"}"#), 1.0);
-    assert_eq!(get(r#"mpic_requests_total{check_type="",method="",verdict="none",status="401"}"#), 1.0);
-    assert_eq!(get(r#"mpic_request_duration_seconds_count{check_type="caa"}"#), 3.0);
+    assert_eq!(
+        get(r#"mpic_requests_total{check_type="caa",method="",verdict="valid",status="200"}"#),
+        2.0
+    );
+    assert_eq!(
+        get(r#"mpic_requests_total{check_type="caa",method="",verdict="invalid",status="200"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"mpic_requests_total{check_type="caa",method="",verdict="none",status="400"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"mpic_requests_total{check_type="",method="",verdict="none",status="401"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"mpic_request_duration_seconds_count{check_type="caa"}"#),
+        3.0
+    );
     assert_eq!(get(r#"mpic_cohort_attempts_total{check_type="caa"}"#), 3.0);
     // The failing perspective (ap-tokyo) answered 500 three times; the others passed or not.
-    assert_eq!(get(r#"mpic_perspective_calls_total{perspective="ap-tokyo",outcome="failed"}"#), 3.0);
-    assert_eq!(get(r#"mpic_perspective_calls_total{perspective="us-east",outcome="passed"}"#), 2.0);
-    assert_eq!(get(r#"mpic_perspective_calls_total{perspective="us-east",outcome="not_passed"}"#), 1.0);
-    assert_eq!(get(r#"mpic_perspective_call_duration_seconds_count{perspective="eu-west"}"#), 3.0);
+    assert_eq!(
+        get(r#"mpic_perspective_calls_total{perspective="ap-tokyo",outcome="failed"}"#),
+        3.0
+    );
+    assert_eq!(
+        get(r#"mpic_perspective_calls_total{perspective="us-east",outcome="passed"}"#),
+        2.0
+    );
+    assert_eq!(
+        get(r#"mpic_perspective_calls_total{perspective="us-east",outcome="not_passed"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"mpic_perspective_call_duration_seconds_count{perspective="eu-west"}"#),
+        3.0
+    );
     assert_eq!(get("mpic_load_shed_total"), 0.0);
     assert_eq!(get("mpic_requests_in_flight"), 0.0);
     assert!(!text.contains("example.com"), "no domain names in labels");
@@ -123,11 +219,22 @@ async fn metrics_move_with_valid_invalid_and_failed_requests() {
 async fn configz_shows_the_effective_configuration_without_secrets() {
     let dns = dns().await;
     let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
-    let text = f.client.get(f.url.replace("/mpic", "/configz")).send().await.unwrap().text().await.unwrap();
+    let text = f
+        .client
+        .get(f.url.replace("/mpic", "/configz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["service"], "mpic-coordinator");
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["config"]["default_perspective_count"], 6);
     assert_eq!(v["config"]["perspectives"].as_array().unwrap().len(), 6);
-    assert!(!text.contains(API_KEY) && !text.contains(crate::support::SECRET), "{text}");
+    assert!(
+        !text.contains(API_KEY) && !text.contains(crate::support::SECRET),
+        "{text}"
+    );
 }

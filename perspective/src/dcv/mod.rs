@@ -1,6 +1,5 @@
 //! Domain-control validation methods (BR 3.2.2.4 / 3.2.2.5), one file per method or per family
-//! where the logic is truly shared. A method that is not implemented answers a failed,
-//! not-completed check that says so, never a pass.
+//! where the logic is truly shared.
 
 pub mod dns;
 pub mod http_fetch;
@@ -9,10 +8,7 @@ pub mod tls_client;
 pub mod web;
 pub mod web_failure;
 
-use mpic_common::api::{
-    CheckDetails, CheckResponse, CheckType, DcvCheckParameters, MpicError, ValidationMethod,
-    error_type,
-};
+use mpic_common::api::{CheckResponse, DcvCheckParameters};
 use mpic_common::target::Target;
 
 use crate::dns::DnsClient;
@@ -39,23 +35,5 @@ pub async fn check(
         P::AcmeHttp01(p) => web::acme_http01(ctx, target, p).await,
         P::AcmeTlsAlpn01(p) => tls_alpn::check(ctx, target, p).await,
         _ => dns::check(ctx, target, params).await,
-    }
-}
-
-/// A failed, not-completed response saying the method is not implemented.
-pub fn not_implemented(method: ValidationMethod) -> CheckResponse {
-    CheckResponse {
-        check_type: CheckType::Dcv,
-        check_completed: false,
-        check_passed: false,
-        errors: Some(vec![MpicError::new(
-            error_type::DCV_NOT_IMPLEMENTED,
-            format!(
-                "validation method {} is not implemented by this perspective yet",
-                method.as_str()
-            ),
-        )]),
-        timestamp_ns: crate::now_ns(),
-        details: CheckDetails::empty_for(method),
     }
 }

@@ -33,6 +33,7 @@ use super::http_fetch::tls_cause;
 use super::tls_client::ACME_TLS_ALPN_PROTOCOL;
 use super::web_failure::{Failure, TlsCause, report};
 use crate::net::{self, Host};
+use tracing::Instrument as _;
 
 /// Runs the check.
 pub async fn check(
@@ -291,8 +292,11 @@ async fn handshake(
     .await
     .map_err(Failure::Net)?;
     let ip = connected.ip;
+    let span =
+        tracing::info_span!("tls.handshake", otel.name = "TLS acme-tls/1", server.address = %ip);
     let tls = tokio_rustls::TlsConnector::from(ctx.web.tls_alpn.clone())
         .connect(server_name, connected.stream)
+        .instrument(span)
         .await
         .map_err(|e| Failure::Tls {
             ip,

@@ -24,6 +24,7 @@ use super::tls_client;
 use super::web_failure::{Failure, report};
 use crate::config::WebConfig;
 use crate::net::AddressPolicy;
+use tracing::Instrument as _;
 
 /// HTTP and TLS settings of the perspective, built once from its `web:` configuration.
 #[derive(Debug, Clone)]
@@ -255,8 +256,25 @@ async fn fetch(
     let url = http_fetch::challenge_url(scheme, target, path)
         .map_err(|failure| Box::new(failed(method, &failure, None)))?;
     let empty = BTreeMap::new();
-    http_fetch::fetch(&ctx.dns, &ctx.web, url, headers.unwrap_or(&empty))
-        .await
+    // The span names scheme and host only: the path carries the token, which is not logged.
+    let span = tracing::info_span!(
+        "http.fetch",
+        otel.name = %format!("HTTP {scheme}"),
+        url.scheme = scheme,
+        server.address = url.host_str().unwrap_or(""),
+    );
+    let started = std::time::Instant::now();
+    let result = http_fetch::fetch(&ctx.dns, &ctx.web, url, headers.unwrap_or(&empty))
+        .instrument(span)
+        .await;
+    if let Some(m) = ctx.dns.metrics() {
+        m.http_duration
+            .get_or_create(&crate::metrics::FetchLabels {
+                scheme: scheme.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    result
         .map_err(|FetchFailure { failure, trail }| Box::new(failed(method, &failure, Some(&trail))))
 }
 

@@ -1,0 +1,552 @@
+//! The load generators and what they record.
+//!
+//! - **Open loop** ([`open_loop`]): request `i` is due at `i / rate` ([`Schedule`]); latency
+//!   runs from that intended time, so queueing anywhere (server or client) is counted. The
+//!   requests in flight are capped (`max_in_flight`); a request due while the cap is reached is
+//!   not sent and counted as `not_sent`, so a saturated client shows instead of hiding.
+//! - **Closed loop** ([`closed_loop`]): `concurrency` workers, each sending its next request
+//!   when the previous one is answered, for a fixed time: the maximum throughput.
+//!
+//! Both stop by themselves: a bounded number of requests, each under [`REQUEST_TIMEOUT`], and a
+//! bounded drain.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::join_all;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::procfs;
+use crate::scenario::{self, Prepared};
+use crate::schedule::Schedule;
+use crate::stats::Latency;
+
+/// The longest the bench waits for one answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a phase waits for its last answers after the last request was sent.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(35);
+/// The most requests one closed-loop phase sends, whatever its duration.
+pub const MAX_CLOSED_LOOP_REQUESTS: u64 = 20_000_000;
+/// The header a perspective names itself in.
+const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
+
+/// Where requests go.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// `POST /mpic` on a coordinator.
+    Coordinator {
+        /// An HTTP/1.1 client with a large keep-alive pool.
+        client: reqwest::Client,
+        /// `…/mpic`.
+        url: reqwest::Url,
+        /// `Bearer <key>`.
+        authorization: HeaderValue,
+    },
+    /// The same checks sent straight to every perspective at once, over mutual TLS with the
+    /// coordinator's certificate and a pooled client built like the coordinator's: what the
+    /// perspectives cost without the coordinator.
+    Direct {
+        /// The pooled mutual-TLS client.
+        client: reqwest::Client,
+        /// Each perspective's `/caa` and `/dcv` URLs and its code.
+        perspectives: Vec<DirectTarget>,
+        /// Passes needed for a valid verdict.
+        quorum: usize,
+    },
+}
+
+/// One perspective called directly.
+#[derive(Debug, Clone)]
+pub struct DirectTarget {
+    /// Its code (checked against `x-mpic-perspective`).
+    pub code: String,
+    /// `…/caa`.
+    pub caa: reqwest::Url,
+    /// `…/dcv`.
+    pub dcv: reqwest::Url,
+}
+
+/// What one request gave.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Answer {
+        valid: bool,
+        timing: Option<scenario::CoordinatorTiming>,
+        last_check_ns: Option<u64>,
+        received_ns: u64,
+    },
+    Shed {
+        retry_after: bool,
+    },
+    Error(String),
+}
+
+/// Everything a phase recorded.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Answered requests (HTTP 200), from the intended send time.
+    pub latency: Latency,
+    /// Answered requests, from the actual send time.
+    pub service: Latency,
+    /// Actual minus intended send time (open loop): how far the client fell behind.
+    pub send_lag: Latency,
+    /// Shed requests (503), from the intended send time.
+    pub shed_latency: Latency,
+    /// `total − slowest-call` of the coordinator's `Server-Timing`, when it sends one.
+    pub coordinator_added: Latency,
+    /// Answer received minus the last perspective's `timestamp_ns`: the coordinator's
+    /// return path (perspective reply in flight, gather, response built, sent, read).
+    pub after_last_check: Latency,
+    /// Requests sent.
+    pub sent: u64,
+    /// HTTP 200 answers.
+    pub ok: u64,
+    /// 200 answers whose `is_valid` differs from the expected verdict.
+    pub wrong: u64,
+    /// 503 answers.
+    pub shed: u64,
+    /// 503 answers without `Retry-After`.
+    pub shed_without_retry_after: u64,
+    /// Due while `max_in_flight` requests were outstanding: not sent.
+    pub not_sent: u64,
+    /// Other failures, by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// From the first send to the last answer.
+    pub elapsed: Duration,
+}
+
+impl Tally {
+    /// All errors.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    fn record(
+        &mut self,
+        intended: Instant,
+        sent: Instant,
+        done: Instant,
+        outcome: Outcome,
+        expect_valid: bool,
+    ) {
+        self.sent += 1;
+        self.send_lag.record(sent.saturating_duration_since(intended));
+        match outcome {
+            Outcome::Answer {
+                valid,
+                timing,
+                last_check_ns,
+                received_ns,
+            } => {
+                self.ok += 1;
+                self.wrong += u64::from(valid != expect_valid);
+                self.latency.record(done.saturating_duration_since(intended));
+                self.service.record(done.saturating_duration_since(sent));
+                if let Some(t) = timing {
+                    self.coordinator_added.record_us(t.added_us());
+                }
+                if let Some(last) = last_check_ns
+                    && received_ns > last
+                {
+                    self.after_last_check.record_us((received_ns - last) / 1000);
+                }
+            }
+            Outcome::Shed { retry_after } => {
+                self.shed += 1;
+                if !retry_after {
+                    self.shed_without_retry_after += 1;
+                }
+                self.shed_latency
+                    .record(done.saturating_duration_since(intended));
+            }
+            Outcome::Error(kind) => *self.errors.entry(kind).or_default() += 1,
+        }
+    }
+}
+
+/// A load: an endpoint and the requests to cycle through.
+#[derive(Debug)]
+pub struct Load {
+    /// Where to send.
+    pub endpoint: Endpoint,
+    /// What to send.
+    pub requests: Vec<Prepared>,
+}
+
+impl Load {
+    /// Sends request `i`; returns what came back and the verdict it must carry.
+    async fn one(&self, i: u64) -> (Outcome, bool) {
+        let n = self.requests.len().max(1);
+        let Some(prepared) = self.requests.get(usize::try_from(i).unwrap_or(0) % n) else {
+            return (Outcome::Error("no request prepared".to_owned()), true);
+        };
+        let call = async {
+            match &self.endpoint {
+                Endpoint::Coordinator {
+                    client,
+                    url,
+                    authorization,
+                } => coordinator_call(client, url, authorization, prepared).await,
+                Endpoint::Direct {
+                    client,
+                    perspectives,
+                    quorum,
+                } => direct_fanout(client, perspectives, *quorum, prepared).await,
+            }
+        };
+        let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, call).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(kind)) => Outcome::Error(kind),
+            Err(_) => Outcome::Error("timeout (bench)".to_owned()),
+        };
+        (outcome, prepared.expect_valid)
+    }
+}
+
+async fn coordinator_call(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    authorization: &HeaderValue,
+    prepared: &Prepared,
+) -> Result<Outcome, String> {
+    let response = client
+        .post(url.clone())
+        .header(AUTHORIZATION, authorization.clone())
+        .header(CONTENT_TYPE, "application/json")
+        .body(prepared.body.clone())
+        .send()
+        .await
+        .map_err(|e| transport_kind(&e))?;
+    let status = response.status().as_u16();
+    match status {
+        200 => {
+            let timing = response
+                .headers()
+                .get("server-timing")
+                .and_then(|v| v.to_str().ok())
+                .and_then(scenario::parse_server_timing);
+            let body = response.bytes().await.map_err(|e| transport_kind(&e))?;
+            let received_ns = wall_ns();
+            let reply = scenario::parse_reply(&body)?;
+            Ok(Outcome::Answer {
+                valid: reply.is_valid,
+                timing,
+                last_check_ns: reply.last_check_ns,
+                received_ns,
+            })
+        }
+        503 => {
+            let retry_after = response.headers().contains_key(RETRY_AFTER);
+            // Read the body so the connection can be reused.
+            let _ = response.bytes().await;
+            Ok(Outcome::Shed { retry_after })
+        }
+        other => {
+            let _ = response.bytes().await;
+            Err(format!("HTTP {other}"))
+        }
+    }
+}
+
+async fn direct_fanout(
+    client: &reqwest::Client,
+    perspectives: &[DirectTarget],
+    quorum: usize,
+    prepared: &Prepared,
+) -> Result<Outcome, String> {
+    let calls = perspectives.iter().map(|p| async move {
+        let url = if prepared.caa { &p.caa } else { &p.dcv };
+        let response = client
+            .post(url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(prepared.perspective_body.clone())
+            .send()
+            .await
+            .map_err(|e| transport_kind(&e))?;
+        let status = response.status().as_u16();
+        let named = response
+            .headers()
+            .get(PERSPECTIVE_HEADER)
+            .is_some_and(|v| v.as_bytes() == p.code.as_bytes());
+        let body = response.bytes().await.map_err(|e| transport_kind(&e))?;
+        if status != 200 {
+            return Err(format!("perspective HTTP {status}"));
+        }
+        if !named {
+            return Err("perspective identity header missing".to_owned());
+        }
+        scenario::parse_check_passed(&body)
+    });
+    let mut passes = 0;
+    for answer in join_all(calls).await {
+        if answer? {
+            passes += 1;
+        }
+    }
+    Ok(Outcome::Answer {
+        valid: passes >= quorum,
+        timing: None,
+        last_check_ns: None,
+        received_ns: wall_ns(),
+    })
+}
+
+fn transport_kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".to_owned()
+    } else if e.is_connect() {
+        "connect".to_owned()
+    } else if e.is_body() || e.is_decode() {
+        "body".to_owned()
+    } else {
+        "transport".to_owned()
+    }
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Sends `schedule.count()` requests at `schedule.rate_per_s()`, at most `max_in_flight` at
+/// once.
+pub async fn open_loop(load: Arc<Load>, schedule: Schedule, max_in_flight: usize) -> Tally {
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
+    let mut tasks = JoinSet::new();
+    // A little slack so the first requests are not late by construction.
+    let start = Instant::now() + Duration::from_millis(5);
+    let mut next = 0;
+    while next < schedule.count() {
+        let due_at = start + schedule.offset(next);
+        let now = Instant::now();
+        if due_at > now {
+            tokio::time::sleep_until(due_at).await;
+        }
+        // Every request due by now goes out (the timer wakes about once a millisecond).
+        let due = schedule.due_by(Instant::now().saturating_duration_since(start));
+        while next < due {
+            let i = next;
+            next += 1;
+            let intended = start + schedule.offset(i);
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                lock(&tally).not_sent += 1;
+                continue;
+            };
+            let load = Arc::clone(&load);
+            let tally = Arc::clone(&tally);
+            tasks.spawn(async move {
+                let sent = Instant::now();
+                let (outcome, expect_valid) = load.one(i).await;
+                let done = Instant::now();
+                lock(&tally).record(intended, sent, done, outcome, expect_valid);
+                drop(permit);
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    drain(&mut tasks, &tally).await;
+    let mut t = take(tally);
+    t.elapsed = start.elapsed();
+    t
+}
+
+/// `concurrency` workers for `duration`, each sending back to back.
+pub async fn closed_loop(load: Arc<Load>, concurrency: usize, duration: Duration) -> Tally {
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let counter = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let load = Arc::clone(&load);
+        let tally = Arc::clone(&tally);
+        let counter = Arc::clone(&counter);
+        tasks.spawn(async move {
+            while Instant::now() < deadline {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                if i >= MAX_CLOSED_LOOP_REQUESTS {
+                    break;
+                }
+                let sent = Instant::now();
+                let (outcome, expect_valid) = load.one(i).await;
+                let done = Instant::now();
+                lock(&tally).record(sent, sent, done, outcome, expect_valid);
+            }
+        });
+    }
+    drain(&mut tasks, &tally).await;
+    let mut t = take(tally);
+    t.elapsed = start.elapsed();
+    t
+}
+
+async fn drain(tasks: &mut JoinSet<()>, tally: &Mutex<Tally>) {
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while !tasks.is_empty() {
+        tokio::select! {
+            _ = tasks.join_next() => {}
+            () = tokio::time::sleep_until(deadline) => {
+                let left = u64::try_from(tasks.len()).unwrap_or(u64::MAX);
+                tasks.abort_all();
+                *lock(tally).errors.entry("unfinished at drain".to_owned()).or_default() += left;
+                break;
+            }
+        }
+    }
+}
+
+fn lock(t: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+    t.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn take(t: Arc<Mutex<Tally>>) -> Tally {
+    std::mem::take(&mut *lock(&t))
+}
+
+/// A process whose memory is sampled.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    /// Its name in the report, e.g. `coordinator` or `perspective us-east`.
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Whether the bench started it (only then is its peak reset per phase).
+    pub owned: bool,
+}
+
+/// The memory of one process over a phase.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemoryReport {
+    /// The process.
+    pub name: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Peak RSS in the phase (`VmHWM` after a reset at the phase start, or the highest sampled
+    /// `VmRSS` when the reset is not possible), KiB.
+    pub peak_kib: u64,
+    /// `VmRSS` when a quarter of the phase had passed, KiB.
+    pub rss_quarter_kib: u64,
+    /// `VmRSS` at the end of the phase, KiB.
+    pub rss_end_kib: u64,
+    /// Whether the peak is this phase's own (the reset worked).
+    pub peak_is_per_phase: bool,
+}
+
+/// Connections observed during a phase.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ConnectionReport {
+    /// Distinct connections accepted by the perspectives' ports during the phase (any state,
+    /// `TIME_WAIT` included, so one closed between two samples still counts).
+    pub perspective_connections_seen: usize,
+    /// Of those, established at the end of the phase.
+    pub perspective_connections_established_end: usize,
+    /// Distinct connections seen before the phase began (they are excluded above).
+    pub preexisting: usize,
+}
+
+/// Samples memory and sockets while a phase runs.
+#[derive(Debug)]
+pub struct Monitor {
+    stop: Arc<AtomicBool>,
+    handle: tokio::task::JoinHandle<(Vec<MemoryReport>, ConnectionReport)>,
+}
+
+/// How often the monitor samples.
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// The longest a monitor runs, whatever happens.
+const MONITOR_LIMIT: Duration = Duration::from_secs(3600);
+
+impl Monitor {
+    /// Starts sampling `watched` and the connections to `perspective_ports`; `expected` is the
+    /// phase's planned duration (for the quarter-time sample).
+    pub fn start(watched: Vec<Watched>, perspective_ports: Vec<u16>, expected: Duration) -> Monitor {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = tokio::spawn(async move {
+            let per_phase: Vec<bool> = watched
+                .iter()
+                .map(|w| w.owned && procfs::reset_peak(w.pid))
+                .collect();
+            let before = procfs::accepted_connections(&procfs::tcp_sockets(), &perspective_ports);
+            let mut seen = std::collections::BTreeSet::new();
+            let mut peaks = vec![0_u64; watched.len()];
+            let mut quarter = vec![None; watched.len()];
+            let mut last = vec![0_u64; watched.len()];
+            let start = Instant::now();
+            let mut established = 0;
+            loop {
+                let done = flag.load(Ordering::Relaxed) || start.elapsed() > MONITOR_LIMIT;
+                for (i, w) in watched.iter().enumerate() {
+                    if let Some(m) = procfs::memory(w.pid) {
+                        peaks[i] = peaks[i].max(m.rss_kib);
+                        if per_phase[i] {
+                            peaks[i] = peaks[i].max(m.hwm_kib);
+                        }
+                        if quarter[i].is_none() && start.elapsed() >= expected / 4 {
+                            quarter[i] = Some(m.rss_kib);
+                        }
+                        last[i] = m.rss_kib;
+                    }
+                }
+                let sockets = procfs::tcp_sockets();
+                let now = procfs::accepted_connections(&sockets, &perspective_ports);
+                established = sockets
+                    .iter()
+                    .filter(|s| {
+                        s.state == procfs::TCP_ESTABLISHED
+                            && perspective_ports.contains(&s.local_port)
+                    })
+                    .count();
+                seen.extend(now.difference(&before).copied());
+                if done {
+                    break;
+                }
+                tokio::time::sleep(SAMPLE_EVERY).await;
+            }
+            let memory = watched
+                .iter()
+                .enumerate()
+                .map(|(i, w)| MemoryReport {
+                    name: w.name.clone(),
+                    pid: w.pid,
+                    peak_kib: peaks[i],
+                    rss_quarter_kib: quarter[i].unwrap_or(last[i]),
+                    rss_end_kib: last[i],
+                    peak_is_per_phase: per_phase[i],
+                })
+                .collect();
+            (
+                memory,
+                ConnectionReport {
+                    perspective_connections_seen: seen.len(),
+                    perspective_connections_established_end: established,
+                    preexisting: before.len(),
+                },
+            )
+        });
+        Monitor { stop, handle }
+    }
+
+    /// Takes a last sample and returns what was seen.
+    pub async fn finish(self) -> (Vec<MemoryReport>, ConnectionReport) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.await.unwrap_or_else(|_| {
+            (
+                Vec::new(),
+                ConnectionReport {
+                    perspective_connections_seen: 0,
+                    perspective_connections_established_end: 0,
+                    preexisting: 0,
+                },
+            )
+        })
+    }
+}

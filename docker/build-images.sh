@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds every mpic image on a Docker engine that cannot pull anything (no registry):
+#
+#   1. a Debian bookworm base image from debootstrap (docker/make-base-image.sh; once),
+#   2. the static Rust binaries on the host:
+#        RUSTFLAGS="-C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"" \
+#        cargo build --release --target x86_64-unknown-linux-gnu --locked
+#      staged (stripped) in docker/prebuilt/,
+#   3. docker build of the same Dockerfiles a registry user builds, with
+#        --build-arg DEBIAN_IMAGE=<base> --build-arg RUST_IMAGE=<base> --build-arg BINARIES=host
+#
+# Images (tagged :local and :<workspace version>): mpic/perspective, mpic/coordinator, mpic/cli,
+# mpic/unbound, mpic/demo-nsd, mpic/demo-web — the names compose.yaml uses.
+#
+#   docker/build-images.sh              everything
+#   MPIC_SKIP_CARGO=1 docker/build-images.sh   reuse the binaries already in docker/prebuilt/
+#
+# Environment: MPIC_BASE_IMAGE (default mpic-local/debian:bookworm), MPIC_TAG (default local),
+# CARGO_TARGET_DIR (default target). Prints the time of each step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+base=${MPIC_BASE_IMAGE:-mpic-local/debian:bookworm}
+tag=${MPIC_TAG:-local}
+target_dir=${CARGO_TARGET_DIR:-target}
+triple=x86_64-unknown-linux-gnu
+version=$(awk '/^\[workspace.package\]/ { p = 1; next } /^\[/ { p = 0 } p && $1 == "version" { gsub(/"/, "", $3); print $3; exit }' Cargo.toml)
+revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain 2>/dev/null | head -n1)" ]; then revision="$revision-dirty"; fi
+created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+step_start=0
+step() {
+    step_start=$(date +%s)
+    echo "build-images: $*"
+}
+step_done() {
+    echo "build-images:   done in $(($(date +%s) - step_start)) s"
+}
+
+# docker build, quiet unless it fails (the legacy builder's output is long).
+build() {
+    local log
+    log=$(mktemp)
+    if ! docker build "$@" >"$log" 2>&1; then
+        grep -v -e 'DEPRECATED: The legacy builder' -e 'Install the buildx component' -e 'docs.docker.com/go/buildx' "$log" | tail -n 40 >&2
+        rm -f "$log"
+        return 1
+    fi
+    rm -f "$log"
+}
+
+total_start=$(date +%s)
+
+# 1 + 2: the base image (network-bound) while cargo compiles (CPU-bound).
+step "base image $base (debootstrap + docker import, skipped when present) in the background"
+base_log=$(mktemp)
+bash docker/make-base-image.sh "$base" >"$base_log" 2>&1 &
+base_pid=$!
+
+if [ "${MPIC_SKIP_CARGO:-0}" != 1 ]; then
+    step "static binaries: cargo build --release --target $triple (crt-static)"
+    RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
+        cargo build --release --locked --target "$triple" \
+        --bin mpic-perspective --bin mpic-coordinator --bin mpic
+    for b in mpic-perspective mpic-coordinator mpic; do
+        install -m 0755 "$target_dir/$triple/release/$b" "docker/prebuilt/$b"
+        strip "docker/prebuilt/$b"
+    done
+    step_done
+fi
+for b in mpic-perspective mpic-coordinator mpic; do
+    if [ ! -x "docker/prebuilt/$b" ]; then
+        echo "build-images: docker/prebuilt/$b is missing (run without MPIC_SKIP_CARGO)" >&2
+        exit 1
+    fi
+done
+
+step "waiting for the base image"
+if ! wait "$base_pid"; then
+    cat "$base_log" >&2
+    exit 1
+fi
+cat "$base_log"
+rm -f "$base_log"
+step_done
+
+common=(--build-arg "DEBIAN_IMAGE=$base" --build-arg "VERSION=$version"
+    --build-arg "REVISION=$revision" --build-arg "CREATED=$created")
+
+for target in perspective coordinator cli; do
+    step "mpic/$target:$tag (docker/Dockerfile, BINARIES=host)"
+    build -f docker/Dockerfile --target "$target" "${common[@]}" \
+        --build-arg "RUST_IMAGE=$base" --build-arg BINARIES=host \
+        -t "mpic/$target:$tag" -t "mpic/$target:$version" .
+    step_done
+done
+
+step "mpic/unbound:$tag (docker/unbound.Dockerfile)"
+build -f docker/unbound.Dockerfile "${common[@]}" -t "mpic/unbound:$tag" -t "mpic/unbound:$version" .
+step_done
+
+for target in demo-nsd demo-web; do
+    step "mpic/$target:$tag (docker/demo.Dockerfile)"
+    build -f docker/demo.Dockerfile --target "$target" "${common[@]}" \
+        -t "mpic/$target:$tag" -t "mpic/$target:$version" .
+    step_done
+done
+
+docker images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' |
+    grep -E "^mpic/[a-z-]+:$tag\b" | sed 's/^/build-images:   /'
+echo "build-images: all images built in $(($(date +%s) - total_start)) s"
