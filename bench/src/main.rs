@@ -1,1 +1,642 @@
-fn main() {}
+//! `mpic-bench`: a load benchmark of an MPIC fleet that shows where the time goes.
+//!
+//! It starts (or points at, with `--url`) a coordinator, six perspectives and a local
+//! authoritative DNS, drives `POST /mpic` open-loop at a fixed rate (latency from the intended
+//! send time) and closed-loop at maximum, and reports throughput, latency percentiles, sheds,
+//! errors, wrong verdicts, the peak RSS of every process, the connections the perspectives
+//! accepted, and the issue's targets met or missed. See the README section "Benchmark".
+
+mod fleet;
+mod load;
+mod procfs;
+mod report;
+mod scenario;
+mod schedule;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use reqwest::header::HeaderValue;
+
+use crate::fleet::{DnsMode, Fleet, FleetSpec};
+use crate::load::{Endpoint, Load, Monitor, Watched};
+use crate::report::{PhaseReport, Report};
+use crate::scenario::Check;
+use crate::schedule::Schedule;
+
+/// Load benchmark of an MPIC fleet (coordinator + perspectives + local DNS on this machine).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// What to run (each a preset of phases; see the README).
+    #[arg(long, value_enum, default_value_t = Scenario::Caa)]
+    scenario: Scenario,
+    /// The DNS the perspectives ask: nsd directly, the in-process test-kit server, or one
+    /// validating unbound per perspective in front of nsd.
+    #[arg(long, value_enum, default_value_t = DnsMode::Nsd)]
+    dns: DnsMode,
+    /// `preset` runs the scenario's phases; `open` or `closed` run one phase of that kind
+    /// (with --rate or --concurrency, and --duration).
+    #[arg(long, value_enum, default_value_t = Mode::Preset)]
+    mode: Mode,
+    /// The base open-loop rate, requests per second. Presets default to 1500 for CAA without
+    /// Unbound (the target), 500 for blackhole, otherwise 80 % of the closed-loop maximum they
+    /// measure first.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Closed-loop workers (--mode closed).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Length of the one phase of --mode open/closed, seconds.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Override every preset phase's length, seconds (for a quick look).
+    #[arg(long)]
+    phase_seconds: Option<u64>,
+    /// Unrecorded closed-loop warm-up before the phases, seconds (0: none).
+    #[arg(long, default_value_t = 3)]
+    warmup: u64,
+    /// The most open-loop requests in flight; a request due beyond it is not sent (counted).
+    #[arg(long, default_value_t = 16_000)]
+    max_in_flight: usize,
+    /// Drive an existing coordinator instead of starting a fleet (`…/mpic`); its DNS must
+    /// serve the bench zone (see the README).
+    #[arg(long, requires = "api_key")]
+    url: Option<String>,
+    /// The API key for --url.
+    #[arg(long, env = "MPIC_API_KEY")]
+    api_key: Option<String>,
+    /// With --url: processes whose memory to sample, as NAME=PID (repeatable).
+    #[arg(long = "pid", value_name = "NAME=PID")]
+    pids: Vec<String>,
+    /// Where the release binaries are (default: next to this binary).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Coordinator `timeouts.straggler_grace_ms`.
+    #[arg(long, default_value_t = 250)]
+    grace_ms: u64,
+    /// Coordinator `timeouts.perspective_call_ms`.
+    #[arg(long, default_value_t = 5_000)]
+    call_ms: u64,
+    /// Coordinator `timeouts.request_ms`.
+    #[arg(long, default_value_t = 15_000)]
+    request_ms: u64,
+    /// Coordinator `limits.max_concurrent_requests` (its default is 2048).
+    #[arg(long, default_value_t = 2_048)]
+    max_concurrent_requests: usize,
+    /// `RUST_LOG` of the services (their audit and check logs go to files in the run's
+    /// directory; `info` is production's level).
+    #[arg(long, default_value = "info")]
+    log_filter: String,
+    /// Keep the run's directory (configs and logs).
+    #[arg(long)]
+    keep_dir: bool,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// 1: CAA, six perspectives, all passing (with --dns nsd, kit or unbound).
+    Caa,
+    /// 2: dns-change TXT.
+    DnsChange,
+    /// 3: acme-http-01 against the bench's web server on loopback.
+    Http01,
+    /// 4: CAA with one perspective black-holed (accepts, never answers).
+    Blackhole,
+    /// 5: CAA at ten times the sustainable rate for 30 s.
+    Overload,
+}
+
+impl Scenario {
+    fn check(self) -> Check {
+        match self {
+            Scenario::DnsChange => Check::DnsChange,
+            Scenario::Http01 => Check::Http01,
+            Scenario::Caa | Scenario::Blackhole | Scenario::Overload => Check::Caa,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Caa => "caa",
+            Scenario::DnsChange => "dns-change",
+            Scenario::Http01 => "http-01",
+            Scenario::Blackhole => "blackhole",
+            Scenario::Overload => "overload",
+        }
+    }
+}
+
+/// Preset or a single phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// The scenario's phases.
+    Preset,
+    /// One open-loop phase at --rate.
+    Open,
+    /// One closed-loop phase with --concurrency.
+    Closed,
+}
+
+/// An open-loop rate relative to the run's base rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Times(u64, u64);
+
+/// How a phase loads the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drive {
+    /// Open loop at base rate × num / den.
+    Open(Times),
+    /// Closed loop with this many workers.
+    Closed(usize),
+}
+
+/// One planned phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PhaseSpec {
+    name: &'static str,
+    drive: Drive,
+    /// Send to the perspectives directly instead of the coordinator.
+    direct: bool,
+    duration: Duration,
+    /// A warm-up is not reported.
+    recorded: bool,
+}
+
+/// Where the base rate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Base {
+    /// Given.
+    Fixed(u64),
+    /// A fraction (percent) of the throughput of the phase named `max`, measured first.
+    PercentOfMax(u64),
+}
+
+/// The base rate and phases of a run.
+fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
+    let secs = |preset: u64| Duration::from_secs(args.phase_seconds.unwrap_or(preset));
+    let mut phases = Vec::new();
+    if args.warmup > 0 {
+        phases.push(PhaseSpec {
+            name: "warm-up",
+            drive: Drive::Closed(32),
+            direct: false,
+            duration: Duration::from_secs(args.warmup),
+            recorded: false,
+        });
+    }
+    let phase = |name, drive, direct, duration| PhaseSpec {
+        name,
+        drive,
+        direct,
+        duration,
+        recorded: true,
+    };
+    let one = Times(1, 1);
+    match args.mode {
+        Mode::Open => {
+            phases.push(phase(
+                "open",
+                Drive::Open(one),
+                false,
+                Duration::from_secs(args.duration),
+            ));
+            return (Base::Fixed(args.rate.unwrap_or(1500)), phases);
+        }
+        Mode::Closed => {
+            phases.push(phase(
+                "closed",
+                Drive::Closed(args.concurrency),
+                false,
+                Duration::from_secs(args.duration),
+            ));
+            return (Base::Fixed(args.rate.unwrap_or(0)), phases);
+        }
+        Mode::Preset => {}
+    }
+    let max = |s| phase("max", Drive::Closed(64), false, secs(s));
+    let base = match (args.rate, args.scenario, args.dns) {
+        (Some(r), ..) => Base::Fixed(r),
+        (None, Scenario::Caa, DnsMode::Nsd | DnsMode::Kit) => Base::Fixed(1500),
+        (None, Scenario::Blackhole, _) => Base::Fixed(500),
+        (None, Scenario::Overload, _) => Base::PercentOfMax(100),
+        (None, ..) => Base::PercentOfMax(80),
+    };
+    match args.scenario {
+        Scenario::Caa => {
+            phases.push(max(15));
+            phases.push(phase("sustained", Drive::Open(one), false, secs(20)));
+            phases.push(phase("half rate", Drive::Open(Times(1, 2)), false, secs(15)));
+            phases.push(phase("half rate", Drive::Open(Times(1, 2)), true, secs(15)));
+            phases.push(phase("1000 in flight", Drive::Closed(1000), false, secs(10)));
+        }
+        Scenario::DnsChange | Scenario::Http01 => {
+            phases.push(max(15));
+            phases.push(phase("sustained", Drive::Open(one), false, secs(20)));
+        }
+        Scenario::Blackhole => {
+            phases.push(phase("blackhole", Drive::Open(one), false, secs(20)));
+        }
+        Scenario::Overload => {
+            phases.push(max(10));
+            // The issue fixes the overload at 30 s.
+            phases.push(phase(
+                "overload 10x",
+                Drive::Open(Times(10, 1)),
+                false,
+                Duration::from_secs(args.phase_seconds.unwrap_or(30)),
+            ));
+            phases.push(phase("recovery", Drive::Open(Times(1, 2)), false, secs(10)));
+        }
+    }
+    (base, phases)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    // Ctrl-C returns from main, so the fleet is dropped and its processes are killed.
+    let outcome = tokio::select! {
+        r = run(&args) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    match outcome {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("mpic-bench: {e}"),
+                }
+            } else {
+                print!("{}", report::render(&report));
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mpic-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<Report> {
+    let loadavg_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let check = args.scenario.check();
+    let requests = scenario::requests(check);
+    let mut notes = Vec::new();
+    let (fleet, url, api_key, watched, dns) = match &args.url {
+        Some(url) => {
+            let watched = parse_pids(&args.pids)?;
+            let key = args.api_key.clone().context("--api-key is required with --url")?;
+            notes.push("external fleet: its configuration is not the bench's; no direct phase, no connection count".to_owned());
+            (None, url.clone(), key, watched, "external".to_owned())
+        }
+        None => {
+            let bin_dir = match &args.bin_dir {
+                Some(d) => d.clone(),
+                None => std::env::current_exe()?
+                    .parent()
+                    .map(PathBuf::from)
+                    .context("no directory for the binaries")?,
+            };
+            let spec = FleetSpec {
+                bin_dir,
+                dns: args.dns,
+                blackhole: args.scenario == Scenario::Blackhole,
+                web: check == Check::Http01,
+                call_ms: args.call_ms,
+                request_ms: args.request_ms,
+                grace_ms: args.grace_ms,
+                max_concurrent_requests: args.max_concurrent_requests,
+                log_filter: args.log_filter.clone(),
+                keep_dir: args.keep_dir,
+            };
+            eprintln!(
+                "mpic-bench: starting the fleet ({} DNS)...",
+                format!("{:?}", args.dns).to_lowercase()
+            );
+            let fleet = Fleet::start(&spec).await?;
+            eprintln!(
+                "mpic-bench: fleet ready at {} (configs and logs in {})",
+                fleet.url,
+                fleet.dir().display()
+            );
+            let (url, watched, dns) = (
+                fleet.url.clone(),
+                fleet.watched.clone(),
+                fleet.dns_description.clone(),
+            );
+            (Some(fleet), url, fleet::API_KEY.to_owned(), watched, dns)
+        }
+    };
+    if args.dns == DnsMode::Kit && fleet.is_some() {
+        notes.push("the kit DNS server runs inside the bench process: its CPU and memory are the bench's".to_owned());
+    }
+    let coordinator = Arc::new(Load {
+        endpoint: Endpoint::Coordinator {
+            client: reqwest::Client::builder()
+                .http1_only()
+                .pool_max_idle_per_host(args.max_in_flight)
+                .pool_idle_timeout(Duration::from_secs(30))
+                .tcp_nodelay(true)
+                .no_proxy()
+                .build()?,
+            url: reqwest::Url::parse(&url).context("--url")?,
+            authorization: HeaderValue::from_str(&format!("Bearer {api_key}"))?,
+        },
+        requests: requests.clone(),
+    });
+    let direct = fleet.as_ref().map(|f| {
+        Arc::new(Load {
+            endpoint: Endpoint::Direct {
+                client: f.direct_client.clone(),
+                perspectives: f.direct.clone(),
+                quorum: fleet::PLACES.len() - 2,
+            },
+            requests: requests.clone(),
+        })
+    });
+    let perspective_ports = fleet
+        .as_ref()
+        .map(|f| f.perspective_ports.clone())
+        .unwrap_or_default();
+
+    let (base, phases) = plan(args);
+    let mut base_rate = match base {
+        Base::Fixed(r) => Some(r),
+        Base::PercentOfMax(_) => None,
+    };
+    let mut reports: Vec<PhaseReport> = Vec::new();
+    for spec in &phases {
+        let load = if spec.direct {
+            match &direct {
+                Some(d) => Arc::clone(d),
+                None => continue,
+            }
+        } else {
+            Arc::clone(&coordinator)
+        };
+        let monitor = spec
+            .recorded
+            .then(|| Monitor::start(watched.clone(), perspective_ports.clone(), spec.duration));
+        let (mode, offered, concurrency, tally) = match spec.drive {
+            Drive::Closed(c) => {
+                eprintln!(
+                    "mpic-bench: {} closed loop, {c} workers, {} s",
+                    spec.name,
+                    spec.duration.as_secs()
+                );
+                let t = load::closed_loop(load, c, spec.duration).await;
+                ("closed", None, Some(c), t)
+            }
+            Drive::Open(Times(num, den)) => {
+                let Some(base) = base_rate else {
+                    bail!("phase {}: no base rate (no max phase ran first)", spec.name);
+                };
+                let rate = (base * num / den.max(1)).max(1);
+                eprintln!(
+                    "mpic-bench: {}{} open loop, {rate}/s, {} s",
+                    spec.name,
+                    if spec.direct { " (direct)" } else { "" },
+                    spec.duration.as_secs()
+                );
+                let t = load::open_loop(
+                    load,
+                    Schedule::new(rate, spec.duration),
+                    args.max_in_flight,
+                )
+                .await;
+                ("open", Some(rate), None, t)
+            }
+        };
+        let (memory, connections) = match monitor {
+            Some(m) => {
+                let (mem, conns) = m.finish().await;
+                (mem, (!perspective_ports.is_empty()).then_some(conns))
+            }
+            None => (Vec::new(), None),
+        };
+        if !spec.recorded {
+            continue;
+        }
+        let phase = PhaseReport::new(
+            spec.name,
+            if spec.direct { "direct" } else { "coordinator" },
+            mode,
+            offered,
+            concurrency,
+            &tally,
+            memory,
+            connections,
+        );
+        eprintln!(
+            "mpic-bench:   {:.0} ok/s, p50 {} ms, p99 {} ms, {} shed, {} errors, {} wrong",
+            phase.ok_per_s,
+            stats::ms(phase.latency.p50_us),
+            stats::ms(phase.latency.p99_us),
+            phase.shed,
+            tally.error_count(),
+            phase.wrong_verdicts
+        );
+        if spec.name == "max"
+            && let Base::PercentOfMax(pct) = base
+        {
+            // Round down to a multiple of 50 requests per second.
+            let r = (phase.ok_per_s as u64 * pct / 100) / 50 * 50;
+            base_rate = Some(r.max(50));
+        }
+        reports.push(phase);
+    }
+
+    let targets = targets(args, &reports);
+    if fleet.is_some() {
+        notes.push(format!(
+            "coordinator, {} perspectives, DNS and this bench share the machine's {} CPUs; the machine may be shared with other work (see the load averages)",
+            fleet::PLACES.len() - usize::from(args.scenario == Scenario::Blackhole),
+            std::thread::available_parallelism().map_or(0, usize::from)
+        ));
+    }
+    if reports.iter().all(|p| p.coordinator_added.is_none()) {
+        notes.push("the coordinator sends no Server-Timing: coordinator-added latency is estimated against direct calls".to_owned());
+    }
+    drop(fleet);
+    Ok(Report {
+        scenario: args.scenario.as_str().to_owned(),
+        check: check.as_str().to_owned(),
+        dns,
+        settings: report::Settings {
+            perspectives: fleet::PLACES.len(),
+            straggler_grace_ms: args.grace_ms,
+            perspective_call_ms: args.call_ms,
+            max_concurrent_requests: args.max_concurrent_requests,
+        },
+        machine: report::Machine {
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            loadavg_start,
+            loadavg_end: std::fs::read_to_string("/proc/loadavg").unwrap_or_default(),
+        },
+        phases: reports,
+        targets,
+        notes,
+    })
+}
+
+/// The issue's targets this run can speak to.
+fn targets(args: &Args, phases: &[PhaseReport]) -> Vec<report::TargetCheck> {
+    let mut out = Vec::new();
+    let find = |name: &str, endpoint: &str| {
+        phases
+            .iter()
+            .find(|p| p.name == name && p.endpoint == endpoint)
+    };
+    let no_unbound = matches!(args.dns, DnsMode::Nsd | DnsMode::Kit);
+    if args.scenario == Scenario::Caa && no_unbound {
+        if let Some(p) = find("sustained", "coordinator") {
+            out.push(report::check_sustained(p, 1500));
+        }
+        if let Some(p) = find("half rate", "coordinator") {
+            out.push(report::check_coordinator_added(
+                p,
+                find("half rate", "direct"),
+                1000,
+            ));
+        }
+    }
+    if let Some(p) = find("1000 in flight", "coordinator") {
+        out.push(report::check_memory(p, 30, 50));
+    }
+    if let Some(p) = find("blackhole", "coordinator") {
+        out.push(report::check_blackhole(p, args.grace_ms, args.call_ms));
+    }
+    if let Some(p) = find("overload 10x", "coordinator") {
+        out.push(report::check_overload(p, args.request_ms));
+    }
+    if phases.iter().any(|p| p.connections.is_some()) {
+        out.push(report::check_connections(phases, fleet::PLACES.len()));
+    }
+    out
+}
+
+fn parse_pids(list: &[String]) -> anyhow::Result<Vec<Watched>> {
+    list.iter()
+        .map(|s| {
+            let (name, pid) = s
+                .split_once('=')
+                .with_context(|| format!("--pid {s}: expected NAME=PID"))?;
+            Ok(Watched {
+                name: name.to_owned(),
+                pid: pid
+                    .parse()
+                    .with_context(|| format!("--pid {s}: not a pid"))?,
+                owned: false,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("mpic-bench").chain(line.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn presets() {
+        struct Case {
+            name: &'static str,
+            line: &'static [&'static str],
+            base: Base,
+            phases: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "caa without unbound aims at the target rate",
+                line: &[],
+                base: Base::Fixed(1500),
+                phases: &[
+                    "warm-up",
+                    "max",
+                    "sustained",
+                    "half rate",
+                    "half rate",
+                    "1000 in flight",
+                ],
+            },
+            Case {
+                name: "caa through unbound measures its own rate",
+                line: &["--dns", "unbound"],
+                base: Base::PercentOfMax(80),
+                phases: &[
+                    "warm-up",
+                    "max",
+                    "sustained",
+                    "half rate",
+                    "half rate",
+                    "1000 in flight",
+                ],
+            },
+            Case {
+                name: "dns-change",
+                line: &["--scenario", "dns-change", "--warmup", "0"],
+                base: Base::PercentOfMax(80),
+                phases: &["max", "sustained"],
+            },
+            Case {
+                name: "blackhole",
+                line: &["--scenario", "blackhole"],
+                base: Base::Fixed(500),
+                phases: &["warm-up", "blackhole"],
+            },
+            Case {
+                name: "overload at ten times the measured maximum",
+                line: &["--scenario", "overload"],
+                base: Base::PercentOfMax(100),
+                phases: &["warm-up", "max", "overload 10x", "recovery"],
+            },
+            Case {
+                name: "one open phase",
+                line: &["--mode", "open", "--rate", "300", "--warmup", "0"],
+                base: Base::Fixed(300),
+                phases: &["open"],
+            },
+        ];
+        for c in cases {
+            let (base, phases) = plan(&args(c.line));
+            assert_eq!(base, c.base, "{}", c.name);
+            let names: Vec<&str> = phases.iter().map(|p| p.name).collect();
+            assert_eq!(names, c.phases, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn preset_phase_details() {
+        let (_, phases) = plan(&args(&["--phase-seconds", "2"]));
+        let half: Vec<&PhaseSpec> = phases.iter().filter(|p| p.name == "half rate").collect();
+        assert_eq!(half.len(), 2);
+        assert!(!half[0].direct && half[1].direct);
+        assert_eq!(half[0].drive, Drive::Open(Times(1, 2)));
+        assert!(phases[1..].iter().all(|p| p.duration == Duration::from_secs(2)));
+        assert!(!phases[0].recorded, "the warm-up is not reported");
+        let (_, phases) = plan(&args(&["--scenario", "overload", "--phase-seconds", "2"]));
+        let overload = phases.iter().find(|p| p.name == "overload 10x").unwrap();
+        assert_eq!(overload.drive, Drive::Open(Times(10, 1)));
+    }
+
+    #[test]
+    fn pids() {
+        let w = parse_pids(&["coordinator=12".to_owned()]).unwrap();
+        assert_eq!((w[0].name.as_str(), w[0].pid, w[0].owned), ("coordinator", 12, false));
+        assert!(parse_pids(&["12".to_owned()]).is_err());
+    }
+}

@@ -39,6 +39,8 @@ impl Drop for Telemetry {
 /// Installs the global subscriber (once; later calls return an inert guard). `service` is the
 /// OpenTelemetry service name unless `OTEL_SERVICE_NAME` says otherwise.
 pub fn init(service: &str) -> Telemetry {
+    // The exporter's HTTP client is built on rustls: the provider must exist first.
+    crate::tls::install_crypto_provider();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let provider = build_provider(service);
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("mpic"));

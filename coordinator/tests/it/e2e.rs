@@ -15,12 +15,18 @@ use crate::support::{API_KEY, PLACES, SECRET, TempDir, pki};
 /// Six perspectives and a coordinator, as processes.
 pub struct ProcessFleet {
     pub url: String,
-    _servers: Vec<Server>,
+    /// The perspectives, then the coordinator (last).
+    pub servers: Vec<Server>,
     _world: DnsWorld,
     _dir: TempDir,
 }
 
 pub async fn process_fleet(n: usize) -> ProcessFleet {
+    process_fleet_with_env(n, &[]).await
+}
+
+/// [`process_fleet`] with extra environment variables for every process.
+pub async fn process_fleet_with_env(n: usize, env: &[(&str, &str)]) -> ProcessFleet {
     mpic_common::tls::install_crypto_provider();
     let world = DnsWorld::start(WorldSpec {
         zones: vec![test_tld_zone(), mpic_test_zone(), reverse_zone()],
@@ -51,7 +57,7 @@ pub async fn process_fleet(n: usize) -> ProcessFleet {
         let server = Server::start(
             &perspective_bin,
             &["--config", config.to_str().unwrap()],
-            &[],
+            env,
             &dir.0.join(format!("{code}.log")),
         );
         server
@@ -83,7 +89,7 @@ pub async fn process_fleet(n: usize) -> ProcessFleet {
     let coordinator = Server::start(
         Path::new(env!("CARGO_BIN_EXE_mpic-coordinator")),
         &["--config", config.to_str().unwrap()],
-        &[("MPIC_HASH_SECRET", SECRET)],
+        &[env, &[("MPIC_HASH_SECRET", SECRET)]].concat(),
         &dir.0.join("coordinator.log"),
     );
     let base = format!("http://127.0.0.1:{port}");
@@ -93,7 +99,7 @@ pub async fn process_fleet(n: usize) -> ProcessFleet {
     servers.push(coordinator);
     ProcessFleet {
         url: format!("{base}/mpic"),
-        _servers: servers,
+        servers,
         _world: world,
         _dir: dir,
     }

@@ -8,3 +8,4 @@ mod e2e;
 mod observability;
 mod service;
 mod support;
+mod telemetry;

@@ -1,0 +1,532 @@
+//! A fleet on loopback for the bench: the real release binaries `mpic-coordinator` and
+//! `mpic-perspective`, each its own process (so memory is per process), mutual TLS between them
+//! from freshly generated development certificates, and a local authoritative DNS:
+//!
+//! - [`DnsMode::Nsd`]: every perspective asks NSD directly (no recursion, no cache, no
+//!   validation: the cheapest real DNS there is);
+//! - [`DnsMode::Kit`]: the test kit's in-process server (`mpic_tests::dns::DnsServer`), inside
+//!   the bench's own process;
+//! - [`DnsMode::Unbound`]: one real validating Unbound per perspective in front of NSD, as in
+//!   production (`mpic_tests::fixtures::DnsWorld`, whose test overlay disables Unbound's cache).
+//!
+//! Optionally one perspective is a black hole (it accepts connections and TLS, never answers)
+//! and a web server serves http-01 key authorisations on loopback. Everything is torn down when
+//! the [`Fleet`] is dropped (children are killed, the temporary directory removed).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use axum::extract::Path as UrlPath;
+use axum::http::StatusCode;
+use axum::routing::{any, get};
+use mpic_common::devcerts::{DevPki, DevPkiFiles};
+use mpic_tests::dns::{DnsServer, Zone};
+use mpic_tests::fixtures::{DnsWorld, WorldSpec, ZoneSpec, free_port};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::load::{DirectTarget, Watched};
+use crate::scenario;
+
+/// Far-apart places over the five RIRs (as `mpic dev` uses them); the first six make the
+/// fleet, the sixth is the one black-holed when asked (the other five still cover every RIR).
+pub const PLACES: [(&str, &str, f64, f64); 6] = [
+    ("us-east", "ARIN", 38.9, -77.4),
+    ("eu-west", "RIPE NCC", 53.3, -6.3),
+    ("ap-northeast", "APNIC", 35.7, 139.7),
+    ("sa-east", "LACNIC", -23.5, -46.6),
+    ("af-south", "AFRINIC", -33.9, 18.4),
+    ("us-west", "ARIN", 45.8, -119.7),
+];
+
+/// The API key of the bench's coordinator.
+pub const API_KEY: &str = "bench-key-0123456789abcdef";
+/// The cohort hash secret of the bench's coordinator.
+const HASH_SECRET: &str = "bench-secret-0123456789abcdef";
+/// How long a process may take to become healthy.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often readiness is polled.
+const READY_POLL: Duration = Duration::from_millis(100);
+/// How often the in-process DNS server's query log is emptied (it records every query).
+const KIT_LOG_CLEAR_EVERY: Duration = Duration::from_secs(1);
+
+/// Which DNS the perspectives ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsMode {
+    /// NSD, asked directly.
+    Nsd,
+    /// The test kit's in-process server.
+    Kit,
+    /// One validating Unbound per perspective, in front of NSD.
+    Unbound,
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct FleetSpec {
+    /// Where `mpic-coordinator` and `mpic-perspective` are.
+    pub bin_dir: PathBuf,
+    /// The DNS.
+    pub dns: DnsMode,
+    /// Make the last perspective a black hole.
+    pub blackhole: bool,
+    /// Start the http-01 web server and let the perspectives dial it on loopback.
+    pub web: bool,
+    /// Coordinator `timeouts.perspective_call_ms`.
+    pub call_ms: u64,
+    /// Coordinator `timeouts.request_ms`.
+    pub request_ms: u64,
+    /// Coordinator `timeouts.straggler_grace_ms`.
+    pub grace_ms: u64,
+    /// Coordinator `limits.max_concurrent_requests`.
+    pub max_concurrent_requests: usize,
+    /// `RUST_LOG` of the services.
+    pub log_filter: String,
+    /// Keep the temporary directory (configs, logs) after the run.
+    pub keep_dir: bool,
+}
+
+/// A running fleet.
+#[derive(Debug)]
+pub struct Fleet {
+    /// `http://127.0.0.1:<port>/mpic`.
+    pub url: String,
+    /// The perspectives as the bench calls them directly (the black hole excluded).
+    pub direct: Vec<DirectTarget>,
+    /// A client with the coordinator's certificate, for direct calls.
+    pub direct_client: reqwest::Client,
+    /// Ports the perspectives (black hole included) listen on.
+    pub perspective_ports: Vec<u16>,
+    /// The processes to watch.
+    pub watched: Vec<Watched>,
+    /// What the DNS is, for the report.
+    pub dns_description: String,
+    children: Vec<tokio::process::Child>,
+    tasks: Vec<JoinHandle<()>>,
+    _kit: Option<Arc<DnsServer>>,
+    _world: Option<DnsWorld>,
+    dir: TempDir,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for c in &mut self.children {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+impl Fleet {
+    /// The directory with configurations and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir.path
+    }
+
+    /// Starts DNS, perspectives and coordinator; returns once the coordinator is ready.
+    pub async fn start(spec: &FleetSpec) -> anyhow::Result<Fleet> {
+        mpic_common::tls::install_crypto_provider();
+        let coordinator_bin = binary(&spec.bin_dir, "mpic-coordinator")?;
+        let perspective_bin = binary(&spec.bin_dir, "mpic-perspective")?;
+        let dir = TempDir::new(spec.keep_dir)?;
+        let pki_spec: Vec<(String, Vec<String>)> = PLACES
+            .iter()
+            .map(|(code, ..)| {
+                (
+                    (*code).to_owned(),
+                    vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+                )
+            })
+            .collect();
+        let files = DevPki::generate(&pki_spec)
+            .context("generating certificates")?
+            .write(&dir.path.join("pki"))
+            .context("writing certificates")?;
+        let direct_client = mtls_client(&files)?;
+
+        let mut tasks = Vec::new();
+        let mut watched = Vec::new();
+        let (resolvers, kit, world, dns_description) = start_dns(spec, &mut tasks).await?;
+        if let Some(w) = &world {
+            let pids = w.pids();
+            for (i, pid) in pids.iter().enumerate() {
+                let name = if i == 0 {
+                    "nsd".to_owned()
+                } else {
+                    format!("unbound {}", i - 1)
+                };
+                // NSD and Unbound are started by the fixture: watched, peak not reset.
+                watched.push(Watched {
+                    name,
+                    pid: *pid,
+                    owned: false,
+                });
+            }
+        }
+        let web_port = if spec.web {
+            let (port, task) = start_web().await?;
+            tasks.push(task);
+            Some(port)
+        } else {
+            None
+        };
+
+        let mut children = Vec::new();
+        let mut catalogue = Vec::new();
+        let mut direct = Vec::new();
+        let mut perspective_ports = Vec::new();
+        for (i, (code, rir, lat, lon)) in PLACES.iter().enumerate() {
+            let (_, cert, key) = files
+                .perspectives
+                .iter()
+                .find(|(c, ..)| c == code)
+                .context("a certificate per place")?;
+            let port;
+            if spec.blackhole && i == PLACES.len() - 1 {
+                let (p, task) = start_blackhole(cert, key, &files.ca).await?;
+                port = p;
+                tasks.push(task);
+            } else {
+                port = free_port();
+                let mut web = json!({});
+                if let Some(p) = web_port {
+                    web = json!({"danger_allow_loopback_targets": true, "danger_http_port": p});
+                }
+                let config = json!({
+                    "listen": format!("127.0.0.1:{port}"),
+                    "perspective": {"code": code, "rir": rir},
+                    "resolver": {"address": resolvers[i % resolvers.len()].to_string(), "timeout_ms": 2000},
+                    "caa": {"default_issuer_domains": [scenario::ISSUER]},
+                    "web": web,
+                    "tls": {"certificate": cert, "private_key": key, "client_ca": files.ca},
+                });
+                let path = dir.path.join(format!("{code}.yaml"));
+                // JSON is YAML: the services read it as their YAML configuration.
+                std::fs::write(&path, config.to_string())?;
+                let child = spawn(
+                    &perspective_bin,
+                    &path,
+                    &[],
+                    &dir.path.join(format!("{code}.log")),
+                    &spec.log_filter,
+                )?;
+                watched.push(Watched {
+                    name: format!("perspective {code}"),
+                    pid: child.id().unwrap_or(0),
+                    owned: true,
+                });
+                children.push(child);
+                let base = format!("https://127.0.0.1:{port}");
+                direct.push(DirectTarget {
+                    code: (*code).to_owned(),
+                    caa: reqwest::Url::parse(&format!("{base}/caa"))?,
+                    dcv: reqwest::Url::parse(&format!("{base}/dcv"))?,
+                });
+            }
+            perspective_ports.push(port);
+            catalogue.push(json!({
+                "code": code, "name": code, "rir": rir, "latitude": lat, "longitude": lon,
+                "url": format!("https://127.0.0.1:{port}"),
+            }));
+        }
+        for t in &direct {
+            let url = t.caa.join("/healthz")?;
+            wait_ok(&direct_client, url.as_str(), &dir.path, &t.code).await?;
+        }
+
+        let keys = dir.path.join("api-keys");
+        std::fs::write(&keys, format!("{API_KEY}\n"))?;
+        let port = free_port();
+        let config = json!({
+            "listen": format!("127.0.0.1:{port}"),
+            "api_keys": {"file": keys},
+            "hash_secret": {"env": "MPIC_HASH_SECRET"},
+            "default_perspective_count": PLACES.len(),
+            "max_attempts": 3,
+            "timeouts": {
+                "perspective_call_ms": spec.call_ms,
+                "request_ms": spec.request_ms,
+                "straggler_grace_ms": spec.grace_ms,
+            },
+            "limits": {"max_concurrent_requests": spec.max_concurrent_requests},
+            "perspective_tls": {
+                "certificate": files.coordinator_cert,
+                "private_key": files.coordinator_key,
+                "ca": files.ca,
+            },
+            "perspectives": catalogue,
+        });
+        let path = dir.path.join("coordinator.yaml");
+        std::fs::write(&path, config.to_string())?;
+        let child = spawn(
+            &coordinator_bin,
+            &path,
+            &[("MPIC_HASH_SECRET", HASH_SECRET)],
+            &dir.path.join("coordinator.log"),
+            &spec.log_filter,
+        )?;
+        watched.insert(
+            0,
+            Watched {
+                name: "coordinator".to_owned(),
+                pid: child.id().unwrap_or(0),
+                owned: true,
+            },
+        );
+        children.push(child);
+        let base = format!("http://127.0.0.1:{port}");
+        // /readyz needs a default cohort among the perspectives answering /healthz: with a
+        // black hole that is 5 of 6, which cannot form a cohort of 6, so wait for /healthz then.
+        let probe = if spec.blackhole { "healthz" } else { "readyz" };
+        wait_ok(
+            &reqwest::Client::new(),
+            &format!("{base}/{probe}"),
+            &dir.path,
+            "coordinator",
+        )
+        .await?;
+        watched.push(Watched {
+            name: "bench (this process)".to_owned(),
+            pid: std::process::id(),
+            owned: false,
+        });
+        Ok(Fleet {
+            url: format!("{base}/mpic"),
+            direct,
+            direct_client,
+            perspective_ports,
+            watched,
+            dns_description,
+            children,
+            tasks,
+            _kit: kit,
+            _world: world,
+            dir,
+        })
+    }
+}
+
+type Dns = (
+    Vec<SocketAddr>,
+    Option<Arc<DnsServer>>,
+    Option<DnsWorld>,
+    String,
+);
+
+async fn start_dns(spec: &FleetSpec, tasks: &mut Vec<JoinHandle<()>>) -> anyhow::Result<Dns> {
+    match spec.dns {
+        DnsMode::Kit => {
+            let zone = Zone::new()
+                .caa(scenario::ZONE, 0, "issue", scenario::ISSUER)
+                .caa(
+                    &format!("deny.{}", scenario::ZONE),
+                    0,
+                    "issue",
+                    "other.example",
+                )
+                .txt(
+                    &format!("_dc.{}", scenario::ZONE),
+                    &[scenario::DNS_CHANGE_VALUE.as_bytes()],
+                )
+                .a(scenario::WEB_HOST, std::net::Ipv4Addr::LOCALHOST)
+                .authentic_data(true);
+            let server = Arc::new(DnsServer::start(zone).await?);
+            let addr = server.addr();
+            let s = Arc::clone(&server);
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(KIT_LOG_CLEAR_EVERY);
+                loop {
+                    tick.tick().await;
+                    s.clear_queries();
+                }
+            }));
+            Ok((
+                vec![addr],
+                Some(server),
+                None,
+                format!("test-kit DnsServer in the bench process ({addr})"),
+            ))
+        }
+        DnsMode::Nsd | DnsMode::Unbound => {
+            let resolvers = if spec.dns == DnsMode::Unbound {
+                PLACES.len()
+            } else {
+                // The fixture always starts at least one Unbound; it stays idle.
+                1
+            };
+            let world = DnsWorld::start(WorldSpec {
+                zones: vec![
+                    mpic_tests::process::test_tld_zone(),
+                    ZoneSpec::signed(scenario::ZONE, scenario::zone_records()),
+                ],
+                resolvers,
+            })
+            .await
+            .context("starting nsd/unbound (run .ci/install-deps.sh if they are missing)")?;
+            let (addrs, description) = if spec.dns == DnsMode::Unbound {
+                (
+                    world.resolver_addrs().to_vec(),
+                    format!(
+                        "one unbound per perspective (no cache: the test overlay) -> nsd {}",
+                        world.nsd_addr()
+                    ),
+                )
+            } else {
+                (
+                    vec![world.nsd_addr()],
+                    format!("nsd {} asked directly", world.nsd_addr()),
+                )
+            };
+            Ok((addrs, None, Some(world), description))
+        }
+    }
+}
+
+/// Serves `/.well-known/acme-challenge/tok<k>` with its key authorisation on a loopback port.
+async fn start_web() -> anyhow::Result<(u16, JoinHandle<()>)> {
+    let router = Router::new().route(
+        "/.well-known/acme-challenge/{token}",
+        get(|UrlPath(token): UrlPath<String>| async move {
+            if token.starts_with("tok") && token.len() <= 16 {
+                (StatusCode::OK, scenario::http01_key_authorization(&token))
+            } else {
+                (StatusCode::NOT_FOUND, String::new())
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok((port, task))
+}
+
+/// Accepts connections and TLS with the perspective's certificate, reads requests, never
+/// answers (each request's handler waits until the coordinator gives up and resets it).
+async fn start_blackhole(
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> anyhow::Result<(u16, JoinHandle<()>)> {
+    let tls = mpic_common::tls::mutual_server_config(cert, key, ca)?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let router = Router::new().fallback(any(|| std::future::pending::<StatusCode>()));
+    let task = tokio::spawn(async move {
+        let _ =
+            mpic_common::serve::serve(listener, router, Some(tls), std::future::pending()).await;
+    });
+    Ok((port, task))
+}
+
+fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!(
+            "{} not found: build the services first (`cargo build --release --locked`) or pass --bin-dir",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn spawn(
+    binary: &Path,
+    config: &Path,
+    env: &[(&str, &str)],
+    log: &Path,
+    log_filter: &str,
+) -> anyhow::Result<tokio::process::Child> {
+    let file = std::fs::File::create(log).with_context(|| log.display().to_string())?;
+    tokio::process::Command::new(binary)
+        .arg("--config")
+        .arg(config)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", log_filter)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))
+}
+
+async fn wait_ok(client: &reqwest::Client, url: &str, dir: &Path, who: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Ok(r)) = tokio::time::timeout(READY_POLL * 10, client.get(url).send()).await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+    let log = std::fs::read_to_string(dir.join(format!("{who}.log"))).unwrap_or_default();
+    let tail: String = log
+        .lines()
+        .rev()
+        .take(20)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    bail!("{who} did not become ready at {url}; its log ends:\n{tail}")
+}
+
+/// A client like the coordinator's towards its perspectives: the coordinator's certificate,
+/// pooled, HTTP/2 when offered.
+fn mtls_client(files: &DevPkiFiles) -> anyhow::Result<reqwest::Client> {
+    let tls = mpic_common::tls::mutual_client_config(
+        &files.coordinator_cert,
+        &files.coordinator_key,
+        &files.ca,
+    )?;
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()?)
+}
+
+/// The run's directory, removed on drop unless kept.
+#[derive(Debug)]
+struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempDir {
+    fn new(keep: bool) -> anyhow::Result<TempDir> {
+        let path = std::env::temp_dir().join(format!(
+            "mpic-bench-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir { path, keep })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

@@ -1,0 +1,805 @@
+//! The report: per phase throughput, latency percentiles, sheds, errors, wrong verdicts, memory
+//! and connections; the issue's targets checked against them; a human table and JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::load::{ConnectionReport, MemoryReport, Tally};
+use crate::stats::{Summary, ms};
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The preset or mode that ran.
+    pub scenario: String,
+    /// The check sent.
+    pub check: String,
+    /// What answered DNS.
+    pub dns: String,
+    /// The coordinator's settings that matter here.
+    pub settings: Settings,
+    /// The machine.
+    pub machine: Machine,
+    /// The phases, in order.
+    pub phases: Vec<PhaseReport>,
+    /// The issue's targets that this run measured.
+    pub targets: Vec<TargetCheck>,
+    /// Anything the reader must know to read the numbers.
+    pub notes: Vec<String>,
+}
+
+/// Coordinator settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Perspectives in the fleet.
+    pub perspectives: usize,
+    /// `timeouts.straggler_grace_ms`.
+    pub straggler_grace_ms: u64,
+    /// `timeouts.perspective_call_ms`.
+    pub perspective_call_ms: u64,
+    /// `limits.max_concurrent_requests`.
+    pub max_concurrent_requests: usize,
+}
+
+/// The machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// CPUs available.
+    pub cpus: usize,
+    /// `/proc/loadavg` when the run began.
+    pub loadavg_start: String,
+    /// `/proc/loadavg` when it ended.
+    pub loadavg_end: String,
+}
+
+/// One phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    /// Its name.
+    pub name: String,
+    /// `coordinator` (POST /mpic) or `direct` (the bench fans out to the perspectives itself).
+    pub endpoint: String,
+    /// `open` or `closed`.
+    pub mode: String,
+    /// Offered rate (open loop).
+    pub offered_per_s: Option<u64>,
+    /// Workers (closed loop).
+    pub concurrency: Option<usize>,
+    /// First send to last answer, seconds.
+    pub elapsed_s: f64,
+    /// Requests sent.
+    pub sent: u64,
+    /// 200 answers.
+    pub ok: u64,
+    /// 200 answers per second.
+    pub ok_per_s: f64,
+    /// 503 answers.
+    pub shed: u64,
+    /// 503 answers without `Retry-After`.
+    pub shed_without_retry_after: u64,
+    /// Wrong verdicts among the 200 answers.
+    pub wrong_verdicts: u64,
+    /// Not sent: the client's in-flight cap was reached.
+    pub not_sent: u64,
+    /// Other failures, by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// 200 answers, from the intended send time.
+    pub latency: Summary,
+    /// 200 answers, from the actual send time.
+    pub service_latency: Summary,
+    /// How late the client sent (open loop).
+    pub send_lag: Summary,
+    /// 503 answers, from the intended send time.
+    pub shed_latency: Summary,
+    /// From the coordinator's `Server-Timing` (exact), when it sends one.
+    pub coordinator_added: Option<Summary>,
+    /// Answer received minus the last perspective's check timestamp.
+    pub after_last_check: Summary,
+    /// Memory of each process.
+    pub memory: Vec<MemoryReport>,
+    /// Connections accepted by the perspectives during the phase.
+    pub connections: Option<ConnectionReport>,
+}
+
+impl PhaseReport {
+    /// Builds the report of a finished phase.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        endpoint: &str,
+        mode: &str,
+        offered_per_s: Option<u64>,
+        concurrency: Option<usize>,
+        tally: &Tally,
+        memory: Vec<MemoryReport>,
+        connections: Option<ConnectionReport>,
+    ) -> PhaseReport {
+        let elapsed_s = tally.elapsed.as_secs_f64();
+        PhaseReport {
+            name: name.to_owned(),
+            endpoint: endpoint.to_owned(),
+            mode: mode.to_owned(),
+            offered_per_s,
+            concurrency,
+            elapsed_s,
+            sent: tally.sent,
+            ok: tally.ok,
+            ok_per_s: if elapsed_s > 0.0 {
+                tally.ok as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            shed: tally.shed,
+            shed_without_retry_after: tally.shed_without_retry_after,
+            wrong_verdicts: tally.wrong,
+            not_sent: tally.not_sent,
+            errors: tally.errors.clone(),
+            latency: tally.latency.summary(),
+            service_latency: tally.service.summary(),
+            send_lag: tally.send_lag.summary(),
+            shed_latency: tally.shed_latency.summary(),
+            coordinator_added: (tally.coordinator_added.count() > 0)
+                .then(|| tally.coordinator_added.summary()),
+            after_last_check: tally.after_last_check.summary(),
+            memory,
+            connections,
+        }
+    }
+
+    fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// Whether a target was met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Met.
+    Met,
+    /// Missed.
+    Missed,
+    /// Met, on an estimate rather than an exact measurement.
+    MetEstimated,
+    /// Missed, on an estimate.
+    MissedEstimated,
+}
+
+impl Verdict {
+    fn of(met: bool, estimated: bool) -> Verdict {
+        match (met, estimated) {
+            (true, false) => Verdict::Met,
+            (false, false) => Verdict::Missed,
+            (true, true) => Verdict::MetEstimated,
+            (false, true) => Verdict::MissedEstimated,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Met => "MET",
+            Verdict::Missed => "MISSED",
+            Verdict::MetEstimated => "met (estimate)",
+            Verdict::MissedEstimated => "MISSED (estimate)",
+        }
+    }
+}
+
+/// One target of the issue.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    /// What the issue asks.
+    pub target: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met or not.
+    pub verdict: Verdict,
+}
+
+/// An open-loop phase sustains its rate when every request was sent and answered 200 with the
+/// right verdict, the answers kept up (≥ 99 % of the offered rate) and no queue built up (p99
+/// from the intended send time under [`SUSTAINED_P99_LIMIT_US`]).
+pub fn sustained(p: &PhaseReport) -> bool {
+    let Some(rate) = p.offered_per_s else {
+        return false;
+    };
+    p.mode == "open"
+        && p.error_count() == 0
+        && p.shed == 0
+        && p.not_sent == 0
+        && p.wrong_verdicts == 0
+        && p.ok == p.sent
+        && p.ok_per_s >= 0.99 * rate as f64
+        && p.latency.p99_us <= SUSTAINED_P99_LIMIT_US
+}
+
+/// The p99 above which an open-loop phase is said to be queueing (1 s).
+pub const SUSTAINED_P99_LIMIT_US: u64 = 1_000_000;
+
+/// The target: scenario 1 without Unbound sustains 1,500 requests per second.
+pub fn check_sustained(p: &PhaseReport, want_per_s: u64) -> TargetCheck {
+    let met = sustained(p) && p.offered_per_s.unwrap_or(0) >= want_per_s;
+    TargetCheck {
+        target: format!("CAA without Unbound: >= {want_per_s} POST /mpic per second sustained"),
+        measured: format!(
+            "offered {}/s: {:.0} answered/s, p99 {} ms, {} errors, {} shed, {} wrong, {} not sent",
+            p.offered_per_s.unwrap_or(0),
+            p.ok_per_s,
+            ms(p.latency.p99_us),
+            p.error_count(),
+            p.shed,
+            p.wrong_verdicts,
+            p.not_sent
+        ),
+        verdict: Verdict::of(met, false),
+    }
+}
+
+/// The target: coordinator-added latency p99 ≤ 1 ms at half the sustained rate. Exact from
+/// `Server-Timing` when the coordinator sends it; otherwise estimated as the p99 through the
+/// coordinator minus the p99 of the same checks sent straight to the perspectives.
+pub fn check_coordinator_added(
+    through: &PhaseReport,
+    direct: Option<&PhaseReport>,
+    limit_us: u64,
+) -> TargetCheck {
+    let target = format!(
+        "coordinator-added latency p99 <= {} ms at half the sustained rate",
+        ms(limit_us)
+    );
+    if let Some(exact) = through.coordinator_added {
+        return TargetCheck {
+            target,
+            measured: format!(
+                "Server-Timing total - slowest-call: p50 {} ms, p99 {} ms",
+                ms(exact.p50_us),
+                ms(exact.p99_us)
+            ),
+            verdict: Verdict::of(exact.p99_us <= limit_us, false),
+        };
+    }
+    let Some(direct) = direct else {
+        return TargetCheck {
+            target,
+            measured: "not measured (no Server-Timing and no direct phase)".to_owned(),
+            verdict: Verdict::Missed,
+        };
+    };
+    let d50 = through
+        .latency
+        .p50_us
+        .saturating_sub(direct.latency.p50_us);
+    let d99 = through
+        .latency
+        .p99_us
+        .saturating_sub(direct.latency.p99_us);
+    TargetCheck {
+        target,
+        measured: format!(
+            "no Server-Timing; p50 {} - {} = {} ms, p99 {} - {} = {} ms (through coordinator - direct fan-out); return path after the last check p99 {} ms",
+            ms(through.latency.p50_us),
+            ms(direct.latency.p50_us),
+            ms(d50),
+            ms(through.latency.p99_us),
+            ms(direct.latency.p99_us),
+            ms(d99),
+            ms(through.after_last_check.p99_us)
+        ),
+        verdict: Verdict::of(d99 <= limit_us, true),
+    }
+}
+
+/// The target: with one perspective black-holed the p99 stays within the straggler grace
+/// + 10 % and nothing waits for the per-call deadline.
+pub fn check_blackhole(p: &PhaseReport, grace_ms: u64, call_ms: u64) -> TargetCheck {
+    let limit_us = grace_ms * 1000 * 11 / 10;
+    let met = p.latency.p99_us <= limit_us
+        && p.latency.max_us < call_ms * 1000
+        && p.wrong_verdicts == 0
+        && p.error_count() == 0;
+    TargetCheck {
+        target: format!(
+            "one perspective black-holed: p99 <= grace {grace_ms} ms + 10 % = {} ms, never the {call_ms} ms call deadline",
+            ms(limit_us)
+        ),
+        measured: format!(
+            "p50 {} ms, p99 {} ms, max {} ms at {:.0}/s; {} wrong, {} errors",
+            ms(p.latency.p50_us),
+            ms(p.latency.p99_us),
+            ms(p.latency.max_us),
+            p.ok_per_s,
+            p.wrong_verdicts,
+            p.error_count()
+        ),
+        verdict: Verdict::of(met, false),
+    }
+}
+
+/// The target: peak RSS at 1,000 requests in flight.
+pub fn check_memory(p: &PhaseReport, perspective_mib: u64, coordinator_mib: u64) -> TargetCheck {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let coordinator = p
+        .memory
+        .iter()
+        .find(|m| m.name == "coordinator")
+        .map_or(0, |m| m.peak_kib);
+    let perspectives: Vec<u64> = p
+        .memory
+        .iter()
+        .filter(|m| m.name.starts_with("perspective"))
+        .map(|m| m.peak_kib)
+        .collect();
+    let worst = perspectives.iter().copied().max().unwrap_or(0);
+    let met = !perspectives.is_empty()
+        && coordinator > 0
+        && worst <= perspective_mib * 1024
+        && coordinator <= coordinator_mib * 1024;
+    TargetCheck {
+        target: format!(
+            "RSS at 1,000 requests in flight: <= {perspective_mib} MiB per perspective, <= {coordinator_mib} MiB coordinator"
+        ),
+        measured: format!(
+            "coordinator {:.1} MiB, largest perspective {:.1} MiB ({} answered, {} errors, {} wrong)",
+            mib(coordinator),
+            mib(worst),
+            p.ok,
+            p.error_count(),
+            p.wrong_verdicts
+        ),
+        verdict: Verdict::of(met, false),
+    }
+}
+
+/// The target: no connection set-up per request between coordinator and perspectives.
+pub fn check_connections(phases: &[PhaseReport], perspectives: usize) -> TargetCheck {
+    let through: Vec<&PhaseReport> = phases
+        .iter()
+        .filter(|p| p.endpoint == "coordinator" && p.connections.is_some())
+        .collect();
+    let seen: usize = through
+        .iter()
+        .filter_map(|p| p.connections)
+        .map(|c| c.perspective_connections_seen)
+        .sum();
+    let requests: u64 = through.iter().map(|p| p.sent).sum();
+    // One connection per perspective, re-made a few times at most (e.g. after an idle
+    // timeout), is reuse; anything growing with the request count is not.
+    let met = requests > 0 && seen <= perspectives * 2 * through.len().max(1);
+    TargetCheck {
+        target: "no connection set-up per request between coordinator and perspectives".to_owned(),
+        measured: format!(
+            "{seen} new connections to the perspectives over {requests} requests in {} phases",
+            through.len()
+        ),
+        verdict: Verdict::of(met, false),
+    }
+}
+
+/// The overload expectations: sheds with 503 (+ Retry-After), bounded p99 of accepted
+/// requests, flat memory, no wrong verdict.
+pub fn check_overload(p: &PhaseReport, request_ms: u64) -> TargetCheck {
+    let coordinator = p.memory.iter().find(|m| m.name == "coordinator");
+    let growth_kib = coordinator.map_or(0, |m| m.rss_end_kib.saturating_sub(m.rss_quarter_kib));
+    let flat = coordinator.is_some_and(|m| growth_kib * 10 <= m.rss_quarter_kib.max(1));
+    let met = p.shed > 0
+        && p.shed_without_retry_after == 0
+        && p.wrong_verdicts == 0
+        && p.latency.p99_us < request_ms * 1000
+        && flat;
+    TargetCheck {
+        target: "overload (10x): sheds with 503 + Retry-After, accepted p99 bounded, memory flat, no wrong verdict".to_owned(),
+        measured: format!(
+            "offered {}/s, sent {:.0}/s: {} answered ({:.0}/s, p99 {} ms), {} shed (p99 {} ms), {} errors, {} wrong, {} not sent; coordinator RSS {} -> {} KiB",
+            p.offered_per_s.unwrap_or(0),
+            p.sent as f64 / p.elapsed_s.max(f64::MIN_POSITIVE),
+            p.ok,
+            p.ok_per_s,
+            ms(p.latency.p99_us),
+            p.shed,
+            ms(p.shed_latency.p99_us),
+            p.error_count(),
+            p.wrong_verdicts,
+            p.not_sent,
+            coordinator.map_or(0, |m| m.rss_quarter_kib),
+            coordinator.map_or(0, |m| m.rss_end_kib),
+        ),
+        verdict: Verdict::of(met, false),
+    }
+}
+
+/// The human table.
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "mpic-bench: scenario {} ({}), DNS: {}",
+        r.scenario, r.check, r.dns
+    );
+    let _ = writeln!(
+        out,
+        "{} perspectives, straggler grace {} ms, call deadline {} ms, max_concurrent_requests {}; {} CPUs, load {} -> {}",
+        r.settings.perspectives,
+        r.settings.straggler_grace_ms,
+        r.settings.perspective_call_ms,
+        r.settings.max_concurrent_requests,
+        r.machine.cpus,
+        r.machine.loadavg_start.trim(),
+        r.machine.loadavg_end.trim()
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<22} {:<11} {:>9} {:>9} {:>8} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "phase",
+        "load",
+        "sent",
+        "ok/s",
+        "ok",
+        "shed",
+        "err",
+        "wrong",
+        "unsent",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms"
+    );
+    for p in &r.phases {
+        let load = match (p.offered_per_s, p.concurrency) {
+            (Some(rate), _) => format!("{rate}/s"),
+            (None, Some(c)) => format!("c={c}"),
+            _ => String::new(),
+        };
+        let name = if p.endpoint == "direct" {
+            format!("{} (direct)", p.name)
+        } else {
+            p.name.clone()
+        };
+        let _ = writeln!(
+            out,
+            "{:<22} {:<11} {:>9} {:>9.0} {:>8} {:>7} {:>6} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            name,
+            load,
+            p.sent,
+            p.ok_per_s,
+            p.ok,
+            p.shed,
+            p.error_count(),
+            p.wrong_verdicts,
+            p.not_sent,
+            ms(p.latency.p50_us),
+            ms(p.latency.p90_us),
+            ms(p.latency.p99_us),
+            ms(p.latency.p999_us),
+            ms(p.latency.max_us)
+        );
+    }
+    let errors: Vec<String> = r
+        .phases
+        .iter()
+        .filter(|p| !p.errors.is_empty())
+        .map(|p| {
+            let list: Vec<String> = p.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("  {}: {}", p.name, list.join(", "))
+        })
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(out, "errors:");
+        for e in errors {
+            let _ = writeln!(out, "{e}");
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "client send lag p99 (ms) / return path after the last check p50, p99 (ms) / Server-Timing coordinator-added p99 (ms):"
+    );
+    for p in &r.phases {
+        let _ = writeln!(
+            out,
+            "  {:<22} lag {:>9}   return {:>8} {:>8}   added {}",
+            p.name,
+            ms(p.send_lag.p99_us),
+            ms(p.after_last_check.p50_us),
+            ms(p.after_last_check.p99_us),
+            p.coordinator_added
+                .map_or_else(|| "n/a".to_owned(), |s| ms(s.p99_us))
+        );
+    }
+    if r.phases.iter().any(|p| !p.memory.is_empty()) {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "peak RSS per phase (MiB):");
+        let _ = write!(out, "  {:<26}", "process");
+        for p in &r.phases {
+            let _ = write!(out, " {:>12}", truncate(&p.name, 12));
+        }
+        let _ = writeln!(out);
+        let names: Vec<&str> = r
+            .phases
+            .iter()
+            .flat_map(|p| p.memory.iter().map(|m| m.name.as_str()))
+            .fold(Vec::new(), |mut v, n| {
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+                v
+            });
+        for name in names {
+            let _ = write!(out, "  {name:<26}");
+            for p in &r.phases {
+                match p.memory.iter().find(|m| m.name == name) {
+                    Some(m) => {
+                        let _ = write!(out, " {:>12.1}", m.peak_kib as f64 / 1024.0);
+                    }
+                    None => {
+                        let _ = write!(out, " {:>12}", "-");
+                    }
+                }
+            }
+            let _ = writeln!(out);
+        }
+    }
+    if r.phases.iter().any(|p| p.connections.is_some()) {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "connections accepted by the perspectives:");
+        for p in &r.phases {
+            if let Some(c) = p.connections {
+                let _ = writeln!(
+                    out,
+                    "  {:<22} {:>5} new during the phase, {:>5} established at its end ({} requests)",
+                    p.name,
+                    c.perspective_connections_seen,
+                    c.perspective_connections_established_end,
+                    p.sent
+                );
+            }
+        }
+    }
+    if !r.targets.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "targets:");
+        for t in &r.targets {
+            let _ = writeln!(out, "  [{}] {}", t.verdict.as_str(), t.target);
+            let _ = writeln!(out, "      {}", t.measured);
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn summary(p50: u64, p99: u64) -> Summary {
+        Summary {
+            count: 100,
+            p50_us: p50,
+            p90_us: p99,
+            p99_us: p99,
+            p999_us: p99,
+            max_us: p99,
+            mean_us: p50,
+        }
+    }
+
+    fn phase(name: &str, rate: Option<u64>, ok_per_s: f64, p99_us: u64) -> PhaseReport {
+        PhaseReport {
+            name: name.to_owned(),
+            endpoint: "coordinator".to_owned(),
+            mode: if rate.is_some() { "open" } else { "closed" }.to_owned(),
+            offered_per_s: rate,
+            concurrency: rate.is_none().then_some(64),
+            elapsed_s: 20.0,
+            sent: 30_000,
+            ok: 30_000,
+            ok_per_s,
+            shed: 0,
+            shed_without_retry_after: 0,
+            wrong_verdicts: 0,
+            not_sent: 0,
+            errors: BTreeMap::new(),
+            latency: summary(4_000, p99_us),
+            service_latency: summary(4_000, p99_us),
+            send_lag: summary(50, 300),
+            shed_latency: Summary::default(),
+            coordinator_added: None,
+            after_last_check: summary(300, 900),
+            memory: vec![
+                MemoryReport {
+                    name: "coordinator".to_owned(),
+                    pid: 1,
+                    peak_kib: 40 * 1024,
+                    rss_quarter_kib: 30 * 1024,
+                    rss_end_kib: 31 * 1024,
+                    peak_is_per_phase: true,
+                },
+                MemoryReport {
+                    name: "perspective us-east".to_owned(),
+                    pid: 2,
+                    peak_kib: 20 * 1024,
+                    rss_quarter_kib: 15 * 1024,
+                    rss_end_kib: 15 * 1024,
+                    peak_is_per_phase: true,
+                },
+            ],
+            connections: Some(ConnectionReport {
+                perspective_connections_seen: 6,
+                perspective_connections_established_end: 6,
+                preexisting: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn sustained_needs_every_request_answered_right_and_in_time() {
+        struct Case {
+            name: &'static str,
+            edit: fn(&mut PhaseReport),
+            want: bool,
+        }
+        let cases = [
+            Case {
+                name: "clean",
+                edit: |_| {},
+                want: true,
+            },
+            Case {
+                name: "fell behind",
+                edit: |p| p.ok_per_s = 1400.0,
+                want: false,
+            },
+            Case {
+                name: "queueing",
+                edit: |p| p.latency.p99_us = 1_500_000,
+                want: false,
+            },
+            Case {
+                name: "one wrong verdict",
+                edit: |p| p.wrong_verdicts = 1,
+                want: false,
+            },
+            Case {
+                name: "one shed",
+                edit: |p| p.shed = 1,
+                want: false,
+            },
+            Case {
+                name: "one error",
+                edit: |p| {
+                    p.errors.insert("timeout".into(), 1);
+                },
+                want: false,
+            },
+            Case {
+                name: "client could not keep up",
+                edit: |p| p.not_sent = 3,
+                want: false,
+            },
+            Case {
+                name: "closed loop is not a sustained rate",
+                edit: |p| {
+                    p.mode = "closed".into();
+                    p.offered_per_s = None;
+                },
+                want: false,
+            },
+        ];
+        for c in cases {
+            let mut p = phase("sustained", Some(1500), 1499.0, 40_000);
+            (c.edit)(&mut p);
+            assert_eq!(sustained(&p), c.want, "{}", c.name);
+        }
+        let p = phase("sustained", Some(1200), 1200.0, 40_000);
+        assert_eq!(check_sustained(&p, 1500).verdict, Verdict::Missed);
+    }
+
+    #[test]
+    fn coordinator_added_is_exact_with_server_timing_and_an_estimate_without() {
+        let mut through = phase("half", Some(750), 750.0, 9_000);
+        let mut direct = phase("half", Some(750), 750.0, 8_500);
+        direct.endpoint = "direct".into();
+        through.latency.p50_us = 5_000;
+        direct.latency.p50_us = 4_800;
+        let c = check_coordinator_added(&through, Some(&direct), 1000);
+        assert_eq!(c.verdict, Verdict::MetEstimated);
+        assert!(c.measured.contains("p99 9.000 - 8.500 = 0.500 ms"), "{}", c.measured);
+        direct.latency.p99_us = 7_000;
+        assert_eq!(
+            check_coordinator_added(&through, Some(&direct), 1000).verdict,
+            Verdict::MissedEstimated
+        );
+        through.coordinator_added = Some(summary(200, 700));
+        assert_eq!(
+            check_coordinator_added(&through, None, 1000).verdict,
+            Verdict::Met
+        );
+    }
+
+    #[test]
+    fn blackhole_memory_connections_overload() {
+        let mut p = phase("blackhole", Some(500), 500.0, 270_000);
+        assert_eq!(check_blackhole(&p, 250, 5000).verdict, Verdict::Met);
+        p.latency.p99_us = 280_000;
+        assert_eq!(check_blackhole(&p, 250, 5000).verdict, Verdict::Missed);
+
+        let p = phase("1000 in flight", None, 1400.0, 900_000);
+        assert_eq!(check_memory(&p, 30, 50).verdict, Verdict::Met);
+        assert_eq!(check_memory(&p, 30, 35).verdict, Verdict::Missed);
+
+        let phases = vec![phase("a", Some(1), 1.0, 1), phase("b", Some(1), 1.0, 1)];
+        assert_eq!(check_connections(&phases, 6).verdict, Verdict::Met);
+        let mut churn = phases.clone();
+        churn[0].connections = Some(ConnectionReport {
+            perspective_connections_seen: 5000,
+            perspective_connections_established_end: 300,
+            preexisting: 0,
+        });
+        assert_eq!(check_connections(&churn, 6).verdict, Verdict::Missed);
+
+        let mut o = phase("overload", Some(15_000), 1400.0, 900_000);
+        o.shed = 100_000;
+        assert_eq!(check_overload(&o, 15_000).verdict, Verdict::Met);
+        o.memory[0].rss_end_kib = 60 * 1024;
+        assert_eq!(
+            check_overload(&o, 15_000).verdict,
+            Verdict::Missed,
+            "memory grew"
+        );
+    }
+
+    #[test]
+    fn the_table_shows_every_phase_and_target() {
+        let mut p = phase("sustained", Some(1500), 1499.6, 41_234);
+        p.errors.insert("HTTP 500".into(), 2);
+        let r = Report {
+            scenario: "caa".into(),
+            check: "caa".into(),
+            dns: "nsd".into(),
+            settings: Settings {
+                perspectives: 6,
+                straggler_grace_ms: 250,
+                perspective_call_ms: 5000,
+                max_concurrent_requests: 2048,
+            },
+            machine: Machine {
+                cpus: 2,
+                loadavg_start: "1.00 1.00 1.00 1/100 1\n".into(),
+                loadavg_end: "2.00 1.00 1.00 1/100 1\n".into(),
+            },
+            targets: vec![check_sustained(&p, 1500)],
+            phases: vec![p, phase("max", None, 1700.0, 80_000)],
+            notes: vec!["noisy machine".into()],
+        };
+        let text = render(&r);
+        for want in [
+            "scenario caa",
+            "sustained",
+            "1500/s",
+            "c=64",
+            "41.234",
+            "1500",
+            "HTTP 500: 2",
+            "coordinator",
+            "40.0",
+            "[MISSED] CAA without Unbound",
+            "6 new during the phase",
+            "note: noisy machine",
+        ] {
+            assert!(text.contains(want), "{want:?} missing from:\n{text}");
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["phases"][0]["latency"]["p99_us"], 41_234);
+        assert_eq!(json["targets"][0]["verdict"], "missed");
+    }
+}
