@@ -135,7 +135,8 @@ impl Tally {
         expect_valid: bool,
     ) {
         self.sent += 1;
-        self.send_lag.record(sent.saturating_duration_since(intended));
+        self.send_lag
+            .record(sent.saturating_duration_since(intended));
         match outcome {
             Outcome::Answer {
                 valid,
@@ -145,7 +146,8 @@ impl Tally {
             } => {
                 self.ok += 1;
                 self.wrong += u64::from(valid != expect_valid);
-                self.latency.record(done.saturating_duration_since(intended));
+                self.latency
+                    .record(done.saturating_duration_since(intended));
                 self.service.record(done.saturating_duration_since(sent));
                 if let Some(t) = timing {
                     self.coordinator_added.record_us(t.added_us());
@@ -467,7 +469,11 @@ const MONITOR_LIMIT: Duration = Duration::from_secs(3600);
 impl Monitor {
     /// Starts sampling `watched` and the connections to `perspective_ports`; `expected` is the
     /// phase's planned duration (for the quarter-time sample).
-    pub fn start(watched: Vec<Watched>, perspective_ports: Vec<u16>, expected: Duration) -> Monitor {
+    pub fn start(
+        watched: Vec<Watched>,
+        perspective_ports: Vec<u16>,
+        expected: Duration,
+    ) -> Monitor {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = tokio::spawn(async move {

@@ -234,9 +234,19 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
         Scenario::Caa => {
             phases.push(max(15));
             phases.push(phase("sustained", Drive::Open(one), false, secs(20)));
-            phases.push(phase("half rate", Drive::Open(Times(1, 2)), false, secs(15)));
+            phases.push(phase(
+                "half rate",
+                Drive::Open(Times(1, 2)),
+                false,
+                secs(15),
+            ));
             phases.push(phase("half rate", Drive::Open(Times(1, 2)), true, secs(15)));
-            phases.push(phase("1000 in flight", Drive::Closed(1000), false, secs(10)));
+            phases.push(phase(
+                "1000 in flight",
+                Drive::Closed(1000),
+                false,
+                secs(10),
+            ));
         }
         Scenario::DnsChange | Scenario::Http01 => {
             phases.push(max(15));
@@ -295,7 +305,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let (fleet, url, api_key, watched, dns) = match &args.url {
         Some(url) => {
             let watched = parse_pids(&args.pids)?;
-            let key = args.api_key.clone().context("--api-key is required with --url")?;
+            let key = args
+                .api_key
+                .clone()
+                .context("--api-key is required with --url")?;
             notes.push("external fleet: its configuration is not the bench's; no direct phase, no connection count".to_owned());
             (None, url.clone(), key, watched, "external".to_owned())
         }
@@ -338,7 +351,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         }
     };
     if args.dns == DnsMode::Kit && fleet.is_some() {
-        notes.push("the kit DNS server runs inside the bench process: its CPU and memory are the bench's".to_owned());
+        notes.push(
+            "the kit DNS server runs inside the bench process: its CPU and memory are the bench's"
+                .to_owned(),
+        );
     }
     let coordinator = Arc::new(Load {
         endpoint: Endpoint::Coordinator {
@@ -408,12 +424,9 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                     if spec.direct { " (direct)" } else { "" },
                     spec.duration.as_secs()
                 );
-                let t = load::open_loop(
-                    load,
-                    Schedule::new(rate, spec.duration),
-                    args.max_in_flight,
-                )
-                .await;
+                let t =
+                    load::open_loop(load, Schedule::new(rate, spec.duration), args.max_in_flight)
+                        .await;
                 ("open", Some(rate), None, t)
             }
         };
@@ -626,7 +639,11 @@ mod tests {
         assert_eq!(half.len(), 2);
         assert!(!half[0].direct && half[1].direct);
         assert_eq!(half[0].drive, Drive::Open(Times(1, 2)));
-        assert!(phases[1..].iter().all(|p| p.duration == Duration::from_secs(2)));
+        assert!(
+            phases[1..]
+                .iter()
+                .all(|p| p.duration == Duration::from_secs(2))
+        );
         assert!(!phases[0].recorded, "the warm-up is not reported");
         let (_, phases) = plan(&args(&["--scenario", "overload", "--phase-seconds", "2"]));
         let overload = phases.iter().find(|p| p.name == "overload 10x").unwrap();
@@ -636,7 +653,10 @@ mod tests {
     #[test]
     fn pids() {
         let w = parse_pids(&["coordinator=12".to_owned()]).unwrap();
-        assert_eq!((w[0].name.as_str(), w[0].pid, w[0].owned), ("coordinator", 12, false));
+        assert_eq!(
+            (w[0].name.as_str(), w[0].pid, w[0].owned),
+            ("coordinator", 12, false)
+        );
         assert!(parse_pids(&["12".to_owned()]).is_err());
     }
 }

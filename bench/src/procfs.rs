@@ -116,7 +116,11 @@ mod tests {
                 hwm_kib: 21_480
             })
         );
-        assert_eq!(parse_status("Name:\tzombie\n"), None, "kernel threads have none");
+        assert_eq!(
+            parse_status("Name:\tzombie\n"),
+            None,
+            "kernel threads have none"
+        );
     }
 
     #[test]

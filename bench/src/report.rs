@@ -267,14 +267,8 @@ pub fn check_coordinator_added(
             verdict: Verdict::Missed,
         };
     };
-    let d50 = through
-        .latency
-        .p50_us
-        .saturating_sub(direct.latency.p50_us);
-    let d99 = through
-        .latency
-        .p99_us
-        .saturating_sub(direct.latency.p99_us);
+    let d50 = through.latency.p50_us.saturating_sub(direct.latency.p50_us);
+    let d99 = through.latency.p99_us.saturating_sub(direct.latency.p99_us);
     TargetCheck {
         target,
         measured: format!(
@@ -713,7 +707,11 @@ mod tests {
         direct.latency.p50_us = 4_800;
         let c = check_coordinator_added(&through, Some(&direct), 1000);
         assert_eq!(c.verdict, Verdict::MetEstimated);
-        assert!(c.measured.contains("p99 9.000 - 8.500 = 0.500 ms"), "{}", c.measured);
+        assert!(
+            c.measured.contains("p99 9.000 - 8.500 = 0.500 ms"),
+            "{}",
+            c.measured
+        );
         direct.latency.p99_us = 7_000;
         assert_eq!(
             check_coordinator_added(&through, Some(&direct), 1000).verdict,

@@ -16,8 +16,8 @@ impl Schedule {
     /// `rate_per_s` requests per second for `duration` (the count is rounded down; a rate of
     /// zero schedules nothing).
     pub fn new(rate_per_s: u64, duration: Duration) -> Schedule {
-        let count = u64::try_from(u128::from(rate_per_s) * duration.as_millis() / 1000)
-            .unwrap_or(u64::MAX);
+        let count =
+            u64::try_from(u128::from(rate_per_s) * duration.as_millis() / 1000).unwrap_or(u64::MAX);
         Schedule { rate_per_s, count }
     }
 
@@ -123,9 +123,16 @@ mod tests {
         assert_eq!(s.due_by(Duration::from_micros(999)), 1);
         assert_eq!(s.due_by(Duration::from_millis(1)), 2);
         assert_eq!(s.due_by(Duration::from_millis(500)), 501);
-        assert_eq!(s.due_by(Duration::from_secs(5)), 1000, "capped at the count");
+        assert_eq!(
+            s.due_by(Duration::from_secs(5)),
+            1000,
+            "capped at the count"
+        );
         for i in 0..1000 {
-            assert!(s.due_by(s.offset(i)) > i, "request {i} is due at its offset");
+            assert!(
+                s.due_by(s.offset(i)) > i,
+                "request {i} is due at its offset"
+            );
         }
     }
 }

@@ -58,7 +58,8 @@ impl Latency {
 
     /// Records one value in microseconds.
     pub fn record_us(&mut self, us: u64) {
-        self.hist.saturating_record(us.clamp(1, micros(MAX_TRACKED)));
+        self.hist
+            .saturating_record(us.clamp(1, micros(MAX_TRACKED)));
     }
 
     /// Adds every value of `other`.

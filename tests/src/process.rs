@@ -84,6 +84,9 @@ pub fn mpic_test_zone() -> ZoneSpec {
             "www 60 IN CNAME @",
             "alias 60 IN CNAME deny",
             "host 60 IN A 192.0.2.10",
+            // A web host on this machine, for the HTTP and TLS-ALPN methods (loopback targets
+            // are allowed only behind the perspectives' danger_ test setting).
+            "web 60 IN A 127.0.0.1",
             r#"bogus 60 IN CAA 0 issue "bogus-ca.example""#,
             // One record per DNS-based DCV method (see DCV_FLEET_CASES in the coordinator's
             // end-to-end test).

@@ -22,11 +22,21 @@ pub struct ProcessFleet {
 }
 
 pub async fn process_fleet(n: usize) -> ProcessFleet {
-    process_fleet_with_env(n, &[]).await
+    process_fleet_with(n, &[], "").await
 }
 
 /// [`process_fleet`] with extra environment variables for every process.
 pub async fn process_fleet_with_env(n: usize, env: &[(&str, &str)]) -> ProcessFleet {
+    process_fleet_with(n, env, "").await
+}
+
+/// [`process_fleet`] with extra environment variables for every process and extra YAML lines
+/// in every perspective's configuration.
+pub async fn process_fleet_with(
+    n: usize,
+    env: &[(&str, &str)],
+    perspective_yaml: &str,
+) -> ProcessFleet {
     mpic_common::tls::install_crypto_provider();
     let world = DnsWorld::start(WorldSpec {
         zones: vec![test_tld_zone(), mpic_test_zone(), reverse_zone()],
@@ -46,7 +56,7 @@ pub async fn process_fleet_with_env(n: usize, env: &[(&str, &str)]) -> ProcessFl
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{port}\nperspective: {{code: {code}, rir: {rir}}}\nresolver: {{address: \"{}\"}}\ncaa: {{default_issuer_domains: [ca.example]}}\ntls: {{certificate: {}, private_key: {}, client_ca: {}}}\n",
+                "listen: 127.0.0.1:{port}\nperspective: {{code: {code}, rir: {rir}}}\nresolver: {{address: \"{}\"}}\ncaa: {{default_issuer_domains: [ca.example]}}\ntls: {{certificate: {}, private_key: {}, client_ca: {}}}\n{perspective_yaml}",
                 world.resolver_addrs()[i],
                 cert.display(),
                 key.display(),
@@ -247,5 +257,89 @@ async fn every_dns_method_through_the_whole_fleet() {
             body["is_valid"], false,
             "{method} with a wrong value: {body}"
         );
+    }
+}
+
+/// The HTTP and TLS-ALPN methods through coordinator → perspectives (each resolving
+/// `web.mpic.test` through its own Unbound) → local web and TLS servers.
+#[tokio::test]
+async fn http_and_tls_alpn_methods_through_the_whole_fleet() {
+    use mpic_tests::web::{ChallengeCert, Reply, Routes, TlsAlpnServer, TlsVersions, WebServer};
+    mpic_common::tls::install_crypto_provider();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let web = WebServer::start(
+        any,
+        Routes::new()
+            .route("/.well-known/acme-challenge/tok", Reply::ok("tok.thumb\n"))
+            .route(
+                "/.well-known/pki-validation/wc.txt",
+                Reply::ok(format!("{}website-change-value", "x".repeat(300))),
+            ),
+    )
+    .await
+    .unwrap();
+    let alpn = TlsAlpnServer::start(
+        any,
+        &ChallengeCert::valid("web.mpic.test", "tok.thumb"),
+        &[b"acme-tls/1"],
+        TlsVersions::Both,
+    )
+    .await
+    .unwrap();
+    let yaml = format!(
+        "web: {{danger_allow_loopback_targets: true, danger_http_port: {}, danger_tls_alpn_port: {}}}\n",
+        web.addr().port(),
+        alpn.addr().port()
+    );
+    let fleet = process_fleet_with(4, &[], &yaml).await;
+    let digest_hex = mpic_tests::web::hex(&mpic_tests::web::key_authorization_digest("tok.thumb"));
+    let cases = [
+        (
+            "web.mpic.test",
+            json!({"validation_method": "acme-http-01", "token": "tok", "key_authorization": "tok.thumb"}),
+            true,
+        ),
+        (
+            "web.mpic.test",
+            json!({"validation_method": "acme-http-01", "token": "tok", "key_authorization": "tok.other"}),
+            false,
+        ),
+        (
+            "127.0.0.1",
+            json!({"validation_method": "acme-http-01", "token": "tok", "key_authorization": "tok.thumb"}),
+            true,
+        ),
+        (
+            "web.mpic.test",
+            json!({"validation_method": "website-change", "http_token_path": "wc.txt", "challenge_value": "website-change-value"}),
+            true,
+        ),
+        (
+            "web.mpic.test",
+            json!({"validation_method": "website-change", "http_token_path": "missing.txt", "challenge_value": "website-change-value"}),
+            false,
+        ),
+        (
+            "web.mpic.test",
+            json!({"validation_method": "acme-tls-alpn-01", "key_authorization_hash": digest_hex}),
+            true,
+        ),
+        (
+            "web.mpic.test",
+            json!({"validation_method": "acme-tls-alpn-01", "key_authorization_hash": "00".repeat(32)}),
+            false,
+        ),
+    ];
+    for (target, params, valid) in cases {
+        let (status, body) = post(&fleet.url, json!({"check_type": "dcv", "domain_or_ip_target": target, "dcv_check_parameters": params})).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["is_valid"], valid, "{target} {params}: {body}");
+        if valid {
+            assert_eq!(body["quorum_result"], "4/4");
+            assert_eq!(
+                body["perspectives"][0]["check_response"]["details"]["resolved_ip"], "127.0.0.1",
+                "{body}"
+            );
+        }
     }
 }

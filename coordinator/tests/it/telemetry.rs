@@ -35,7 +35,10 @@ async fn receive(State(spans): State<Received>, body: Bytes) -> &'static str {
         return "";
     };
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    let text = |v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match v.as_ref().and_then(|v| v.value.as_ref()) {
+    let text = |v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match v
+        .as_ref()
+        .and_then(|v| v.value.as_ref())
+    {
         Some(AnyValue::StringValue(s)) => s.clone(),
         Some(AnyValue::IntValue(i)) => i.to_string(),
         Some(AnyValue::BoolValue(b)) => b.to_string(),
@@ -58,7 +61,11 @@ async fn receive(State(spans): State<Received>, body: Bytes) -> &'static str {
                     trace_id: hex(&s.trace_id),
                     span_id: hex(&s.span_id),
                     parent: hex(&s.parent_span_id),
-                    attributes: s.attributes.iter().map(|a| (a.key.clone(), text(&a.value))).collect(),
+                    attributes: s
+                        .attributes
+                        .iter()
+                        .map(|a| (a.key.clone(), text(&a.value)))
+                        .collect(),
                 });
             }
         }
@@ -71,12 +78,17 @@ async fn one_trace_across_coordinator_and_perspectives() {
     let spans: Received = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new().route("/v1/traces", routing::post(receive)).with_state(spans.clone());
+    let app = Router::new()
+        .route("/v1/traces", routing::post(receive))
+        .with_state(spans.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let fleet = process_fleet_with_env(
         4,
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint), ("OTEL_BSP_SCHEDULE_DELAY", "100")],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
     )
     .await;
     // The CA backend's own trace.
@@ -85,7 +97,10 @@ async fn one_trace_across_coordinator_and_perspectives() {
     let response = reqwest::Client::new()
         .post(&fleet.url)
         .bearer_auth(crate::support::API_KEY)
-        .header("traceparent", format!("00-{incoming_trace}-{incoming_span}-01"))
+        .header(
+            "traceparent",
+            format!("00-{incoming_trace}-{incoming_span}-01"),
+        )
         .json(&json!({"domain_or_ip_target": "mpic.test", "trace_identifier": "trace-test-1"}))
         .send()
         .await
@@ -97,7 +112,13 @@ async fn one_trace_across_coordinator_and_perspectives() {
     // Wait for the root, four calls, four checks and their DNS lookups.
     let mut ours: Vec<Span> = Vec::new();
     for _ in 0..100 {
-        ours = spans.lock().unwrap().iter().filter(|s| s.trace_id == incoming_trace).cloned().collect();
+        ours = spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.trace_id == incoming_trace)
+            .cloned()
+            .collect();
         let checks = ours.iter().filter(|s| s.name == "check caa").count();
         let root = ours.iter().any(|s| s.name == "POST /mpic");
         if root && checks == 4 && ours.iter().filter(|s| s.name.starts_with("call ")).count() == 4 {
@@ -106,11 +127,23 @@ async fn one_trace_across_coordinator_and_perspectives() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let all = spans.lock().unwrap().clone();
-    let root = ours.iter().find(|s| s.name == "POST /mpic").unwrap_or_else(|| panic!("no root span among {all:#?}"));
+    let root = ours
+        .iter()
+        .find(|s| s.name == "POST /mpic")
+        .unwrap_or_else(|| panic!("no root span among {all:#?}"));
     assert_eq!(root.service, "mpic-coordinator");
-    assert_eq!(root.parent, incoming_span, "the CA backend's traceparent is continued");
-    assert_eq!(root.attributes.get("trace_identifier").map(String::as_str), Some("trace-test-1"));
-    let calls: Vec<&Span> = ours.iter().filter(|s| s.name.starts_with("call ")).collect();
+    assert_eq!(
+        root.parent, incoming_span,
+        "the CA backend's traceparent is continued"
+    );
+    assert_eq!(
+        root.attributes.get("trace_identifier").map(String::as_str),
+        Some("trace-test-1")
+    );
+    let calls: Vec<&Span> = ours
+        .iter()
+        .filter(|s| s.name.starts_with("call "))
+        .collect();
     assert_eq!(calls.len(), 4, "{ours:#?}");
     for call in &calls {
         assert_eq!(call.service, "mpic-coordinator");
@@ -120,12 +153,26 @@ async fn one_trace_across_coordinator_and_perspectives() {
     assert_eq!(checks.len(), 4, "{ours:#?}");
     for check in &checks {
         assert_eq!(check.service, "mpic-perspective");
-        let call = calls.iter().find(|c| c.span_id == check.parent).unwrap_or_else(|| panic!("{check:?} has no call parent"));
-        assert_eq!(call.attributes.get("perspective.code"), check.attributes.get("perspective.code"), "the call and the check are the same perspective");
-        let lookups = ours.iter().filter(|s| s.parent == check.span_id && s.name == "DNS CAA").count();
+        let call = calls
+            .iter()
+            .find(|c| c.span_id == check.parent)
+            .unwrap_or_else(|| panic!("{check:?} has no call parent"));
+        assert_eq!(
+            call.attributes.get("perspective.code"),
+            check.attributes.get("perspective.code"),
+            "the call and the check are the same perspective"
+        );
+        let lookups = ours
+            .iter()
+            .filter(|s| s.parent == check.span_id && s.name == "DNS CAA")
+            .count();
         assert!(lookups >= 1, "DNS spans under {check:?}");
     }
-    assert!(all.iter().all(|s| s.trace_id == incoming_trace || s.name == "DNS NS"), "only this request was traced: {all:#?}");
+    assert!(
+        all.iter()
+            .all(|s| s.trace_id == incoming_trace || s.name == "DNS NS"),
+        "only this request was traced: {all:#?}"
+    );
 }
 
 #[tokio::test]
@@ -163,7 +210,10 @@ async fn the_audit_event_has_what_br_5_4_1_asks() {
     assert_eq!(deny["attempt_count"], 1);
     let perspectives = deny["perspectives"].as_str().unwrap();
     for code in ["us-east", "eu-west", "ap-tokyo", "sa-east"] {
-        assert!(perspectives.contains(&format!("{code}=not_passed")), "{perspectives}");
+        assert!(
+            perspectives.contains(&format!("{code}=not_passed")),
+            "{perspectives}"
+        );
     }
     assert!(deny["duration_ms"].as_u64().is_some());
     let trace_id = deny["spans"][0]["trace_id"].as_str().unwrap();
@@ -178,6 +228,9 @@ async fn the_audit_event_has_what_br_5_4_1_asks() {
     assert_eq!(dcv["passing_rirs"], "APNIC,ARIN,LACNIC,RIPE NCC");
     // Every line of the request carries the trace id and trace_identifier (through its span).
     let log = coordinator.log();
-    assert!(!log.contains("sYAwVrqDtVOuJZvAHurSAYPoEt5fFV_C4bdSOOW-o5Y"), "no key authorization digest in logs");
+    assert!(
+        !log.contains("sYAwVrqDtVOuJZvAHurSAYPoEt5fFV_C4bdSOOW-o5Y"),
+        "no key authorization digest in logs"
+    );
     assert!(!log.contains(crate::support::API_KEY), "no API key in logs");
 }
