@@ -871,6 +871,13 @@ pub struct PerspectiveResult {
     pub perspective_code: String,
     /// Its answer, or a failed entry made by the coordinator.
     pub check_response: CheckResponse,
+    /// *Extension*: the perspective's RIR, as configured.
+    #[serde(default)]
+    pub rir: Option<crate::config::Rir>,
+    /// *Extension*: milliseconds from the attempt's start to this perspective's answer; null
+    /// when it did not answer (cancelled or out of time).
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
 }
 
 /// The body of a `POST /mpic` 200 response.

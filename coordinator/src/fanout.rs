@@ -182,8 +182,8 @@ fn sanitize_header(value: &str) -> String {
 /// What became of one call of an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
-    /// It answered (or failed) on its own.
-    Finished,
+    /// It answered (or failed) on its own, this long after the attempt started.
+    Finished(Duration),
     /// It was dropped after the verdict was settled and the grace ran out.
     Cancelled,
     /// It was dropped at the request deadline.
@@ -210,14 +210,15 @@ where
         .enumerate()
         .map(|(i, (_, f))| async move { (i, f.await) })
         .collect();
-    let mut answers: Vec<Option<CheckResponse>> = vec![None; rirs.len()];
+    let started = Instant::now();
+    let mut answers: Vec<Option<(CheckResponse, Duration)>> = vec![None; rirs.len()];
     let mut grace_until: Option<Instant> = None;
     while !pending.is_empty() {
         let wake = grace_until.map_or(deadline, |g| g.min(deadline));
         tokio::select! {
             next = pending.next() => {
                 if let Some((i, response)) = next {
-                    answers[i] = Some(response);
+                    answers[i] = Some((response, started.elapsed()));
                 }
             }
             () = tokio::time::sleep_until(wake) => break,
@@ -226,7 +227,7 @@ where
             let answered: Vec<Outcome> = answers
                 .iter()
                 .zip(&rirs)
-                .filter_map(|(a, rir)| a.as_ref().map(|r| outcome(*rir, r)))
+                .filter_map(|(a, rir)| a.as_ref().map(|(r, _)| outcome(*rir, r)))
                 .collect();
             let waiting: Vec<Rir> = answers
                 .iter()
@@ -250,7 +251,7 @@ where
     answers
         .into_iter()
         .map(|a| match a {
-            Some(r) => (r, Fate::Finished),
+            Some((r, took)) => (r, Fate::Finished(took)),
             None => (shape.failed(why), fate),
         })
         .collect()

@@ -213,10 +213,10 @@ impl Orchestrator {
                 let outcome = match (fate, response.check_completed, response.check_passed) {
                     (Fate::Cancelled, ..) => "cancelled",
                     (Fate::Deadline, ..) => "failed",
-                    (Fate::Finished, true, true) => "passed",
-                    (Fate::Finished, true, false) => "not_passed",
-                    (Fate::Finished, false, _) if is_remote_failure(response) => "failed",
-                    (Fate::Finished, false, _) => "error",
+                    (Fate::Finished(_), true, true) => "passed",
+                    (Fate::Finished(_), true, false) => "not_passed",
+                    (Fate::Finished(_), false, _) if is_remote_failure(response) => "failed",
+                    (Fate::Finished(_), false, _) => "error",
                 };
                 self.metrics
                     .calls
@@ -226,19 +226,25 @@ impl Orchestrator {
                     })
                     .inc();
             }
-            let answers: Vec<CheckResponse> = answers.into_iter().map(|(r, _)| r).collect();
             last_outcomes = cohort
                 .iter()
                 .zip(&answers)
-                .map(|(&i, r)| fanout::outcome(self.perspectives[i].rir, r))
+                .map(|(&i, (r, _))| fanout::outcome(self.perspectives[i].rir, r))
                 .collect();
             attempts.push(
                 cohort
                     .iter()
                     .zip(answers)
-                    .map(|(&i, check_response)| PerspectiveResult {
+                    .map(|(&i, (check_response, fate))| PerspectiveResult {
                         perspective_code: self.perspectives[i].code.clone(),
                         check_response,
+                        rir: Some(self.perspectives[i].rir),
+                        latency_ms: match fate {
+                            Fate::Finished(took) => {
+                                Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX))
+                            }
+                            Fate::Cancelled | Fate::Deadline => None,
+                        },
                     })
                     .collect(),
             );

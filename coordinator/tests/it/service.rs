@@ -392,3 +392,67 @@ async fn readiness_follows_the_perspectives() {
     let r = g.client.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503, "a default cohort of 6 needs all six");
 }
+
+#[tokio::test]
+async fn load_beyond_the_limit_is_shed_not_queued() {
+    let dns = dns().await;
+    let mut spec = FleetSpec::new(vec![Kind::Hangs; 6], dns.addr());
+    spec.max_concurrent_requests = 1;
+    spec.timeouts.perspective_call_ms = 1_500;
+    let f = fleet(spec).await;
+    let slow = {
+        let client = f.client.clone();
+        let url = f.url.clone();
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(API_KEY)
+                .json(&json!({"domain_or_ip_target": "example.com"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    // Let the first request take the only slot.
+    let mut shed = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = f
+            .client
+            .post(&f.url)
+            .bearer_auth(API_KEY)
+            .json(&json!({"domain_or_ip_target": "example.com"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 {
+            shed = Some(r);
+            break;
+        }
+    }
+    let shed = shed.expect("a second request while the first holds the only slot is shed");
+    assert_eq!(shed.headers()["retry-after"], "1");
+    assert_eq!(
+        shed.json::<Value>().await.unwrap(),
+        json!({"error": "overloaded"})
+    );
+    assert_eq!(
+        slow.await.unwrap(),
+        200,
+        "the request in flight still completes"
+    );
+    let metrics = f
+        .client
+        .get(f.url.replace("/mpic", "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "mpic_load_shed_total 1"),
+        "{metrics}"
+    );
+}

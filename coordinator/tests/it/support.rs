@@ -111,6 +111,7 @@ pub struct FleetSpec {
     pub default_perspective_count: u32,
     pub timeouts: Timeouts,
     pub policy: PolicyMode,
+    pub max_concurrent_requests: usize,
 }
 
 impl FleetSpec {
@@ -125,6 +126,7 @@ impl FleetSpec {
                 straggler_grace_ms: 200,
             },
             policy: PolicyMode::Enforce,
+            max_concurrent_requests: 2_048,
         }
     }
 }
@@ -233,7 +235,10 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
         max_attempts: 3,
         timeouts: spec.timeouts,
         policy: spec.policy,
-        limits: mpic_coordinator::config::Limits::default(),
+        limits: mpic_coordinator::config::Limits {
+            max_concurrent_requests: spec.max_concurrent_requests,
+            ..mpic_coordinator::config::Limits::default()
+        },
         perspective_tls: Some(PerspectiveTls {
             certificate: files.coordinator_cert.clone(),
             private_key: files.coordinator_key.clone(),

@@ -389,3 +389,94 @@ async fn readyz_fails_without_a_resolver() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+#[tokio::test]
+async fn metrics_and_configz() {
+    let server = DnsServer::start(
+        Zone::new()
+            .caa("example.com", 0, "issue", "ca.example")
+            .caa("deny.example.com", 0, "issue", "other.example")
+            .a("com", "192.0.2.9".parse().unwrap())
+            .behave("broken.example.com", mpic_tests::dns::Behaviour::ServFail),
+    )
+    .await
+    .unwrap();
+    let app = router(&plain_config("p1", server.addr()));
+    for target in [
+        "example.com",
+        "example.com",
+        "deny.example.com",
+        "broken.example.com",
+    ] {
+        let body = format!(r#"{{"domain_or_ip_target":"{target}"}}"#);
+        let r = app
+            .clone()
+            .oneshot(Request::post("/caa").body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = app
+        .clone()
+        .oneshot(Request::post("/caa").body(Body::from("{}")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let value = |key: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{key} missing in\n{text}"))
+    };
+    assert_eq!(
+        value(r#"mpic_checks_total{check_type="caa",method="",result="passed"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"mpic_checks_total{check_type="caa",method="",result="not_passed"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"mpic_checks_total{check_type="caa",method="",result="error"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"mpic_check_duration_seconds_count{check_type="caa",method=""}"#),
+        4.0
+    );
+    // broken.example.com: a SERVFAIL and its retry.
+    assert_eq!(
+        value(r#"mpic_dns_lookups_total{record_type="CAA",outcome="SERVFAIL"}"#),
+        2.0
+    );
+    assert!(value(r#"mpic_dns_lookups_total{record_type="CAA",outcome="NOERROR"}"#) >= 4.0);
+    assert!(value("mpic_dns_lookup_duration_seconds_count") >= 6.0);
+    assert_eq!(value("mpic_checks_in_flight"), 0.0);
+    assert!(!text.contains("example.com"), "no domain names in labels");
+
+    let r = app
+        .oneshot(Request::get("/configz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap())
+            .unwrap();
+    assert_eq!(v["service"], "mpic-perspective");
+    assert_eq!(v["config"]["perspective"]["code"], "p1");
+    assert_eq!(
+        v["config"]["resolver"]["address"],
+        server.addr().to_string()
+    );
+}
