@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod devcerts;
 pub mod digest;
+pub mod http;
 pub mod metrics;
 pub mod serve;
 pub mod target;

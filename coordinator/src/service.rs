@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::future::join_all;
-use mpic_common::api::{
-    CheckType, EchoedParameters, ErrorBody, MpicRequest, ValidationFailure, ValidationIssue,
-};
+use mpic_common::api::{CheckType, EchoedParameters, MpicRequest, ValidationIssue};
+use mpic_common::http::{self, bad_request, error};
 use mpic_common::validate::{self, CaaParams, issue, issue_at};
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -59,14 +58,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/configz", get(configz))
         .route("/openapi.json", get(openapi))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not-found") })
-        .method_not_allowed_fallback(|| async {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed")
-        })
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(|_| {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal-error")
-        }))
+        .layer(CatchPanicLayer::custom(http::panicked))
 }
 
 async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -116,28 +111,9 @@ async fn handle(
     if !state.keys.allows(&headers) {
         return (error(StatusCode::UNAUTHORIZED, "unauthorized"), unknown());
     }
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let json = ct
-            .to_str()
-            .ok()
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
-            return (
-                error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
-                unknown(),
-            );
-        }
-    }
-    let Ok(bytes) = axum::body::to_bytes(body, state.max_body_bytes).await else {
-        return (
-            error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
-            unknown(),
-        );
-    };
-    let request: MpicRequest = match validate::parse_json(&bytes) {
+    let request: MpicRequest = match http::read_json(&headers, body, state.max_body_bytes).await {
         Ok(r) => r,
-        Err(i) => return (bad_request(vec![i]), unknown()),
+        Err(response) => return (response, unknown()),
     };
     let check_type = request.check_type.as_str().to_owned();
     if let Some(t) = &request.trace_identifier {
@@ -158,11 +134,7 @@ async fn handle(
     };
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         state.metrics.shed.inc();
-        let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return (response, (check_type, method.to_owned(), "none"));
+        return (http::overloaded(), (check_type, method.to_owned(), "none"));
     };
     state.metrics.in_flight.inc();
     let started = Instant::now();
@@ -318,11 +290,7 @@ pub fn validate_request(
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, mpic_common::metrics::CONTENT_TYPE)],
-        mpic_common::metrics::render(&state.metrics.registry),
-    )
-        .into_response()
+    http::metrics(&state.metrics.registry)
 }
 
 /// The OpenAPI 3.1 document of this service (`coordinator/openapi.json`).
@@ -333,15 +301,11 @@ async fn openapi() -> Response {
 }
 
 async fn configz(State(state): State<Arc<AppState>>) -> Response {
-    (StatusCode::OK, axum::Json(state.configz.clone())).into_response()
+    http::status(StatusCode::OK, state.configz.clone())
 }
 
 async fn healthz() -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"status": "ok"})),
-    )
-        .into_response()
+    http::status(StatusCode::OK, serde_json::json!({"status": "ok"}))
 }
 
 /// Ready when the perspectives answering `/healthz` can form a default cohort.
@@ -379,25 +343,4 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response()
     }
-}
-
-fn bad_request(issues: Vec<ValidationIssue>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(ValidationFailure {
-            error: "request-validation-failed".to_owned(),
-            validation_issues: issues,
-        }),
-    )
-        .into_response()
-}
-
-fn error(status: StatusCode, what: &str) -> Response {
-    (
-        status,
-        axum::Json(ErrorBody {
-            error: what.to_owned(),
-        }),
-    )
-        .into_response()
 }

@@ -6,19 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hickory_proto::rr::RecordType;
 use mpic_common::api::{
     CaaPerspectiveRequest, CheckDetails, CheckResponse, CheckType, DcvPerspectiveRequest,
-    ErrorBody, MpicError, ValidationFailure, ValidationIssue, ValidationMethod, error_type,
+    MpicError, ValidationMethod, error_type,
 };
+use mpic_common::http::{self, bad_request, overloaded, read_json};
 use mpic_common::target::Target;
 use mpic_common::validate::{self, CaaParams};
-use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -93,12 +93,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/configz", get(configz))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
         .with_state(state)
-        .layer(CatchPanicLayer::custom(|_| {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal-error")
-        }))
+        .layer(CatchPanicLayer::custom(http::panicked))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static(PERSPECTIVE_HEADER),
             identity,
@@ -246,15 +244,11 @@ async fn run_check(
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, mpic_common::metrics::CONTENT_TYPE)],
-        mpic_common::metrics::render(&state.metrics.registry),
-    )
-        .into_response()
+    http::metrics(&state.metrics.registry)
 }
 
 async fn configz(State(state): State<Arc<AppState>>) -> Response {
-    (StatusCode::OK, axum::Json(state.configz.clone())).into_response()
+    http::status(StatusCode::OK, state.configz.clone())
 }
 
 async fn healthz() -> Response {
@@ -282,69 +276,6 @@ fn not_ready(why: &str) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         axum::Json(serde_json::json!({"status": "not-ready", "reason": why})),
-    )
-        .into_response()
-}
-
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "not-found")
-}
-
-async fn method_not_allowed() -> Response {
-    error(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed")
-}
-
-/// Reads a bounded JSON body into `T`; the error is the response to send.
-async fn read_json<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<T, Response> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let json = ct
-            .to_str()
-            .ok()
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-        if !json {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-            ));
-        }
-    }
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"))?;
-    validate::parse_json::<T>(&bytes).map_err(|issue| bad_request(vec![issue]))
-}
-
-/// The 400 body of api.md.
-pub fn bad_request(issues: Vec<ValidationIssue>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(ValidationFailure {
-            error: "request-validation-failed".to_owned(),
-            validation_issues: issues,
-        }),
-    )
-        .into_response()
-}
-
-fn overloaded() -> Response {
-    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded");
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
-fn error(status: StatusCode, what: &str) -> Response {
-    (
-        status,
-        axum::Json(ErrorBody {
-            error: what.to_owned(),
-        }),
     )
         .into_response()
 }
