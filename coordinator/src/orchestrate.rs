@@ -61,6 +61,16 @@ pub enum OrchestrationError {
     },
 }
 
+/// A finished orchestration.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The document for the CA.
+    pub response: MpicResponse,
+    /// Time spent waiting on perspectives (every attempt's calls, from first send to the last
+    /// answer or cancellation); the rest of the request's time is the coordinator's own.
+    pub waited: Duration,
+}
+
 /// A request that passed validation.
 #[derive(Debug, Clone)]
 pub struct Validated {
@@ -123,7 +133,7 @@ impl Orchestrator {
     }
 
     /// Runs the request.
-    pub async fn run(&self, v: &Validated) -> Result<MpicResponse, OrchestrationError> {
+    pub async fn run(&self, v: &Validated) -> Result<Outcome, OrchestrationError> {
         let started = Instant::now();
         let deadline = started + self.request_timeout;
         let plan = v.plan;
@@ -152,6 +162,7 @@ impl Orchestrator {
             },
         };
         let (path, body) = self.perspective_body(v);
+        let mut waited = Duration::ZERO;
         let mut attempts: Vec<Vec<PerspectiveResult>> = Vec::new();
         let mut last_outcomes = Vec::new();
         for (k, cohort) in cohorts
@@ -201,8 +212,10 @@ impl Orchestrator {
                     )
                 })
                 .collect();
+            let gathering = Instant::now();
             let answers =
                 fanout::gather(calls, plan.quorum_count, self.grace, deadline, shape).await;
+            waited += gathering.elapsed();
             self.metrics
                 .attempts
                 .get_or_create(&CheckTypeLabels {
@@ -256,7 +269,7 @@ impl Orchestrator {
         let q = plan.quorum_count;
         let attempt_count = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
         let perspectives = attempts.pop().unwrap_or_default();
-        Ok(MpicResponse {
+        let response = MpicResponse {
             mpic_completed: quorum::completed(n, q, &last_outcomes),
             request_orchestration_parameters: v.request.orchestration_parameters.clone(),
             actual_orchestration_parameters: Some(ActualOrchestrationParameters {
@@ -272,7 +285,8 @@ impl Orchestrator {
             perspectives,
             previous_attempt_results: (!attempts.is_empty()).then_some(attempts),
             quorum_result: quorum::quorum_result(n, &last_outcomes),
-        })
+        };
+        Ok(Outcome { response, waited })
     }
 
     /// The body every perspective of the request receives (serialised once).

@@ -22,7 +22,7 @@ use tracing::Instrument as _;
 use crate::auth::ApiKeys;
 use crate::cohort;
 use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels};
-use crate::orchestrate::{Orchestrator, Validated};
+use crate::orchestrate::{Orchestrator, Outcome, Validated};
 use crate::quorum::{self, Bounds};
 
 /// How long `/readyz` waits for each perspective's `/healthz`.
@@ -76,7 +76,7 @@ async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
     );
     mpic_common::telemetry::continue_trace(&span, &headers);
     span.record("trace_id", mpic_common::telemetry::trace_id(&span));
-    let (response, labels) = handle(&state, headers, body, &span)
+    let (response, labels) = handle(&state, headers, body, &span, started)
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
@@ -106,6 +106,7 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
     span: &tracing::Span,
+    request_started: Instant,
 ) -> (Response, (String, String, &'static str)) {
     let unknown = || (String::new(), String::new(), "none");
     if !state.keys.allows(&headers) {
@@ -141,7 +142,7 @@ async fn handle(
     let outcome = state.orchestrator.run(&validated).await;
     state.metrics.in_flight.dec();
     match outcome {
-        Ok(response) => {
+        Ok(Outcome { response, waited }) => {
             audit(
                 &validated,
                 &response,
@@ -153,10 +154,18 @@ async fn handle(
             } else {
                 "invalid"
             };
-            (
-                (StatusCode::OK, axum::Json(response)).into_response(),
-                (check_type, method.to_owned(), verdict),
-            )
+            let mut http_response = (StatusCode::OK, axum::Json(response)).into_response();
+            // Server-Timing (W3C): the whole request and the part spent waiting on
+            // perspectives; the difference is what the coordinator itself added.
+            let timing = format!(
+                "total;dur={:.3}, perspectives;dur={:.3}",
+                request_started.elapsed().as_secs_f64() * 1e3,
+                waited.as_secs_f64() * 1e3
+            );
+            if let Ok(value) = axum::http::HeaderValue::from_str(&timing) {
+                http_response.headers_mut().insert("server-timing", value);
+            }
+            (http_response, (check_type, method.to_owned(), verdict))
         }
         Err(e) => {
             tracing::error!(target_name = %validated.target, error = %e, "orchestration failed");

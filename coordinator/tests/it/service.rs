@@ -22,6 +22,26 @@ fn codes(perspectives: &Value) -> Vec<String> {
 async fn valid_and_invalid_caa() {
     let dns = dns().await;
     let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
+    let timed = f
+        .client
+        .post(&f.url)
+        .bearer_auth(API_KEY)
+        .json(&json!({"domain_or_ip_target": "example.com"}))
+        .send()
+        .await
+        .unwrap();
+    let timing = timed.headers()["server-timing"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let durations: Vec<f64> = timing
+        .split(", ")
+        .map(|m| m.split_once(";dur=").unwrap().1.parse().unwrap())
+        .collect();
+    assert!(
+        timing.starts_with("total;dur=") && durations[0] >= durations[1],
+        "{timing}"
+    );
     let (status, body) = f.post(json!({"check_type": "caa", "domain_or_ip_target": "example.com", "trace_identifier": "t-1"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["is_valid"], true, "{body}");
