@@ -8,6 +8,7 @@
 #      staged (stripped) in docker/prebuilt/,
 #   3. docker build of the same Dockerfiles a registry user builds, with
 #        --build-arg DEBIAN_IMAGE=<base> --build-arg RUST_IMAGE=<base> --build-arg BINARIES=host
+#        (and SOURCES=docker/prebuilt/README.md: nothing to compile, nothing to copy)
 #
 # Images (tagged :local and :<workspace version>): mpic/perspective, mpic/coordinator, mpic/cli,
 # mpic/unbound, mpic/demo-nsd, mpic/demo-web — the names compose.yaml uses.
@@ -42,7 +43,7 @@ step_done() {
 build() {
     local log
     log=$(mktemp)
-    if ! docker build "$@" >"$log" 2>&1; then
+    if ! docker build --force-rm "$@" >"$log" 2>&1; then
         grep -v -e 'DEPRECATED: The legacy builder' -e 'Install the buildx component' -e 'docs.docker.com/go/buildx' "$log" | tail -n 40 >&2
         rm -f "$log"
         return 1
@@ -51,12 +52,34 @@ build() {
 }
 
 total_start=$(date +%s)
+common=(--build-arg "DEBIAN_IMAGE=$base" --build-arg "VERSION=$version"
+    --build-arg "REVISION=$revision" --build-arg "CREATED=$created")
 
-# 1 + 2: the base image (network-bound) while cargo compiles (CPU-bound).
-step "base image $base (debootstrap + docker import, skipped when present) in the background"
-base_log=$(mktemp)
-bash docker/make-base-image.sh "$base" >"$base_log" 2>&1 &
-base_pid=$!
+# The Debian side (network- and disk-bound) runs in the background while cargo compiles
+# (CPU-bound): the base image, then the images that need no Rust binary, then the Debian
+# stage of docker/Dockerfile (its CA bundle and passwd), so that the Rust images only add
+# their binaries at the end.
+debian_side() {
+    step "base image $base (debootstrap + docker import; skipped when present)"
+    bash docker/make-base-image.sh "$base"
+    step_done
+    step "mpic/unbound:$tag (docker/unbound.Dockerfile)"
+    build -f docker/unbound.Dockerfile "${common[@]}" -t "mpic/unbound:$tag" -t "mpic/unbound:$version" .
+    step_done
+    for target in demo-nsd demo-web; do
+        step "mpic/$target:$tag (docker/demo.Dockerfile)"
+        build -f docker/demo.Dockerfile --target "$target" "${common[@]}" \
+            -t "mpic/$target:$tag" -t "mpic/$target:$version" .
+        step_done
+    done
+    step "the Debian stage of docker/Dockerfile (CA bundle, passwd)"
+    build -f docker/Dockerfile --target runtime-files "${common[@]}" .
+    step_done
+}
+echo "build-images: in the background: base image, Unbound and demo images"
+debian_log=$(mktemp)
+debian_side >"$debian_log" 2>&1 &
+debian_pid=$!
 
 if [ "${MPIC_SKIP_CARGO:-0}" != 1 ]; then
     step "static binaries: cargo build --release --target $triple (crt-static)"
@@ -76,33 +99,22 @@ for b in mpic-perspective mpic-coordinator mpic; do
     fi
 done
 
-step "waiting for the base image"
-if ! wait "$base_pid"; then
-    cat "$base_log" >&2
+step "waiting for the background builds"
+if ! wait "$debian_pid"; then
+    sed 's/^/  /' "$debian_log" >&2
+    rm -f "$debian_log"
+    echo "build-images: the base image or a Debian-based image failed" >&2
     exit 1
 fi
-cat "$base_log"
-rm -f "$base_log"
+sed 's/^/  /' "$debian_log"
+rm -f "$debian_log"
 step_done
-
-common=(--build-arg "DEBIAN_IMAGE=$base" --build-arg "VERSION=$version"
-    --build-arg "REVISION=$revision" --build-arg "CREATED=$created")
 
 for target in perspective coordinator cli; do
     step "mpic/$target:$tag (docker/Dockerfile, BINARIES=host)"
     build -f docker/Dockerfile --target "$target" "${common[@]}" \
         --build-arg "RUST_IMAGE=$base" --build-arg BINARIES=host \
-        -t "mpic/$target:$tag" -t "mpic/$target:$version" .
-    step_done
-done
-
-step "mpic/unbound:$tag (docker/unbound.Dockerfile)"
-build -f docker/unbound.Dockerfile "${common[@]}" -t "mpic/unbound:$tag" -t "mpic/unbound:$version" .
-step_done
-
-for target in demo-nsd demo-web; do
-    step "mpic/$target:$tag (docker/demo.Dockerfile)"
-    build -f docker/demo.Dockerfile --target "$target" "${common[@]}" \
+        --build-arg SOURCES=docker/prebuilt/README.md \
         -t "mpic/$target:$tag" -t "mpic/$target:$version" .
     step_done
 done

@@ -56,8 +56,16 @@ fi
 PATH=$PATH:/usr/sbin:/sbin
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mpic-rootfs.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 root=$work/root
+# debootstrap mounts proc and sys inside the root while it works: never delete through a
+# mount that is still there.
+unmount_all() {
+    local m
+    for m in dev/pts dev proc sys; do
+        if mountpoint -q "$root/$m" 2>/dev/null; then umount -l "$root/$m" || true; fi
+    done
+}
+trap 'unmount_all; rm -rf --one-file-system "$work"' EXIT
 
 echo "make-base-image: debootstrap --variant=minbase $suite from the host's apt mirror"
 debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
@@ -80,8 +88,11 @@ printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' >"$r
 # No daemon may start during a package's postinst inside a build.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \
-    "$root"/var/log/* "$root"/dev/* "$root"/proc/* "$root"/sys/* "$root"/run/*
+unmount_all
+rm -rf --one-file-system "${root:?}"/var/lib/apt/lists/* "${root:?}"/var/cache/apt/*.bin \
+    "${root:?}"/var/cache/apt/archives/*.deb "${root:?}"/var/log/* "${root:?}"/run/*
+# Docker provides /dev, /proc and /sys in every container; the image carries empty directories.
+rm -rf --one-file-system "${root:?}"/dev/* "${root:?}"/proc/* "${root:?}"/sys/*
 
 tar --numeric-owner -C "$root" -c . |
     docker import \

@@ -1,7 +1,8 @@
 # The Unbound sidecar: Debian's unbound 1.17 with the production configuration
 # (unbound/unbound.conf, verbatim) in an otherwise empty image — the binary, the libraries `ldd`
-# lists, the root trust anchor, `drill` for the health check. No shell, no package manager,
-# runs as uid 10053.
+# lists, the root trust anchor, `drill` for the health check and `cp` for seeding the anchor
+# into an empty volume (a Kubernetes init container). No shell, no package manager, runs as
+# uid 10053.
 #
 #   docker build -f docker/unbound.Dockerfile -t mpic/unbound:local .                 (registry)
 #   docker build -f docker/unbound.Dockerfile --build-arg DEBIAN_IMAGE=<local base> ...  (none;
@@ -20,7 +21,9 @@
 # so set `net.ipv6.conf.lo.disable_ipv6=0` on the namespace (compose.yaml does) or add
 # `do-ip6: no` through extra.d.
 # /var/lib/unbound holds the RFC 5011-maintained root anchor and must stay writable by uid
-# 10053: a named Docker volume mounted there starts as a copy of the image's (seeded) anchor.
+# 10053: a named Docker volume mounted there starts as a copy of the image's (seeded) anchor;
+# an empty one (Kubernetes emptyDir) is seeded with
+#   /usr/bin/cp /usr/share/dns/root.key /var/lib/unbound/root.key
 
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 
@@ -31,7 +34,7 @@ RUN apt-get update \
 COPY docker/rootfs-copy.sh /usr/local/bin/rootfs-copy
 COPY unbound/unbound.conf /rootfs/etc/unbound/unbound.conf
 RUN set -eu; \
-    rootfs-copy /rootfs /usr/sbin/unbound /usr/sbin/unbound-checkconf /usr/bin/drill; \
+    rootfs-copy /rootfs /usr/sbin/unbound /usr/sbin/unbound-checkconf /usr/bin/drill /usr/bin/cp; \
     mkdir -p /rootfs/var/lib/unbound /rootfs/usr/share/dns /rootfs/etc/unbound/extra.d /rootfs/tmp; \
     cp /usr/share/dns/root.key /usr/share/dns/root.ds /usr/share/dns/root.hints /rootfs/usr/share/dns/; \
     cp /usr/share/dns/root.key /rootfs/var/lib/unbound/root.key; \

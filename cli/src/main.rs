@@ -39,13 +39,20 @@ enum Command {
         /// certificate is valid for; default: CODE, localhost, 127.0.0.1). Repeatable.
         #[arg(long = "perspective", required = true)]
         perspectives: Vec<String>,
+        /// Write nothing and succeed when every file already exists (so a restarted
+        /// one-shot job keeps the CA the fleet trusts); fail when only some exist.
+        #[arg(long)]
+        keep_existing: bool,
     },
     /// Exit 0 when URL answers 2xx within the timeout, 1 otherwise: a health check for
     /// images without a shell. With --cert/--key/--ca it presents a client certificate and
     /// trusts only that CA (the perspectives' mutual TLS).
     Probe {
-        /// The URL, e.g. https://127.0.0.1:8443/healthz.
+        /// The URL, e.g. https://127.0.0.1:8443/healthz; with --tcp, HOST:PORT.
         url: String,
+        /// Only check that a TCP connection to HOST:PORT is accepted.
+        #[arg(long, conflicts_with_all = ["ca", "cert", "key"])]
+        tcp: bool,
         /// PEM CA certificate the server's certificate must chain to.
         #[arg(long)]
         ca: Option<PathBuf>,
@@ -93,18 +100,27 @@ fn main() -> ExitCode {
             Command::Dev(args) => dev::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Caa(args) => client::caa(args).await,
             Command::Dcv(args) => client::dcv(args).await,
-            Command::Certs { out, perspectives } => {
-                certs(&out, &perspectives).map(|()| ExitCode::SUCCESS)
-            }
+            Command::Certs {
+                out,
+                perspectives,
+                keep_existing,
+            } => certs(&out, &perspectives, keep_existing).map(|()| ExitCode::SUCCESS),
             Command::Config {
                 command: ConfigCommand::Check { file },
             } => config_check(&file),
+            Command::Probe {
+                url,
+                tcp: true,
+                timeout,
+                ..
+            } => probe_tcp(&url, timeout).await,
             Command::Probe {
                 url,
                 ca,
                 cert,
                 key,
                 timeout,
+                tcp: false,
             } => {
                 probe(
                     &url,
@@ -125,7 +141,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn certs(out: &std::path::Path, perspectives: &[String]) -> anyhow::Result<()> {
+fn certs(
+    out: &std::path::Path,
+    perspectives: &[String],
+    keep_existing: bool,
+) -> anyhow::Result<()> {
     let spec: Vec<(String, Vec<String>)> = perspectives
         .iter()
         .map(|p| match p.split_once('=') {
@@ -156,6 +176,31 @@ fn certs(out: &std::path::Path, perspectives: &[String]) -> anyhow::Result<()> {
             "--perspective {code}: give at least one name"
         );
     }
+    if keep_existing {
+        let mut wanted = vec![
+            "ca.crt".to_owned(),
+            "coordinator.crt".to_owned(),
+            "coordinator.key".to_owned(),
+        ];
+        for (code, _) in &spec {
+            wanted.push(format!("{code}.crt"));
+            wanted.push(format!("{code}.key"));
+        }
+        let present = wanted.iter().filter(|f| out.join(f).exists()).count();
+        if present == wanted.len() {
+            println!(
+                "{}: every certificate already exists, nothing written",
+                out.display()
+            );
+            return Ok(());
+        }
+        anyhow::ensure!(
+            present == 0,
+            "{}: {present} of the {} files exist; remove them all (a new CA needs new certificates everywhere) or none",
+            out.display(),
+            wanted.len()
+        );
+    }
     let files = mpic_common::devcerts::DevPki::generate(&spec)?.write(out)?;
     println!(
         "wrote {} (CA), {} and {}",
@@ -167,6 +212,21 @@ fn certs(out: &std::path::Path, perspectives: &[String]) -> anyhow::Result<()> {
         println!("wrote {} and {} for {code}", cert.display(), key.display());
     }
     Ok(())
+}
+
+async fn probe_tcp(address: &str, timeout: u64) -> anyhow::Result<ExitCode> {
+    let connect = tokio::net::TcpStream::connect(address);
+    match tokio::time::timeout(std::time::Duration::from_secs(timeout), connect).await {
+        Ok(Ok(_)) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => {
+            eprintln!("mpic probe: {address}: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(_) => {
+            eprintln!("mpic probe: {address}: no connection within {timeout} s");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 async fn probe(

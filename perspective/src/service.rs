@@ -260,8 +260,15 @@ async fn healthz() -> Response {
 }
 
 /// Ready when the resolver answers at all (any rcode: a SERVFAIL still proves it is there).
+/// The question is `localhost. A`, which a resolver answers from its own data (RFC 6761
+/// 6.3; Unbound's default local zone), so readiness does not depend on reaching the root.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match tokio::time::timeout(READY_PROBE_TIMEOUT, state.dns.query(".", RecordType::NS)).await {
+    match tokio::time::timeout(
+        READY_PROBE_TIMEOUT,
+        state.dns.query("localhost.", RecordType::A),
+    )
+    .await
+    {
         Ok(Ok(_)) => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"status": "ready"})),
