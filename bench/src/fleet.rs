@@ -91,6 +91,10 @@ pub struct FleetSpec {
     pub log_filter: String,
     /// Keep the temporary directory (configs, logs) after the run.
     pub keep_dir: bool,
+    /// Extra environment of the services.
+    pub env: Vec<(String, String)>,
+    /// A command to start the coordinator under (empty: none).
+    pub coordinator_wrapper: Vec<String>,
 }
 
 /// A running fleet.
@@ -155,20 +159,24 @@ impl Fleet {
 
         let mut tasks = Vec::new();
         let mut watched = Vec::new();
+        let mut children = Vec::new();
         let (resolvers, kit, world, dns_description) = start_dns(spec, &mut tasks).await?;
         if let Some(w) = &world {
-            let pids = w.pids();
-            for (i, pid) in pids.iter().enumerate() {
-                let name = if i == 0 {
-                    "nsd".to_owned()
-                } else {
-                    format!("unbound {}", i - 1)
-                };
-                // NSD and Unbound are started by the fixture: watched, peak not reset.
+            let nsd = restart_nsd_without_rate_limit(w).await?;
+            watched.push(Watched {
+                name: "nsd".to_owned(),
+                pid: nsd.id().unwrap_or(0),
+                owned: true,
+                with_children: true,
+            });
+            children.push(nsd);
+            for (i, pid) in w.pids().iter().enumerate().skip(1) {
+                // Started by the fixture: watched, peak not reset.
                 watched.push(Watched {
-                    name,
+                    name: format!("unbound {}", i - 1),
                     pid: *pid,
                     owned: false,
+                    with_children: false,
                 });
             }
         }
@@ -180,7 +188,6 @@ impl Fleet {
             None
         };
 
-        let mut children = Vec::new();
         let mut catalogue = Vec::new();
         let mut direct = Vec::new();
         let mut perspective_ports = Vec::new();
@@ -213,9 +220,10 @@ impl Fleet {
                 // JSON is YAML: the services read it as their YAML configuration.
                 std::fs::write(&path, config.to_string())?;
                 let child = spawn(
+                    &[],
                     &perspective_bin,
                     &path,
-                    &[],
+                    &spec.env,
                     &dir.path.join(format!("{code}.log")),
                     &spec.log_filter,
                 )?;
@@ -223,6 +231,7 @@ impl Fleet {
                     name: format!("perspective {code}"),
                     pid: child.id().unwrap_or(0),
                     owned: true,
+                    with_children: false,
                 });
                 children.push(child);
                 let base = format!("https://127.0.0.1:{port}");
@@ -267,10 +276,13 @@ impl Fleet {
         });
         let path = dir.path.join("coordinator.yaml");
         std::fs::write(&path, config.to_string())?;
+        let mut env = spec.env.clone();
+        env.push(("MPIC_HASH_SECRET".to_owned(), HASH_SECRET.to_owned()));
         let child = spawn(
+            &spec.coordinator_wrapper,
             &coordinator_bin,
             &path,
-            &[("MPIC_HASH_SECRET", HASH_SECRET)],
+            &env,
             &dir.path.join("coordinator.log"),
             &spec.log_filter,
         )?;
@@ -280,6 +292,7 @@ impl Fleet {
                 name: "coordinator".to_owned(),
                 pid: child.id().unwrap_or(0),
                 owned: true,
+                with_children: false,
             },
         );
         children.push(child);
@@ -298,6 +311,7 @@ impl Fleet {
             name: "bench (this process)".to_owned(),
             pid: std::process::id(),
             owned: false,
+            with_children: false,
         });
         Ok(Fleet {
             url: format!("{base}/mpic"),
@@ -391,6 +405,63 @@ async fn start_dns(spec: &FleetSpec, tasks: &mut Vec<JoinHandle<()>>) -> anyhow:
     }
 }
 
+/// Replaces the fixture's NSD by one with the same configuration and zones on the same port,
+/// but without response rate limiting. NSD limits answers to 200 per second per /24 by
+/// default (`rrl-ratelimit: 200`, then drops or truncates), which a load test from 127.0.0.1
+/// exceeds within a second: every perspective lookup would then time out. The fixture's
+/// Unbounds keep asking the same address.
+async fn restart_nsd_without_rate_limit(world: &DnsWorld) -> anyhow::Result<tokio::process::Child> {
+    let dir = world.dir();
+    let addr = world.nsd_addr();
+    let old = world
+        .pids()
+        .first()
+        .copied()
+        .context("the fixture has no nsd")?;
+    let conf = std::fs::read_to_string(dir.join("nsd.conf"))?
+        .replacen(
+            "server:\n",
+            "server:\n    rrl-ratelimit: 0\n    rrl-whitelist-ratelimit: 0\n",
+            1,
+        )
+        .replace("nsd.pid", "nsd-bench.pid")
+        .replace("nsd.log", "nsd-bench.log");
+    let path = dir.join("nsd-bench.conf");
+    std::fs::write(&path, conf)?;
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &old.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stopped {
+        bail!("cannot stop the fixture's nsd (pid {old})");
+    }
+    // Wait until the port is free (NSD closes its sockets on exit).
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    while std::net::UdpSocket::bind(addr).is_err() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("nsd did not release {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let nsd = mpic_tests::fixtures::find_binary("nsd")?;
+    let child = tokio::process::Command::new(nsd)
+        .args(["-d", "-c"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting nsd")?;
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if tokio::time::Instant::now() > deadline {
+            bail!("nsd did not come back on {addr}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(child)
+}
+
 /// Serves `/.well-known/acme-challenge/tok<k>` with its key authorisation on a loopback port.
 async fn start_web() -> anyhow::Result<(u16, JoinHandle<()>)> {
     let router = Router::new().route(
@@ -421,7 +492,7 @@ async fn start_blackhole(
     let tls = mpic_common::tls::mutual_server_config(cert, key, ca)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    let router = Router::new().fallback(any(|| std::future::pending::<StatusCode>()));
+    let router = Router::new().fallback(any(std::future::pending::<StatusCode>));
     let task = tokio::spawn(async move {
         let _ =
             mpic_common::serve::serve(listener, router, Some(tls), std::future::pending()).await;
@@ -441,17 +512,26 @@ fn binary(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
 }
 
 fn spawn(
+    wrapper: &[String],
     binary: &Path,
     config: &Path,
-    env: &[(&str, &str)],
+    env: &[(String, String)],
     log: &Path,
     log_filter: &str,
 ) -> anyhow::Result<tokio::process::Child> {
     let file = std::fs::File::create(log).with_context(|| log.display().to_string())?;
-    tokio::process::Command::new(binary)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => tokio::process::Command::new(binary),
+    };
+    command
         .arg("--config")
         .arg(config)
-        .envs(env.iter().copied())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

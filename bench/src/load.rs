@@ -76,6 +76,7 @@ pub struct DirectTarget {
 enum Outcome {
     Answer {
         valid: bool,
+        incomplete: Vec<String>,
         timing: Option<scenario::CoordinatorTiming>,
         last_check_ns: Option<u64>,
         received_ns: u64,
@@ -97,7 +98,7 @@ pub struct Tally {
     pub send_lag: Latency,
     /// Shed requests (503), from the intended send time.
     pub shed_latency: Latency,
-    /// `total − slowest-call` of the coordinator's `Server-Timing`, when it sends one.
+    /// `total − perspectives` of the coordinator's `Server-Timing`, when it sends one.
     pub coordinator_added: Latency,
     /// Answer received minus the last perspective's `timestamp_ns`: the coordinator's
     /// return path (perspective reply in flight, gather, response built, sent, read).
@@ -108,6 +109,10 @@ pub struct Tally {
     pub ok: u64,
     /// 200 answers whose `is_valid` differs from the expected verdict.
     pub wrong: u64,
+    /// Of those, `is_valid: true` where `false` was expected (the dangerous kind).
+    pub false_valid: u64,
+    /// Perspective checks that did not complete, by masked first error.
+    pub incomplete_checks: BTreeMap<String, u64>,
     /// 503 answers.
     pub shed: u64,
     /// 503 answers without `Retry-After`.
@@ -140,12 +145,17 @@ impl Tally {
         match outcome {
             Outcome::Answer {
                 valid,
+                incomplete,
                 timing,
                 last_check_ns,
                 received_ns,
             } => {
                 self.ok += 1;
                 self.wrong += u64::from(valid != expect_valid);
+                self.false_valid += u64::from(valid && !expect_valid);
+                for why in incomplete {
+                    *self.incomplete_checks.entry(why).or_default() += 1;
+                }
                 self.latency
                     .record(done.saturating_duration_since(intended));
                 self.service.record(done.saturating_duration_since(sent));
@@ -237,6 +247,7 @@ async fn coordinator_call(
             let reply = scenario::parse_reply(&body)?;
             Ok(Outcome::Answer {
                 valid: reply.is_valid,
+                incomplete: reply.incomplete,
                 timing,
                 last_check_ns: reply.last_check_ns,
                 received_ns,
@@ -292,6 +303,7 @@ async fn direct_fanout(
     }
     Ok(Outcome::Answer {
         valid: passes >= quorum,
+        incomplete: Vec::new(),
         timing: None,
         last_check_ns: None,
         received_ns: wall_ns(),
@@ -422,6 +434,8 @@ pub struct Watched {
     pub pid: u32,
     /// Whether the bench started it (only then is its peak reset per phase).
     pub owned: bool,
+    /// Count the CPU of its direct children too (NSD answers from forked servers).
+    pub with_children: bool,
 }
 
 /// The memory of one process over a phase.
@@ -440,18 +454,23 @@ pub struct MemoryReport {
     pub rss_end_kib: u64,
     /// Whether the peak is this phase's own (the reset worked).
     pub peak_is_per_phase: bool,
+    /// CPU time (user + system) used during the phase, milliseconds.
+    pub cpu_ms: u64,
 }
 
 /// Connections observed during a phase.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct ConnectionReport {
-    /// Distinct connections accepted by the perspectives' ports during the phase (any state,
-    /// `TIME_WAIT` included, so one closed between two samples still counts).
+    /// Connections to the perspectives' ports made during the phase (any state, `TIME_WAIT`
+    /// included, so one closed within the phase still counts).
     pub perspective_connections_seen: usize,
-    /// Of those, established at the end of the phase.
+    /// Connections to the perspectives established at the end of the phase (older ones too).
     pub perspective_connections_established_end: usize,
     /// Distinct connections seen before the phase began (they are excluded above).
     pub preexisting: usize,
+    /// Highest number of entries in the kernel's connection-tracking table during the phase,
+    /// and its size (`None` without netfilter).
+    pub conntrack_peak: Option<(u64, u64)>,
 }
 
 /// Samples memory and sockets while a phase runs.
@@ -482,14 +501,21 @@ impl Monitor {
                 .map(|w| w.owned && procfs::reset_peak(w.pid))
                 .collect();
             let before = procfs::accepted_connections(&procfs::tcp_sockets(), &perspective_ports);
-            let mut seen = std::collections::BTreeSet::new();
+            let cpu_before: Vec<Option<u64>> = watched
+                .iter()
+                .map(|w| procfs::cpu_ticks(w.pid, w.with_children))
+                .collect();
             let mut peaks = vec![0_u64; watched.len()];
             let mut quarter = vec![None; watched.len()];
             let mut last = vec![0_u64; watched.len()];
             let start = Instant::now();
-            let mut established = 0;
+            let mut conntrack_peak: Option<(u64, u64)> = None;
             loop {
                 let done = flag.load(Ordering::Relaxed) || start.elapsed() > MONITOR_LIMIT;
+                if let Some((count, max)) = procfs::conntrack() {
+                    let peak = conntrack_peak.map_or(count, |(c, _)| c.max(count));
+                    conntrack_peak = Some((peak, max));
+                }
                 for (i, w) in watched.iter().enumerate() {
                     if let Some(m) = procfs::memory(w.pid) {
                         peaks[i] = peaks[i].max(m.rss_kib);
@@ -502,25 +528,32 @@ impl Monitor {
                         last[i] = m.rss_kib;
                     }
                 }
-                let sockets = procfs::tcp_sockets();
-                let now = procfs::accepted_connections(&sockets, &perspective_ports);
-                established = sockets
-                    .iter()
-                    .filter(|s| {
-                        s.state == procfs::TCP_ESTABLISHED
-                            && perspective_ports.contains(&s.local_port)
-                    })
-                    .count();
-                seen.extend(now.difference(&before).copied());
                 if done {
                     break;
                 }
                 tokio::time::sleep(SAMPLE_EVERY).await;
             }
+            // /proc/net/tcp walks the kernel's whole socket table (milliseconds of the bench's
+            // CPU per read under load): read it only at both ends of the phase.
+            let sockets = procfs::tcp_sockets();
+            let seen: Vec<_> = procfs::accepted_connections(&sockets, &perspective_ports)
+                .difference(&before)
+                .copied()
+                .collect();
+            let established = sockets
+                .iter()
+                .filter(|s| {
+                    s.state == procfs::TCP_ESTABLISHED && perspective_ports.contains(&s.local_port)
+                })
+                .count();
             let memory = watched
                 .iter()
                 .enumerate()
                 .map(|(i, w)| MemoryReport {
+                    cpu_ms: match (cpu_before[i], procfs::cpu_ticks(w.pid, w.with_children)) {
+                        (Some(a), Some(b)) => b.saturating_sub(a) * 1000 / procfs::TICKS_PER_S,
+                        _ => 0,
+                    },
                     name: w.name.clone(),
                     pid: w.pid,
                     peak_kib: peaks[i],
@@ -535,6 +568,7 @@ impl Monitor {
                     perspective_connections_seen: seen.len(),
                     perspective_connections_established_end: established,
                     preexisting: before.len(),
+                    conntrack_peak,
                 },
             )
         });
@@ -551,8 +585,123 @@ impl Monitor {
                     perspective_connections_seen: 0,
                     perspective_connections_established_end: 0,
                     preexisting: 0,
+                    conntrack_peak: None,
                 },
             )
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+
+    use crate::scenario::{Check, requests};
+
+    /// A stand-in coordinator on loopback: answers like the real one would for the bench's
+    /// zone (or, with `lie`, says "valid" to everything), and sheds every `shed_every`-th
+    /// request with 503.
+    async fn fake(lie: bool, shed_every: u64) -> (reqwest::Url, tokio::task::JoinHandle<()>) {
+        let counter = Arc::new(AtomicU64::new(0));
+        let router = Router::new().route(
+            "/mpic",
+            post(move |body: bytes::Bytes| {
+                let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                async move {
+                    if shed_every > 0 && n.is_multiple_of(shed_every) {
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            [("retry-after", "1")],
+                            "{\"error\":\"overloaded\"}".to_owned(),
+                        )
+                            .into_response();
+                    }
+                    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let target = request["domain_or_ip_target"].as_str().unwrap_or("");
+                    let valid = lie || !target.contains("deny");
+                    let reply = serde_json::json!({"is_valid": valid, "perspectives": [
+                        {"check_response": {"check_completed": true, "timestamp_ns": 1}}]});
+                    (
+                        [("server-timing", "total;dur=2.5, perspectives;dur=2")],
+                        reply.to_string(),
+                    )
+                        .into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        (
+            reqwest::Url::parse(&format!("http://{addr}/mpic")).unwrap(),
+            task,
+        )
+    }
+
+    fn load(url: reqwest::Url) -> Arc<Load> {
+        mpic_common::tls::install_crypto_provider();
+        Arc::new(Load {
+            endpoint: Endpoint::Coordinator {
+                client: reqwest::Client::builder().no_proxy().build().unwrap(),
+                url,
+                authorization: HeaderValue::from_static("Bearer k"),
+            },
+            requests: requests(Check::Caa),
+        })
+    }
+
+    #[tokio::test]
+    async fn open_loop_counts_answers_sheds_and_server_timing() {
+        let (url, server) = fake(false, 7).await;
+        let t = open_loop(
+            load(url),
+            Schedule::new(200, Duration::from_millis(500)),
+            1000,
+        )
+        .await;
+        server.abort();
+        assert_eq!(t.sent, 100);
+        assert_eq!(t.ok + t.shed, 100, "{:?}", t.errors);
+        assert_eq!(t.shed, 14, "every 7th is shed");
+        assert_eq!(t.shed_without_retry_after, 0);
+        assert_eq!((t.wrong, t.not_sent, t.error_count()), (0, 0, 0));
+        assert_eq!(t.latency.count(), t.ok);
+        assert_eq!(t.coordinator_added.count(), t.ok);
+        assert_eq!(t.coordinator_added.quantile_us(0.5), 500);
+        assert!(
+            t.elapsed >= Duration::from_millis(495),
+            "the schedule paces: {:?}",
+            t.elapsed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fleet_that_says_valid_to_everything_is_caught() {
+        let (url, server) = fake(true, 0).await;
+        let t = closed_loop(load(url), 4, Duration::from_millis(300)).await;
+        server.abort();
+        assert!(t.sent >= 10, "sent {}", t.sent);
+        assert_eq!(t.ok, t.sent);
+        // Requests 0..n in order; every tenth expects "invalid".
+        assert_eq!(t.wrong, t.sent / 10, "sent {}", t.sent);
+        assert_eq!(t.false_valid, t.wrong);
+    }
+
+    #[tokio::test]
+    async fn the_in_flight_cap_counts_what_could_not_be_sent() {
+        // Nothing listens: every request fails to connect, quickly.
+        let url = reqwest::Url::parse("http://127.0.0.1:9/mpic").unwrap();
+        let t = open_loop(load(url), Schedule::new(100, Duration::from_millis(200)), 1).await;
+        assert_eq!(t.sent + t.not_sent, 20);
+        assert_eq!(t.error_count(), t.sent);
+        assert_eq!(t.ok, 0);
     }
 }

@@ -44,8 +44,9 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Preset)]
     mode: Mode,
     /// The base open-loop rate, requests per second. Presets default to 1500 for CAA without
-    /// Unbound (the target), 500 for blackhole, otherwise 80 % of the closed-loop maximum they
-    /// measure first.
+    /// Unbound (the target), 200 for blackhole (below what this fleet serves on two cores, so
+    /// the grace mechanism is measured, not CPU queueing), 100 % of the measured maximum for
+    /// overload (which sends 10×), otherwise 80 % of the closed-loop maximum they measure first.
     #[arg(long)]
     rate: Option<u64>,
     /// Closed-loop workers (--mode closed).
@@ -92,12 +93,24 @@ struct Args {
     /// directory; `info` is production's level).
     #[arg(long, default_value = "info")]
     log_filter: String,
+    /// Extra environment of the coordinator and perspectives, as KEY=VALUE (repeatable), e.g.
+    /// `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2` to try another allocator.
+    #[arg(long = "service-env", value_name = "KEY=VALUE")]
+    service_env: Vec<String>,
+    /// Start the coordinator under this command (split on spaces), e.g.
+    /// `heaptrack -o /tmp/coordinator` or `perf record -g -o /tmp/c.data --`. Memory is then
+    /// the wrapper's.
+    #[arg(long, value_name = "COMMAND")]
+    coordinator_wrapper: Option<String>,
     /// Keep the run's directory (configs and logs).
     #[arg(long)]
     keep_dir: bool,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "FILE")]
+    json_out: Option<PathBuf>,
 }
 
 /// The presets.
@@ -108,6 +121,7 @@ enum Scenario {
     /// 2: dns-change TXT.
     DnsChange,
     /// 3: acme-http-01 against the bench's web server on loopback.
+    #[value(name = "http-01")]
     Http01,
     /// 4: CAA with one perspective black-holed (accepts, never answers).
     Blackhole,
@@ -146,7 +160,7 @@ enum Mode {
     Closed,
 }
 
-/// An open-loop rate relative to the run's base rate.
+/// An open-loop rate: the run's base rate × num / den.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Times(u64, u64);
 
@@ -155,6 +169,9 @@ struct Times(u64, u64);
 enum Drive {
     /// Open loop at base rate × num / den.
     Open(Times),
+    /// Open loop at the throughput of the `max` phase × num / den (what the fleet really
+    /// sustains here, whatever the base rate).
+    OpenOfMax(Times),
     /// Closed loop with this many workers.
     Closed(usize),
 }
@@ -226,27 +243,26 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
     let base = match (args.rate, args.scenario, args.dns) {
         (Some(r), ..) => Base::Fixed(r),
         (None, Scenario::Caa, DnsMode::Nsd | DnsMode::Kit) => Base::Fixed(1500),
-        (None, Scenario::Blackhole, _) => Base::Fixed(500),
+        (None, Scenario::Blackhole, _) => Base::Fixed(200),
         (None, Scenario::Overload, _) => Base::PercentOfMax(100),
         (None, ..) => Base::PercentOfMax(80),
     };
     match args.scenario {
         Scenario::Caa => {
+            // Lightest first: a process's RSS seldom shrinks after a peak (the allocator keeps
+            // its pages), so a heavy phase would inflate the memory of every phase after it.
             phases.push(max(15));
-            phases.push(phase("sustained", Drive::Open(one), false, secs(20)));
-            phases.push(phase(
-                "half rate",
-                Drive::Open(Times(1, 2)),
-                false,
-                secs(15),
-            ));
-            phases.push(phase("half rate", Drive::Open(Times(1, 2)), true, secs(15)));
+            // "Half the sustained rate": half of what this fleet served at most.
+            let half = Drive::OpenOfMax(Times(1, 2));
+            phases.push(phase("half rate", half, false, secs(15)));
+            phases.push(phase("half rate", half, true, secs(15)));
             phases.push(phase(
                 "1000 in flight",
                 Drive::Closed(1000),
                 false,
                 secs(10),
             ));
+            phases.push(phase("sustained", Drive::Open(one), false, secs(20)));
         }
         Scenario::DnsChange | Scenario::Http01 => {
             phases.push(max(15));
@@ -280,6 +296,14 @@ async fn main() -> std::process::ExitCode {
     };
     match outcome {
         Ok(report) => {
+            if let Some(path) = &args.json_out {
+                let written = serde_json::to_string_pretty(&report)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|s| std::fs::write(path, s).map_err(anyhow::Error::from));
+                if let Err(e) = written {
+                    eprintln!("mpic-bench: {}: {e}", path.display());
+                }
+            }
             if args.json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(s) => println!("{s}"),
@@ -298,6 +322,8 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: &Args) -> anyhow::Result<Report> {
+    // reqwest is built without a default crypto provider; ring is the workspace's.
+    mpic_common::tls::install_crypto_provider();
     let loadavg_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let check = args.scenario.check();
     let requests = scenario::requests(check);
@@ -331,7 +357,19 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 max_concurrent_requests: args.max_concurrent_requests,
                 log_filter: args.log_filter.clone(),
                 keep_dir: args.keep_dir,
+                env: parse_pairs(&args.service_env, "--service-env")?,
+                coordinator_wrapper: args
+                    .coordinator_wrapper
+                    .as_deref()
+                    .map(|w| w.split_whitespace().map(str::to_owned).collect())
+                    .unwrap_or_default(),
             };
+            if !spec.env.is_empty() || !spec.coordinator_wrapper.is_empty() {
+                notes.push(format!(
+                    "services started with env {:?}, coordinator wrapper {:?}",
+                    args.service_env, args.coordinator_wrapper
+                ));
+            }
             eprintln!(
                 "mpic-bench: starting the fleet ({} DNS)...",
                 format!("{:?}", args.dns).to_lowercase()
@@ -390,6 +428,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         Base::Fixed(r) => Some(r),
         Base::PercentOfMax(_) => None,
     };
+    let mut measured_max: Option<u64> = None;
     let mut reports: Vec<PhaseReport> = Vec::new();
     for spec in &phases {
         let load = if spec.direct {
@@ -413,9 +452,16 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 let t = load::closed_loop(load, c, spec.duration).await;
                 ("closed", None, Some(c), t)
             }
-            Drive::Open(Times(num, den)) => {
-                let Some(base) = base_rate else {
-                    bail!("phase {}: no base rate (no max phase ran first)", spec.name);
+            Drive::Open(Times(num, den)) | Drive::OpenOfMax(Times(num, den)) => {
+                let from = match spec.drive {
+                    Drive::OpenOfMax(_) => measured_max,
+                    _ => base_rate,
+                };
+                let Some(base) = from else {
+                    bail!(
+                        "phase {}: no rate to start from (no max phase ran first)",
+                        spec.name
+                    );
                 };
                 let rate = (base * num / den.max(1)).max(1);
                 eprintln!(
@@ -459,12 +505,13 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             tally.error_count(),
             phase.wrong_verdicts
         );
-        if spec.name == "max"
-            && let Base::PercentOfMax(pct) = base
-        {
-            // Round down to a multiple of 50 requests per second.
-            let r = (phase.ok_per_s as u64 * pct / 100) / 50 * 50;
-            base_rate = Some(r.max(50));
+        if spec.name == "max" {
+            measured_max = Some(phase.ok_per_s as u64);
+            if let Base::PercentOfMax(pct) = base {
+                // Round down to a multiple of 50 requests per second.
+                let r = (phase.ok_per_s as u64 * pct / 100) / 50 * 50;
+                base_rate = Some(r.max(50));
+            }
         }
         reports.push(phase);
     }
@@ -539,18 +586,29 @@ fn targets(args: &Args, phases: &[PhaseReport]) -> Vec<report::TargetCheck> {
 }
 
 fn parse_pids(list: &[String]) -> anyhow::Result<Vec<Watched>> {
-    list.iter()
-        .map(|s| {
-            let (name, pid) = s
-                .split_once('=')
-                .with_context(|| format!("--pid {s}: expected NAME=PID"))?;
+    parse_pairs(list, "--pid")?
+        .into_iter()
+        .map(|(name, pid)| {
             Ok(Watched {
-                name: name.to_owned(),
                 pid: pid
                     .parse()
-                    .with_context(|| format!("--pid {s}: not a pid"))?,
+                    .with_context(|| format!("--pid {name}={pid}: not a pid"))?,
+                name,
                 owned: false,
+                with_children: false,
             })
+        })
+        .collect()
+}
+
+/// `KEY=VALUE` arguments.
+fn parse_pairs(list: &[String], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
+    list.iter()
+        .map(|s| {
+            let (k, v) = s
+                .split_once('=')
+                .with_context(|| format!("{flag} {s}: expected KEY=VALUE"))?;
+            Ok((k.to_owned(), v.to_owned()))
         })
         .collect()
 }
@@ -580,10 +638,10 @@ mod tests {
                 phases: &[
                     "warm-up",
                     "max",
-                    "sustained",
                     "half rate",
                     "half rate",
                     "1000 in flight",
+                    "sustained",
                 ],
             },
             Case {
@@ -593,10 +651,10 @@ mod tests {
                 phases: &[
                     "warm-up",
                     "max",
-                    "sustained",
                     "half rate",
                     "half rate",
                     "1000 in flight",
+                    "sustained",
                 ],
             },
             Case {
@@ -608,7 +666,7 @@ mod tests {
             Case {
                 name: "blackhole",
                 line: &["--scenario", "blackhole"],
-                base: Base::Fixed(500),
+                base: Base::Fixed(200),
                 phases: &["warm-up", "blackhole"],
             },
             Case {
@@ -638,7 +696,7 @@ mod tests {
         let half: Vec<&PhaseSpec> = phases.iter().filter(|p| p.name == "half rate").collect();
         assert_eq!(half.len(), 2);
         assert!(!half[0].direct && half[1].direct);
-        assert_eq!(half[0].drive, Drive::Open(Times(1, 2)));
+        assert_eq!(half[0].drive, Drive::OpenOfMax(Times(1, 2)));
         assert!(
             phases[1..]
                 .iter()
@@ -658,5 +716,10 @@ mod tests {
             ("coordinator", 12, false)
         );
         assert!(parse_pids(&["12".to_owned()]).is_err());
+        assert!(parse_pids(&["c=x".to_owned()]).is_err());
+        assert_eq!(
+            parse_pairs(&["LD_PRELOAD=/a=b".to_owned()], "--service-env").unwrap(),
+            vec![("LD_PRELOAD".to_owned(), "/a=b".to_owned())]
+        );
     }
 }

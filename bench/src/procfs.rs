@@ -41,6 +41,67 @@ pub fn parse_status(text: &str) -> Option<Memory> {
     })
 }
 
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on every Linux the bench runs on).
+pub const TICKS_PER_S: u64 = 100;
+
+/// CPU time (user + system) `pid` has used, with all its descendants' when `with_children`
+/// (NSD answers from a forked grandchild), in ticks; `None` when the process is gone.
+pub fn cpu_ticks(pid: u32, with_children: bool) -> Option<u64> {
+    let own = parse_stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    if !with_children {
+        return Some(own);
+    }
+    let mut total = own;
+    let mut frontier = vec![pid];
+    // NSD's tree is three deep; the bound keeps a strange tree from looping.
+    for _ in 0..MAX_DESCENDANT_DEPTH {
+        let children: Vec<u32> = frontier
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).ok())
+            .flat_map(|t| {
+                t.split_whitespace()
+                    .filter_map(|c| c.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+        total += children
+            .iter()
+            .filter_map(|c| std::fs::read_to_string(format!("/proc/{c}/stat")).ok())
+            .filter_map(|t| parse_stat_ticks(&t))
+            .sum::<u64>();
+        frontier = children;
+    }
+    Some(total)
+}
+
+/// How many generations of descendants [`cpu_ticks`] follows.
+const MAX_DESCENDANT_DEPTH: usize = 4;
+
+/// `utime + stime` of a `/proc/<pid>/stat` line (fields 14 and 15; the command name in
+/// parentheses may hold spaces, so fields are counted after its closing parenthesis).
+pub fn parse_stat_ticks(line: &str) -> Option<u64> {
+    let (_, rest) = line.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ")": state is field 3, so utime (14) and stime (15) are at 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Entries in the kernel's connection-tracking table and its size, when netfilter is loaded.
+/// Every DNS query from a fresh source port is an entry for 30 s (UDP); a full table makes
+/// `sendmsg` fail with EPERM ("Operation not permitted").
+pub fn conntrack() -> Option<(u64, u64)> {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/netfilter/{f}"))
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    Some((read("nf_conntrack_count")?, read("nf_conntrack_max")?))
+}
+
 /// TCP state `LISTEN` in `/proc/net/tcp`.
 const TCP_LISTEN: u8 = 0x0A;
 /// TCP state `ESTABLISHED`.
@@ -91,13 +152,23 @@ pub fn tcp_sockets() -> Vec<Socket> {
         .collect()
 }
 
-/// The connections accepted on `server_ports`, as `(server port, client port)`, in any state but
-/// `LISTEN` (so a connection closed between two samples still shows in `TIME_WAIT`).
+/// The connections to `server_ports`, as `(server port, client port)`, seen from either end and
+/// in any state but `LISTEN`: a connection closed in the last minute still shows in
+/// `TIME_WAIT` on the side that closed first, so two looks a phase apart see every connection
+/// made in between (for phases under a minute).
 pub fn accepted_connections(sockets: &[Socket], server_ports: &[u16]) -> BTreeSet<(u16, u16)> {
     sockets
         .iter()
-        .filter(|s| s.state != TCP_LISTEN && server_ports.contains(&s.local_port))
-        .map(|s| (s.local_port, s.remote_port))
+        .filter(|s| s.state != TCP_LISTEN)
+        .filter_map(|s| {
+            if server_ports.contains(&s.local_port) {
+                Some((s.local_port, s.remote_port))
+            } else if server_ports.contains(&s.remote_port) {
+                Some((s.remote_port, s.local_port))
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -129,9 +200,10 @@ mod tests {
    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
    1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n\
    2: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1\n\
-   3: 0100007F:1F90 0100007F:C351 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0\n";
+   3: 0100007F:1F90 0100007F:C351 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0\n\
+   4: 0100007F:C352 0100007F:1F90 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0\n";
         let sockets = parse_net_tcp(text);
-        assert_eq!(sockets.len(), 4);
+        assert_eq!(sockets.len(), 5);
         assert_eq!(
             sockets[1],
             Socket {
@@ -143,8 +215,8 @@ mod tests {
         let accepted = accepted_connections(&sockets, &[8080]);
         assert_eq!(
             accepted.into_iter().collect::<Vec<_>>(),
-            vec![(8080, 50_000), (8080, 50_001)],
-            "the listener is not a connection; a time-wait one is"
+            vec![(8080, 50_000), (8080, 50_001), (8080, 50_002)],
+            "the listener is not a connection; both ends of one are one; time-wait ones count"
         );
     }
 
@@ -159,6 +231,14 @@ mod tests {
                 state: 1
             }]
         );
+    }
+
+    #[test]
+    fn stat_ticks() {
+        let line = "1234 (nsd: server 1) S 1 1234 1234 0 -1 4194560 300 0 0 0 250 75 0 0 20 0 1 0 100 60000000 1200 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(parse_stat_ticks(line), Some(325));
+        assert_eq!(parse_stat_ticks("garbage"), None);
+        assert!(cpu_ticks(std::process::id(), true).is_some());
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct PhaseReport {
     pub shed_without_retry_after: u64,
     /// Wrong verdicts among the 200 answers.
     pub wrong_verdicts: u64,
+    /// Of those, "valid" where "invalid" was expected.
+    pub false_valid: u64,
+    /// Perspective checks that did not complete, by (masked) first error.
+    pub incomplete_checks: BTreeMap<String, u64>,
     /// Not sent: the client's in-flight cap was reached.
     pub not_sent: u64,
     /// Other failures, by kind.
@@ -134,6 +138,8 @@ impl PhaseReport {
             shed: tally.shed,
             shed_without_retry_after: tally.shed_without_retry_after,
             wrong_verdicts: tally.wrong,
+            false_valid: tally.false_valid,
+            incomplete_checks: tally.incomplete_checks.clone(),
             not_sent: tally.not_sent,
             errors: tally.errors.clone(),
             latency: tally.latency.summary(),
@@ -253,7 +259,7 @@ pub fn check_coordinator_added(
         return TargetCheck {
             target,
             measured: format!(
-                "Server-Timing total - slowest-call: p50 {} ms, p99 {} ms",
+                "Server-Timing total - perspectives: p50 {} ms, p99 {} ms",
                 ms(exact.p50_us),
                 ms(exact.p99_us)
             ),
@@ -486,6 +492,21 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out, "{e}");
         }
     }
+    for p in r.phases.iter().filter(|p| p.wrong_verdicts > 0) {
+        let _ = writeln!(
+            out,
+            "wrong verdicts in {}: {} ({} valid where invalid was expected)",
+            p.name, p.wrong_verdicts, p.false_valid
+        );
+    }
+    for p in r.phases.iter().filter(|p| !p.incomplete_checks.is_empty()) {
+        let mut top: Vec<(&String, &u64)> = p.incomplete_checks.iter().collect();
+        top.sort_by(|a, b| b.1.cmp(a.1));
+        let _ = writeln!(out, "perspective checks not completed in {}:", p.name);
+        for (why, n) in top.into_iter().take(5) {
+            let _ = writeln!(out, "  {n:>8}  {why}");
+        }
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -511,17 +532,7 @@ pub fn render(r: &Report) -> String {
             let _ = write!(out, " {:>12}", truncate(&p.name, 12));
         }
         let _ = writeln!(out);
-        let names: Vec<&str> = r
-            .phases
-            .iter()
-            .flat_map(|p| p.memory.iter().map(|m| m.name.as_str()))
-            .fold(Vec::new(), |mut v, n| {
-                if !v.contains(&n) {
-                    v.push(n);
-                }
-                v
-            });
-        for name in names {
+        for name in process_names(r) {
             let _ = write!(out, "  {name:<26}");
             for p in &r.phases {
                 match p.memory.iter().find(|m| m.name == name) {
@@ -536,14 +547,50 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(out);
         }
     }
+    if r.phases.iter().any(|p| !p.memory.is_empty()) {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "CPU per answered request (µs; user + system, all 200 answers of the phase):"
+        );
+        let _ = write!(out, "  {:<26}", "process");
+        for p in &r.phases {
+            let _ = write!(out, " {:>12}", truncate(&p.name, 12));
+        }
+        let _ = writeln!(out);
+        for name in process_names(r) {
+            let _ = write!(out, "  {name:<26}");
+            for p in &r.phases {
+                match p.memory.iter().find(|m| m.name == name) {
+                    Some(m) if p.ok > 0 => {
+                        let _ = write!(out, " {:>12.0}", m.cpu_ms as f64 * 1000.0 / p.ok as f64);
+                    }
+                    _ => {
+                        let _ = write!(out, " {:>12}", "-");
+                    }
+                }
+            }
+            let _ = writeln!(out);
+        }
+    }
     if r.phases.iter().any(|p| p.connections.is_some()) {
         let _ = writeln!(out);
         let _ = writeln!(out, "connections accepted by the perspectives:");
         for p in &r.phases {
             if let Some(c) = p.connections {
+                let conntrack = c.conntrack_peak.map_or_else(String::new, |(n, max)| {
+                    format!(
+                        "; conntrack table peak {n}/{max}{}",
+                        if n * 10 >= max * 9 {
+                            " (FULL: packets dropped)"
+                        } else {
+                            ""
+                        }
+                    )
+                });
                 let _ = writeln!(
                     out,
-                    "  {:<22} {:>5} new during the phase, {:>5} established at its end ({} requests)",
+                    "  {:<22} {:>5} new during the phase, {:>5} established at its end ({} requests){conntrack}",
                     p.name,
                     c.perspective_connections_seen,
                     c.perspective_connections_established_end,
@@ -564,6 +611,19 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "note: {n}");
     }
     out
+}
+
+/// The processes of every phase, in first-seen order.
+fn process_names(r: &Report) -> Vec<&str> {
+    r.phases
+        .iter()
+        .flat_map(|p| p.memory.iter().map(|m| m.name.as_str()))
+        .fold(Vec::new(), |mut v, n| {
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        })
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -601,6 +661,8 @@ mod tests {
             shed: 0,
             shed_without_retry_after: 0,
             wrong_verdicts: 0,
+            false_valid: 0,
+            incomplete_checks: BTreeMap::new(),
             not_sent: 0,
             errors: BTreeMap::new(),
             latency: summary(4_000, p99_us),
@@ -617,6 +679,7 @@ mod tests {
                     rss_quarter_kib: 30 * 1024,
                     rss_end_kib: 31 * 1024,
                     peak_is_per_phase: true,
+                    cpu_ms: 9_000,
                 },
                 MemoryReport {
                     name: "perspective us-east".to_owned(),
@@ -625,12 +688,14 @@ mod tests {
                     rss_quarter_kib: 15 * 1024,
                     rss_end_kib: 15 * 1024,
                     peak_is_per_phase: true,
+                    cpu_ms: 9_000,
                 },
             ],
             connections: Some(ConnectionReport {
                 perspective_connections_seen: 6,
                 perspective_connections_established_end: 6,
                 preexisting: 0,
+                conntrack_peak: Some((262_000, 262_144)),
             }),
         }
     }
@@ -742,6 +807,7 @@ mod tests {
             perspective_connections_seen: 5000,
             perspective_connections_established_end: 300,
             preexisting: 0,
+            conntrack_peak: None,
         });
         assert_eq!(check_connections(&churn, 6).verdict, Verdict::Missed);
 
@@ -792,7 +858,10 @@ mod tests {
             "40.0",
             "[MISSED] CAA without Unbound",
             "6 new during the phase",
+            "conntrack table peak 262000/262144 (FULL",
             "note: noisy machine",
+            "CPU per answered request",
+            "300",
         ] {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");
         }

@@ -143,6 +143,9 @@ pub struct Reply {
     /// The latest `timestamp_ns` among the perspectives' answers (when the slowest one finished
     /// its check, on this machine's clock).
     pub last_check_ns: Option<u64>,
+    /// Why perspectives did not complete their check, one entry per such perspective (the
+    /// first error, numbers masked so alike failures group).
+    pub incomplete: Vec<String>,
 }
 
 /// Reads a 200 body.
@@ -163,6 +166,15 @@ pub fn parse_reply(body: &[u8]) -> Result<Reply, String> {
         timestamp_ns: u64,
         #[serde(default)]
         check_completed: bool,
+        #[serde(default)]
+        errors: Option<Vec<WireError>>,
+    }
+    #[derive(Deserialize)]
+    struct WireError {
+        #[serde(default)]
+        error_type: String,
+        #[serde(default)]
+        error_message: String,
     }
     let wire: Wire = serde_json::from_slice(body).map_err(|e| format!("unreadable 200: {e}"))?;
     Ok(Reply {
@@ -173,7 +185,38 @@ pub fn parse_reply(body: &[u8]) -> Result<Reply, String> {
             .filter(|p| p.check_response.check_completed)
             .map(|p| p.check_response.timestamp_ns)
             .max(),
+        incomplete: wire
+            .perspectives
+            .iter()
+            .filter(|p| !p.check_response.check_completed)
+            .map(|p| {
+                let first = p.check_response.errors.as_ref().and_then(|e| e.first());
+                first.map_or_else(
+                    || "(no error given)".to_owned(),
+                    |e| mask(&format!("{}: {}", e.error_type, e.error_message)),
+                )
+            })
+            .collect(),
     })
+}
+
+/// At most 120 characters of `text` with every run of digits replaced by `#`, so that
+/// "127.0.0.1:5353 within 2000 ms" and "127.0.0.1:5354 within 2000 ms" count as one failure.
+pub fn mask(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_digits = false;
+    for c in text.chars().take(120) {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            out.push(c);
+            in_digits = false;
+        }
+    }
+    out
 }
 
 /// Whether a perspective's direct answer passed (`check_passed` of a `CheckResponse`).
@@ -187,27 +230,28 @@ pub fn parse_check_passed(body: &[u8]) -> Result<bool, String> {
         .map_err(|e| format!("unreadable CheckResponse: {e}"))
 }
 
-/// The coordinator's own account of a request, from a `Server-Timing` header (W3C Server
-/// Timing; durations in milliseconds) carrying `total` (request in, response built) and
-/// `slowest-call` (the slowest perspective call it waited for), e.g.
-/// `total;dur=12.41, slowest-call;dur=11.93`. The coordinator does not send it yet; the bench
-/// uses it as soon as it does.
+/// The coordinator's own account of a request, from its `Server-Timing` header (W3C Server
+/// Timing; durations in milliseconds): `total` (request in, response built) and `perspectives`
+/// (time spent waiting on the perspectives' calls), e.g.
+/// `total;dur=12.410, perspectives;dur=11.930`. `slowest-call` is read as a synonym of
+/// `perspectives`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoordinatorTiming {
     /// `total`, in µs.
     pub total_us: u64,
-    /// `slowest-call`, in µs.
+    /// `perspectives` (or `slowest-call`), in µs.
     pub slowest_call_us: u64,
 }
 
 impl CoordinatorTiming {
-    /// What the coordinator added: its time minus the slowest call it waited for.
+    /// What the coordinator added: its time minus the time it waited on perspectives.
     pub fn added_us(&self) -> u64 {
         self.total_us.saturating_sub(self.slowest_call_us)
     }
 }
 
-/// Reads `total` and `slowest-call` from a `Server-Timing` value; `None` unless both are there.
+/// Reads `total` and `perspectives` (or `slowest-call`) from a `Server-Timing` value; `None`
+/// unless both are there.
 pub fn parse_server_timing(value: &str) -> Option<CoordinatorTiming> {
     let mut total = None;
     let mut slowest = None;
@@ -222,7 +266,7 @@ pub fn parse_server_timing(value: &str) -> Option<CoordinatorTiming> {
             .map(|ms| (ms * 1000.0).round() as u64);
         match name {
             "total" => total = dur,
-            "slowest-call" => slowest = dur,
+            "perspectives" | "slowest-call" => slowest = dur,
             _ => {}
         }
     }
@@ -326,12 +370,17 @@ mod tests {
         let body = br#"{"is_valid": true, "mpic_completed": true, "perspectives": [
             {"perspective_code": "a", "check_response": {"check_completed": true, "timestamp_ns": 5}},
             {"perspective_code": "b", "check_response": {"check_completed": true, "timestamp_ns": 9}},
-            {"perspective_code": "c", "check_response": {"check_completed": false, "timestamp_ns": 99}}]}"#;
+            {"perspective_code": "c", "check_response": {"check_completed": false, "timestamp_ns": 99,
+              "errors": [{"error_type": "mpic_error:coordinator:remote_check", "error_message": "perspective c: no answer within 5000 ms"}]}}]}"#;
         assert_eq!(
             parse_reply(body).unwrap(),
             Reply {
                 is_valid: true,
-                last_check_ns: Some(9)
+                last_check_ns: Some(9),
+                incomplete: vec![
+                    "mpic_error:coordinator:remote_check: perspective c: no answer within # ms"
+                        .to_owned()
+                ],
             },
             "a cancelled straggler's timestamp is the coordinator's, not a check's"
         );
@@ -356,6 +405,11 @@ mod tests {
                 name: "other metrics, descriptions and quoted durations",
                 header: r#"db;dur=1, slowest-call;desc="p3";dur="2.5", total;dur=3"#,
                 want: Some((3_000, 2_500)),
+            },
+            Case {
+                name: "the coordinator's own names",
+                header: "total;dur=4.212, perspectives;dur=3.900",
+                want: Some((4_212, 3_900)),
             },
             Case {
                 name: "one missing",

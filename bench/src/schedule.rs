@@ -26,11 +26,6 @@ impl Schedule {
         self.count
     }
 
-    /// The offered rate.
-    pub fn rate_per_s(&self) -> u64 {
-        self.rate_per_s
-    }
-
     /// When request `i` is due, from the start. Exact in integer nanoseconds, so no drift
     /// accumulates over long runs.
     pub fn offset(&self, i: u64) -> Duration {

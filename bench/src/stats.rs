@@ -62,12 +62,6 @@ impl Latency {
             .saturating_record(us.clamp(1, micros(MAX_TRACKED)));
     }
 
-    /// Adds every value of `other`.
-    pub fn merge(&mut self, other: &Latency) {
-        // Same bounds on both sides: addition cannot fail.
-        let _ = self.hist.add(&other.hist);
-    }
-
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.hist.len()
@@ -203,18 +197,6 @@ mod tests {
         assert_eq!(s.count, 2);
         assert!(close(s.max_us, micros(MAX_TRACKED)), "{s:?}");
         assert_eq!(h.quantile_us(0.0), 1);
-    }
-
-    #[test]
-    fn merging_adds_counts() {
-        let mut a = Latency::new();
-        let mut b = Latency::new();
-        a.record_us(100);
-        b.record_us(300);
-        b.record_us(500);
-        a.merge(&b);
-        assert_eq!(a.count(), 3);
-        assert!(close(a.summary().max_us, 500));
     }
 
     #[test]

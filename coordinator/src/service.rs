@@ -112,6 +112,11 @@ async fn handle(
     if !state.keys.allows(&headers) {
         return (error(StatusCode::UNAUTHORIZED, "unauthorized"), unknown());
     }
+    // Shed before reading and parsing the body: under overload that work is wasted too.
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        state.metrics.shed.inc();
+        return (http::overloaded(), unknown());
+    };
     let request: MpicRequest = match http::read_json(&headers, body, state.max_body_bytes).await {
         Ok(r) => r,
         Err(response) => return (response, unknown()),
@@ -132,10 +137,6 @@ async fn handle(
     let method = match &validated.echo {
         EchoedParameters::Dcv(p) => p.method().as_str(),
         EchoedParameters::Caa(_) => "",
-    };
-    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        state.metrics.shed.inc();
-        return (http::overloaded(), (check_type, method.to_owned(), "none"));
     };
     state.metrics.in_flight.inc();
     let started = Instant::now();

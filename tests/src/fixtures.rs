@@ -672,6 +672,7 @@ async fn start_nsd(
              \x20   xfrdir: \"{d}\"\n\
              \x20   logfile: \"{}\"\n\
              \x20   server-count: 1\n\
+             \x20   rrl-ratelimit: 0\n\
              \x20   verbosity: 1\n\
              \x20   hide-version: yes\n\
              remote-control:\n\
