@@ -66,10 +66,7 @@ pub async fn serve(
             let mut builder = Builder::new(TokioExecutor::new());
             // The peers are authenticated (mutual TLS or API keys): a coordinator cancelling
             // many calls once a verdict is settled is normal, not a rapid-reset attack.
-            builder
-                .http2()
-                .max_pending_accept_reset_streams(Some(4096))
-                .max_concurrent_streams(Some(4096));
+            builder.http2().max_pending_accept_reset_streams(Some(4096));
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
