@@ -674,6 +674,14 @@ pub struct CheckResponse {
     pub details: CheckDetails,
 }
 
+/// Nanoseconds since the Unix epoch, as `timestamp_ns` carries them.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// `{error_type, error_message}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -87,21 +87,6 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
     })
 }
 
-/// Reads a secret given either inline from the environment or as a file path: the value of
-/// environment variable `var`, else the trimmed contents of the file named by `{var}_FILE`.
-pub fn secret_from_env(var: &str) -> Result<Option<String>, ConfigError> {
-    if let Ok(value) = std::env::var(var) {
-        return Ok(Some(value));
-    }
-    let file_var = format!("{var}_FILE");
-    match std::env::var(&file_var) {
-        Ok(path) => std::fs::read_to_string(&path)
-            .map(|s| Some(s.trim().to_owned()))
-            .map_err(|e| ConfigError(format!("{file_var}: cannot read {path}: {e}"))),
-        Err(_) => Ok(None),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

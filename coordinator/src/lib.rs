@@ -19,13 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{CoordinatorConfig, parse_api_keys};
 
-/// Nanoseconds since the Unix epoch.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use mpic_common::api::now_ns;
 
 /// Secrets resolved from their sources.
 #[derive(Clone)]

@@ -15,13 +15,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-/// Nanoseconds since the Unix epoch (`timestamp_ns` of api.md).
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use mpic_common::api::now_ns;
 
 /// A perspective bound to its port, ready to serve.
 #[derive(Debug)]
