@@ -171,7 +171,7 @@ pub fn render(r: &MpicResponse) -> String {
         mpic_common::api::EchoedParameters::Dcv(p) => format!("dcv {}", p.method().as_str()),
     };
     out.push_str(&format!("{kind} {}\n\n", r.domain_or_ip_target));
-    let rows: Vec<[String; 4]> = r
+    let rows: Vec<[String; 5]> = r
         .perspectives
         .iter()
         .map(|p| {
@@ -190,34 +190,39 @@ pub fn render(r: &MpicResponse) -> String {
                 .join("; ");
             [
                 p.perspective_code.clone(),
+                p.rir.map_or_else(|| "-".to_owned(), |rir| rir.to_string()),
                 result.to_owned(),
-                completed_at(c.timestamp_ns),
+                p.latency_ms
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms")),
                 errors,
             ]
         })
         .collect();
-    let header = ["PERSPECTIVE", "RESULT", "AT (UTC)", "ERRORS"];
+    let header = ["PERSPECTIVE", "RIR", "RESULT", "LATENCY", "ERRORS"];
     let mut widths = header.map(str::len);
     for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row).take(3) {
+        for (w, cell) in widths.iter_mut().zip(row).take(4) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 4]| {
-        format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
+    let line = |cells: [&str; 5]| {
+        let text = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {}",
             cells[0],
             cells[1],
             cells[2],
             cells[3],
+            cells[4],
             w0 = widths[0],
             w1 = widths[1],
-            w2 = widths[2]
-        )
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        format!("{}\n", text.trim_end())
     };
     out.push_str(&line(header));
     for row in &rows {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3]]));
+        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
     }
     let attempts = r
         .actual_orchestration_parameters
@@ -238,19 +243,6 @@ pub fn render(r: &MpicResponse) -> String {
     out
 }
 
-/// `HH:MM:SS.mmm` of an epoch-nanosecond timestamp.
-fn completed_at(ns: u64) -> String {
-    let ms = ns / 1_000_000;
-    let s = ms / 1000;
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        (s / 3600) % 24,
-        (s / 60) % 60,
-        s % 60,
-        ms % 1000
-    )
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -268,11 +260,11 @@ mod tests {
             "is_valid": true,
             "caa_check_parameters": {"certificate_type": "tls-server", "caa_domains": null, "allow_lookup_failure": false, "account_uri": null, "validation_method": null},
             "perspectives": [
-                {"perspective_code": "us-east", "check_response": {"check_type": "caa", "check_completed": true, "check_passed": true, "errors": null, "timestamp_ns": 1_700_000_000_123_000_000u64,
+                {"perspective_code": "us-east", "rir": "ARIN", "latency_ms": 12, "check_response": {"check_type": "caa", "check_completed": true, "check_passed": true, "errors": null, "timestamp_ns": 1_700_000_000_123_000_000u64,
                     "details": {"caa_record_present": true, "found_at": "example.com", "records_seen": [], "ad_flag": false, "reason": "issuer-authorised", "lookup_failure": null}}},
-                {"perspective_code": "eu-west", "check_response": {"check_type": "caa", "check_completed": true, "check_passed": true, "errors": null, "timestamp_ns": 1_700_000_000_456_000_000u64,
+                {"perspective_code": "eu-west", "rir": "RIPE NCC", "latency_ms": 85, "check_response": {"check_type": "caa", "check_completed": true, "check_passed": true, "errors": null, "timestamp_ns": 1_700_000_000_456_000_000u64,
                     "details": {"caa_record_present": true, "found_at": "example.com", "records_seen": [], "ad_flag": false, "reason": "issuer-authorised", "lookup_failure": null}}},
-                {"perspective_code": "ap-northeast", "check_response": {"check_type": "caa", "check_completed": false, "check_passed": false,
+                {"perspective_code": "ap-northeast", "rir": "APNIC", "latency_ms": null, "check_response": {"check_type": "caa", "check_completed": false, "check_passed": false,
                     "errors": [{"error_type": "mpic_error:coordinator:remote_check", "error_message": "perspective ap-northeast: no answer within 5000 ms"}], "timestamp_ns": 1_700_000_005_000_000_000u64,
                     "details": {"caa_record_present": null, "found_at": null, "records_seen": null, "ad_flag": null, "reason": null, "lookup_failure": null}}}
             ],
@@ -283,10 +275,10 @@ mod tests {
         let want = "\
 caa example.com
 
-PERSPECTIVE   RESULT  AT (UTC)      ERRORS
-us-east       passed  22:13:20.123  \n\
-eu-west       passed  22:13:20.456  \n\
-ap-northeast  error   22:13:25.000  mpic_error:coordinator:remote_check: perspective ap-northeast: no answer within 5000 ms
+PERSPECTIVE   RIR       RESULT  LATENCY  ERRORS
+us-east       ARIN      passed    12 ms
+eu-west       RIPE NCC  passed    85 ms
+ap-northeast  APNIC     error         -  mpic_error:coordinator:remote_check: perspective ap-northeast: no answer within 5000 ms
 
 VALID: 2/3 corroborated (quorum 2), attempt 1
 ";
