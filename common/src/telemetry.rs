@@ -4,21 +4,29 @@
 //!   terminal; level from `RUST_LOG` (default `info`). Each line lists the spans it happened
 //!   in, so every line of a request carries the request span's `trace_id` and
 //!   `trace_identifier`.
-//! - Traces: `tracing` spans become OpenTelemetry spans. They are exported over OTLP
-//!   (HTTP/protobuf) only when `OTEL_EXPORTER_OTLP_ENDPOINT` or
-//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set; `OTEL_SERVICE_NAME` and
-//!   `OTEL_RESOURCE_ATTRIBUTES` are honoured. Trace ids exist either way, so logs and the
-//!   `traceparent` header sent to perspectives (W3C Trace Context) always carry one.
+//! - Traces: `tracing` spans become OpenTelemetry spans, exported over OTLP (HTTP/protobuf),
+//!   when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set;
+//!   `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` are honoured.
+//! - Without an endpoint no OpenTelemetry span is built (that costs more CPU per request than
+//!   the check itself): a small layer gives every span a W3C trace id and span id instead,
+//!   inherited from its parent or from the incoming `traceparent`, so logs and the
+//!   `traceparent` sent to perspectives carry the same ids either way.
 
 use std::io::IsTerminal as _;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    TracerProvider as _,
+};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use rand::RngExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Keeps the trace pipeline alive; flushes and shuts it down when dropped.
@@ -42,9 +50,18 @@ pub fn init(service: &str) -> Telemetry {
     // The exporter's HTTP client is built on rustls: the provider must exist first.
     crate::tls::install_crypto_provider();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let provider = build_provider(service);
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("mpic"));
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let provider = exporting().then(|| build_provider(service)).flatten();
+    let (otel, ids) = match &provider {
+        Some(p) => (
+            Some(tracing_opentelemetry::layer().with_tracer(p.tracer("mpic"))),
+            None,
+        ),
+        None => (None, Some(TraceIds)),
+    };
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(ids);
     let installed = if std::io::stderr().is_terminal() {
         registry
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
@@ -62,26 +79,26 @@ pub fn init(service: &str) -> Telemetry {
             .try_init()
     };
     Telemetry {
-        provider: installed.is_ok().then_some(provider),
+        provider: provider.filter(|_| installed.is_ok()),
     }
 }
 
-/// A tracer provider: with an OTLP exporter when an endpoint is configured, else one that
-/// only assigns ids.
-fn build_provider(service: &str) -> SdkTracerProvider {
-    let mut resource = opentelemetry_sdk::Resource::builder();
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
-        resource = resource.with_service_name(service.to_owned());
-    }
-    let builder = SdkTracerProvider::builder().with_resource(resource.build());
-    let endpoint = [
+/// Whether an OTLP endpoint is configured.
+fn exporting() -> bool {
+    [
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
     ]
     .iter()
-    .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-    if !endpoint {
-        return builder.build();
+    .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
+/// A tracer provider exporting over OTLP, or `None` (said on stderr) when the exporter cannot
+/// be built.
+fn build_provider(service: &str) -> Option<SdkTracerProvider> {
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name(service.to_owned());
     }
     use opentelemetry_otlp::WithExportConfig as _;
     let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -89,30 +106,104 @@ fn build_provider(service: &str) -> SdkTracerProvider {
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
         .build();
     match exporter {
-        Ok(e) => builder.with_batch_exporter(e).build(),
+        Ok(e) => Some(
+            SdkTracerProvider::builder()
+                .with_resource(resource.build())
+                .with_batch_exporter(e)
+                .build(),
+        ),
         Err(e) => {
             eprintln!("telemetry: OTLP exporter not started: {e}");
-            builder.build()
+            None
         }
     }
+}
+
+/// The W3C ids of a span when no OpenTelemetry layer is installed.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    trace: TraceId,
+    span: SpanId,
+    flags: TraceFlags,
+}
+
+/// Gives every new span [`Ids`]: its parent's trace id (a fresh one for a root) and a fresh
+/// span id. [`continue_trace`] then replaces a root's trace id with the caller's.
+#[derive(Debug, Clone, Copy)]
+struct TraceIds;
+
+impl<S> Layer<S> for TraceIds
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        _attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span
+            .parent()
+            .and_then(|p| p.extensions().get::<Ids>().copied());
+        let mut rng = rand::rng();
+        let ids = Ids {
+            trace: parent.map_or_else(|| TraceId::from(rng.random::<u128>() | 1), |p| p.trace),
+            span: SpanId::from(rng.random::<u64>() | 1),
+            flags: parent.map_or(TraceFlags::SAMPLED, |p| p.flags),
+        };
+        span.extensions_mut().insert(ids);
+    }
+}
+
+/// Runs `f` on the [`Ids`] of `span`, if the [`TraceIds`] layer gave it some.
+fn with_ids<T>(span: &tracing::Span, f: impl FnOnce(&mut Ids) -> T) -> Option<T> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(id)?;
+        let mut extensions = span.extensions_mut();
+        extensions.get_mut::<Ids>().map(f)
+    })
+    .flatten()
 }
 
 /// Makes `span` continue the W3C `traceparent` in `headers`, if any.
 pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
     let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    if parent.span().span_context().is_valid() {
+    let remote = parent.span().span_context().clone();
+    if !remote.is_valid() {
+        return;
+    }
+    let continued = with_ids(span, |ids| {
+        ids.trace = remote.trace_id();
+        ids.flags = remote.trace_flags();
+    });
+    if continued.is_none() {
         let _ = span.set_parent(parent);
     }
 }
 
 /// The `traceparent` (and `tracestate`) of `span`, to send with an outgoing request.
 pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
-    TraceContextPropagator::new().inject_context(&span.context(), &mut HeaderInjector(headers));
+    let propagator = TraceContextPropagator::new();
+    let context = with_ids(span, |ids| {
+        opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            ids.trace,
+            ids.span,
+            ids.flags,
+            true,
+            TraceState::default(),
+        ))
+    })
+    .unwrap_or_else(|| span.context());
+    propagator.inject_context(&context, &mut HeaderInjector(headers));
 }
 
 /// The 32-hex-digit trace id of `span` (all zeros when tracing is not installed).
 pub fn trace_id(span: &tracing::Span) -> String {
-    span.context().span().span_context().trace_id().to_string()
+    with_ids(span, |ids| ids.trace)
+        .unwrap_or_else(|| span.context().span().span_context().trace_id())
+        .to_string()
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
@@ -137,5 +228,89 @@ impl Injector for HeaderInjector<'_> {
         ) {
             self.0.insert(name, value);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn traceparent(headers: &http::HeaderMap) -> Vec<String> {
+        headers
+            .get("traceparent")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .split('-')
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn without_opentelemetry_spans_still_carry_w3c_ids() {
+        let subscriber = tracing_subscriber::registry().with(TraceIds);
+        tracing::subscriber::with_default(subscriber, || {
+            let root = tracing::info_span!("root");
+            let root_trace = trace_id(&root);
+            assert_eq!(root_trace.len(), 32);
+            assert_ne!(root_trace, "0".repeat(32));
+            let child = root.in_scope(|| tracing::info_span!("child"));
+            assert_eq!(trace_id(&child), root_trace, "a child is in its parent's trace");
+            let mut headers = http::HeaderMap::new();
+            inject(&child, &mut headers);
+            let parts = traceparent(&headers);
+            // W3C Trace Context: version 00, trace id, the sending span's id, sampled.
+            assert_eq!(parts[0], "00");
+            assert_eq!(parts[1], root_trace);
+            assert_eq!(parts[2].len(), 16);
+            assert_ne!(parts[2], "0".repeat(16));
+            assert_eq!(parts[3], "01");
+            let mut again = http::HeaderMap::new();
+            inject(&root, &mut again);
+            assert_ne!(traceparent(&again)[2], parts[2], "each span has its own id");
+            let other = tracing::info_span!("another root");
+            assert_ne!(trace_id(&other), root_trace, "a root starts a new trace");
+        });
+    }
+
+    #[test]
+    fn an_incoming_traceparent_is_continued() {
+        let subscriber = tracing_subscriber::registry().with(TraceIds);
+        tracing::subscriber::with_default(subscriber, || {
+            let mut incoming = http::HeaderMap::new();
+            incoming.insert(
+                "traceparent",
+                http::HeaderValue::from_static(
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            );
+            let request = tracing::info_span!("request");
+            continue_trace(&request, &incoming);
+            assert_eq!(trace_id(&request), "4bf92f3577b34da6a3ce929d0e0e4736");
+            let call = request.in_scope(|| tracing::info_span!("call"));
+            let mut outgoing = http::HeaderMap::new();
+            inject(&call, &mut outgoing);
+            let parts = traceparent(&outgoing);
+            assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_ne!(parts[2], "00f067aa0ba902b7", "the call is a new span");
+
+            // A malformed header is ignored: the span keeps its own trace.
+            let mut bad = http::HeaderMap::new();
+            bad.insert("traceparent", http::HeaderValue::from_static("00-zz-01"));
+            let other = tracing::info_span!("request");
+            let own = trace_id(&other);
+            continue_trace(&other, &bad);
+            assert_eq!(trace_id(&other), own);
+        });
+    }
+
+    #[test]
+    fn without_a_subscriber_ids_are_zero_and_nothing_breaks() {
+        let span = tracing::info_span!("nothing");
+        assert_eq!(trace_id(&span), "0".repeat(32));
+        let mut headers = http::HeaderMap::new();
+        inject(&span, &mut headers);
+        assert!(headers.get("traceparent").is_none());
     }
 }
