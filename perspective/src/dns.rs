@@ -15,19 +15,20 @@ use futures_util::StreamExt as _;
 use hickory_net::DnsHandle as _;
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
-use hickory_net::udp::UdpClientStream;
 use hickory_net::xfer::DnsExchange;
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::Instrument as _;
 
+mod udp;
+
 /// A resolver client bound to one resolver address.
 #[derive(Clone)]
 pub struct DnsClient {
     server: SocketAddr,
     timeout: Duration,
-    udp: DnsExchange<TokioRuntimeProvider>,
+    udp: std::sync::Arc<udp::UdpPool>,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
@@ -231,16 +232,10 @@ impl DnsClient {
     /// A client for the resolver at `server`; each lookup (UDP, and TCP after a truncated
     /// answer) must complete within `timeout`.
     pub fn new(server: SocketAddr, timeout: Duration) -> DnsClient {
-        // One exchange per perspective; each query goes out from a fresh random source port
-        // (hickory's UDP client), with one retransmission inside the deadline.
-        let udp = UdpClientStream::builder(server, TokioRuntimeProvider::new())
-            .with_timeout(Some(timeout))
-            .with_max_retries(1)
-            .exchange();
         DnsClient {
             server,
             timeout,
-            udp,
+            udp: std::sync::Arc::new(udp::UdpPool::new(server)),
             metrics: None,
         }
     }
@@ -294,7 +289,7 @@ impl DnsClient {
         let fqdn = fqdn(name)?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         let run = async {
-            let first = self.exchange(&self.udp, &fqdn, rtype).await?;
+            let first = self.exchange_udp(&fqdn, rtype, deadline).await?;
             if !first.metadata.truncation {
                 return Ok(first);
             }
@@ -305,7 +300,7 @@ impl DnsClient {
                 TcpClientStream::exchange(self.server, None, self.timeout, None, provider.clone())
                     .await
                     .map_err(|e| self.transport(format!("TCP after a truncated answer: {e}")))?;
-            let answer = self.exchange(&tcp, &fqdn, rtype).await;
+            let answer = self.exchange_tcp(&tcp, &fqdn, rtype).await;
             drop(provider);
             answer
         };
@@ -328,21 +323,33 @@ impl DnsClient {
         }
     }
 
-    async fn exchange(
+    async fn exchange_udp(
+        &self,
+        fqdn: &Name,
+        rtype: RecordType,
+        deadline: tokio::time::Instant,
+    ) -> Result<Message, DnsError> {
+        match self
+            .udp
+            .exchange(&query_message(fqdn, rtype), deadline)
+            .await
+        {
+            Ok(answer) => Ok(answer),
+            Err(udp::UdpError::Timeout) => Err(self.timeout_error()),
+            Err(udp::UdpError::Io(e)) => Err(self.transport(format!("UDP: {e}"))),
+            Err(udp::UdpError::Encode(e)) => {
+                Err(self.transport(format!("encoding the query: {e}")))
+            }
+        }
+    }
+
+    async fn exchange_tcp(
         &self,
         handle: &DnsExchange<TokioRuntimeProvider>,
         fqdn: &Name,
         rtype: RecordType,
     ) -> Result<Message, DnsError> {
-        let mut message = Message::query();
-        message.add_query(Query::query(fqdn.clone(), rtype));
-        message.metadata.recursion_desired = true;
-        // RFC 6840 5.7: setting AD in the query asks for AD in the answer without DO, so the
-        // resolver reports validation while the answer stays free of RRSIGs.
-        message.metadata.authentic_data = true;
-        let mut edns = Edns::new();
-        edns.set_max_payload(EDNS_PAYLOAD);
-        message.set_edns(edns);
+        let message = query_message(fqdn, rtype);
         let mut options = DnsRequestOptions::default();
         options.use_edns = true;
         options.recursion_desired = true;
@@ -375,6 +382,20 @@ impl DnsClient {
             detail: mpic_common::text::truncate_for_echo(&detail, 256),
         }
     }
+}
+
+/// The query for `fqdn`/`rtype`: a random ID, recursion desired, AD set (RFC 6840 5.7: that
+/// asks for AD in the answer without DO, so the resolver reports validation while the answer
+/// stays free of RRSIGs), EDNS with our payload size.
+fn query_message(fqdn: &Name, rtype: RecordType) -> Message {
+    let mut message = Message::query();
+    message.add_query(Query::query(fqdn.clone(), rtype));
+    message.metadata.recursion_desired = true;
+    message.metadata.authentic_data = true;
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    message.set_edns(edns);
+    message
 }
 
 /// `name` as an absolute DNS name.

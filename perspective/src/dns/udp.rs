@@ -1,0 +1,306 @@
+//! DNS over UDP to the resolver from a small pool of connected sockets.
+//!
+//! hickory's UDP client opens a fresh socket per query. Against our own sidecar that is most of
+//! a lookup's cost (socket, bind, two epoll registrations and close per query) and, worse,
+//! every query holds a kernel connection-tracking entry for 30 s: at a few thousand lookups a
+//! second the table fills and lookups start failing. Here a socket is connected to the
+//! resolver once (the kernel then drops datagrams from any other source), used for one
+//! exchange at a time and put back when the exchange ends, answered, timed out or cancelled
+//! (the CAA climb drops the lookups it no longer needs). A socket whose send or receive failed
+//! is closed.
+//!
+//! Matching follows RFC 1035 7.3 and RFC 5452 9.1: an answer is taken only when it comes from
+//! the resolver's address and port (the connected socket), carries the query's random ID, is a
+//! response, and repeats the question; anything else (the late answer to an earlier, timed-out
+//! or cancelled exchange on the same socket, say) is ignored and the wait goes on.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+
+use hickory_proto::op::{Message, MessageType};
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+
+/// Idle sockets kept per resolver; more may be open while more lookups run at once, and
+/// those are closed after use.
+const MAX_IDLE: usize = 64;
+
+/// Largest datagram we read: the EDNS payload we advertise is smaller, but a resolver that
+/// ignores it must not get its answer cut short into a parse error.
+const RECV_BUFFER: usize = 4096;
+
+/// Connected UDP sockets to one resolver.
+#[derive(Debug)]
+pub(super) struct UdpPool {
+    server: SocketAddr,
+    idle: Mutex<Vec<UdpSocket>>,
+}
+
+/// Why a UDP exchange produced no answer (the caller words it).
+#[derive(Debug)]
+pub(super) enum UdpError {
+    /// Nothing matching arrived before the deadline.
+    Timeout,
+    /// The socket could not be opened, or sending or receiving failed.
+    Io(std::io::Error),
+    /// The query could not be encoded.
+    Encode(String),
+}
+
+impl UdpPool {
+    pub(super) fn new(server: SocketAddr) -> UdpPool {
+        UdpPool {
+            server,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends `query` and waits until `deadline` for its answer, sending it once more when half
+    /// the time is gone (a lost datagram costs half the deadline, not the lookup).
+    pub(super) async fn exchange(
+        &self,
+        query: &Message,
+        deadline: Instant,
+    ) -> Result<Message, UdpError> {
+        let bytes = query
+            .to_vec()
+            .map_err(|e| UdpError::Encode(e.to_string()))?;
+        let mut lease = Lease {
+            pool: self,
+            socket: Some(self.take().await.map_err(UdpError::Io)?),
+        };
+        let result = lease.exchange(query, &bytes, deadline).await;
+        if matches!(result, Err(UdpError::Io(_))) {
+            lease.socket = None;
+        }
+        result
+    }
+
+    async fn take(&self) -> std::io::Result<UdpSocket> {
+        let pooled = self.idle.lock().map(|mut idle| idle.pop()).ok().flatten();
+        if let Some(socket) = pooled {
+            return Ok(socket);
+        }
+        // Port 0: the kernel picks a random ephemeral source port (RFC 5452 section 10).
+        let local: SocketAddr = if self.server.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect(self.server).await?;
+        Ok(socket)
+    }
+
+    fn give_back(&self, socket: UdpSocket) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(socket);
+        }
+    }
+}
+
+/// A socket taken from the pool for one exchange; it goes back when the lease is dropped,
+/// whether the exchange finished or its future was dropped.
+struct Lease<'a> {
+    pool: &'a UdpPool,
+    socket: Option<UdpSocket>,
+}
+
+impl Lease<'_> {
+    async fn exchange(
+        &self,
+        query: &Message,
+        bytes: &[u8],
+        deadline: Instant,
+    ) -> Result<Message, UdpError> {
+        let Some(socket) = &self.socket else {
+            return Err(UdpError::Io(std::io::ErrorKind::NotConnected.into()));
+        };
+        socket.send(bytes).await.map_err(UdpError::Io)?;
+        let now = Instant::now();
+        let resend_at = now + deadline.saturating_duration_since(now) / 2;
+        let mut resent = false;
+        let mut buffer = vec![0u8; RECV_BUFFER];
+        loop {
+            let wake = if resent { deadline } else { resend_at };
+            match tokio::time::timeout_at(wake, socket.recv(&mut buffer)).await {
+                Err(_) if resent || wake >= deadline => return Err(UdpError::Timeout),
+                Err(_) => {
+                    socket.send(bytes).await.map_err(UdpError::Io)?;
+                    resent = true;
+                }
+                Ok(Err(e)) => return Err(UdpError::Io(e)),
+                Ok(Ok(n)) => {
+                    if let Some(answer) = answer_to(query, &buffer[..n]) {
+                        return Ok(answer);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            self.pool.give_back(socket);
+        }
+    }
+}
+
+/// `datagram` parsed, when it answers `query`: same ID, a response, the same question.
+fn answer_to(query: &Message, datagram: &[u8]) -> Option<Message> {
+    // The ID first, before parsing anything (cheap, and most strays fail here).
+    let id = u16::from_be_bytes(*datagram.first_chunk::<2>()?);
+    if id != query.metadata.id {
+        return None;
+    }
+    let answer = Message::from_vec(datagram).ok()?;
+    (answer.metadata.message_type == MessageType::Response && answer.queries == query.queries)
+        .then_some(answer)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    use std::time::Duration;
+
+    fn query(name: &str) -> Message {
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii(name).unwrap(),
+            RecordType::CAA,
+        ));
+        m
+    }
+
+    fn response_to(q: &Message) -> Message {
+        let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+        r.queries = q.queries.clone();
+        r
+    }
+
+    #[test]
+    fn only_an_answer_to_this_query_is_taken() {
+        let q = query("example.com.");
+        let good = response_to(&q);
+        assert!(answer_to(&q, &good.to_vec().unwrap()).is_some());
+
+        let mut wrong_id = response_to(&q);
+        wrong_id.metadata.id = q.metadata.id.wrapping_add(1);
+        assert!(answer_to(&q, &wrong_id.to_vec().unwrap()).is_none());
+
+        let mut other_question = response_to(&q);
+        other_question.queries = query("example.net.").queries;
+        assert!(answer_to(&q, &other_question.to_vec().unwrap()).is_none());
+
+        // Our own query echoed back is not an answer.
+        assert!(answer_to(&q, &q.to_vec().unwrap()).is_none());
+        assert!(answer_to(&q, &[]).is_none());
+        assert!(answer_to(&q, &q.metadata.id.to_be_bytes()).is_none());
+    }
+
+    /// A resolver on loopback that answers each query twice, the first time with a wrong ID:
+    /// the stray is skipped, sockets are reused, and a late duplicate left on a pooled socket
+    /// does not answer the next query.
+    #[tokio::test]
+    async fn strays_are_skipped_and_sockets_reused() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 512];
+            loop {
+                let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let mut stray = response_to(&q);
+                stray.metadata.id = q.metadata.id ^ 0xffff;
+                server
+                    .send_to(&stray.to_vec().unwrap(), from)
+                    .await
+                    .unwrap();
+                let answer = response_to(&q).to_vec().unwrap();
+                server.send_to(&answer, from).await.unwrap();
+                // A late duplicate of the answer, as after a retransmission.
+                server.send_to(&answer, from).await.unwrap();
+            }
+        });
+        let pool = UdpPool::new(addr);
+        let deadline = || Instant::now() + Duration::from_secs(2);
+        let mut ports = std::collections::HashSet::new();
+        for name in ["a.example.", "b.example.", "c.example."] {
+            let q = query(name);
+            let answer = pool.exchange(&q, deadline()).await.unwrap();
+            assert_eq!(answer.queries, q.queries);
+            assert_eq!(answer.metadata.id, q.metadata.id);
+            let idle = pool.idle.lock().unwrap();
+            assert_eq!(idle.len(), 1, "the socket went back to the pool");
+            ports.insert(idle[0].local_addr().unwrap().port());
+        }
+        assert_eq!(ports.len(), 1, "one socket served every lookup");
+    }
+
+    #[tokio::test]
+    async fn silence_is_a_timeout_after_one_resend() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let pool = UdpPool::new(server.local_addr().unwrap());
+        let q = query("example.com.");
+        let started = Instant::now();
+        let result = pool
+            .exchange(&q, Instant::now() + Duration::from_millis(200))
+            .await;
+        assert!(matches!(result, Err(UdpError::Timeout)));
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // The query was sent twice: once, and again at half the deadline.
+        let mut buf = vec![0u8; 512];
+        for _ in 0..2 {
+            let n = server.recv(&mut buf).await.unwrap();
+            assert_eq!(Message::from_vec(&buf[..n]).unwrap().queries, q.queries);
+        }
+        assert_eq!(pool.idle.lock().unwrap().len(), 1, "the socket went back");
+    }
+
+    /// The late answer to a timed-out query waits on the pooled socket; the next exchange on
+    /// that socket must skip it and take its own.
+    #[tokio::test]
+    async fn a_late_answer_does_not_answer_the_next_query() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let pool = UdpPool::new(server.local_addr().unwrap());
+        let first = query("example.com.");
+        let lost = pool
+            .exchange(&first, Instant::now() + Duration::from_millis(50))
+            .await;
+        assert!(matches!(lost, Err(UdpError::Timeout)));
+        let mut buf = vec![0u8; 512];
+        let (_, client) = server.recv_from(&mut buf).await.unwrap();
+        server
+            .send_to(&response_to(&first).to_vec().unwrap(), client)
+            .await
+            .unwrap();
+        let second = query("example.com.");
+        let exchange = pool.exchange(&second, Instant::now() + Duration::from_secs(2));
+        let answer_second = async {
+            loop {
+                let n = server.recv(&mut buf).await.unwrap();
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                if q.metadata.id == second.metadata.id {
+                    let mut r = response_to(&q);
+                    r.metadata.authoritative = true;
+                    server.send_to(&r.to_vec().unwrap(), client).await.unwrap();
+                    return;
+                }
+            }
+        };
+        let (answer, ()) = tokio::join!(exchange, answer_second);
+        let answer = answer.unwrap();
+        assert_eq!(answer.metadata.id, second.metadata.id);
+        assert!(
+            answer.metadata.authoritative,
+            "the second query's own answer"
+        );
+    }
+}
