@@ -18,6 +18,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most HTTP/2 streams a peer may have open on one connection (hyper's default, made
+/// explicit: the coordinator limits its calls to a perspective to the same number, so that
+/// calls beyond it wait as small futures rather than as queued HTTP/2 streams).
+pub const MAX_CONCURRENT_STREAMS: u32 = 200;
+
 /// Serves `router` on `listener` until `shutdown` completes: over TLS when `tls` is given,
 /// else plain HTTP/1.1 and h2c.
 pub async fn serve(
@@ -26,12 +31,7 @@ pub async fn serve(
     tls: Option<Arc<ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Some(tls) = tls else {
-        return axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-    };
-    let acceptor = TlsAcceptor::from(tls);
+    let acceptor = tls.map(TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -49,9 +49,25 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
+        // A clone of the router is a reference count; the routes are built once.
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http2()
+                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                // The peers are authenticated (mutual TLS or API keys): a coordinator
+                // cancelling many calls once a verdict is settled is normal, not a
+                // rapid-reset attack.
+                .max_pending_accept_reset_streams(Some(4096));
+            let Some(acceptor) = acceptor else {
+                let connection = builder.serve_connection(TokioIo::new(tcp), service);
+                if let Err(e) = watcher.watch(connection.into_owned()).await {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+                }
+                return;
+            };
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
@@ -63,10 +79,6 @@ pub async fn serve(
                     return;
                 }
             };
-            let mut builder = Builder::new(TokioExecutor::new());
-            // The peers are authenticated (mutual TLS or API keys): a coordinator cancelling
-            // many calls once a verdict is settled is normal, not a rapid-reset attack.
-            builder.http2().max_pending_accept_reset_streams(Some(4096));
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");

@@ -16,8 +16,7 @@ use std::io::IsTerminal as _;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
-    TracerProvider as _,
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
 };
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -256,7 +255,11 @@ mod tests {
             assert_eq!(root_trace.len(), 32);
             assert_ne!(root_trace, "0".repeat(32));
             let child = root.in_scope(|| tracing::info_span!("child"));
-            assert_eq!(trace_id(&child), root_trace, "a child is in its parent's trace");
+            assert_eq!(
+                trace_id(&child),
+                root_trace,
+                "a child is in its parent's trace"
+            );
             let mut headers = http::HeaderMap::new();
             inject(&child, &mut headers);
             let parts = traceparent(&headers);

@@ -232,7 +232,8 @@ impl CoordinatorConfig {
             }
             let scheme_ok = p.url.starts_with("https://")
                 || (self.danger_plain_http_perspectives && p.url.starts_with("http://"));
-            if !scheme_ok || reqwest::Url::parse(&p.url).is_err() {
+            let parsed = p.url.parse::<http::Uri>();
+            if !scheme_ok || parsed.map_or(true, |u| u.host().is_none_or(str::is_empty)) {
                 return Err(ConfigError::field(
                     &field("url"),
                     "must be an https:// URL (http:// only with danger_plain_http_perspectives)",

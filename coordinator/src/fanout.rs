@@ -15,6 +15,7 @@ use mpic_common::api::{
 use mpic_common::config::Rir;
 use tokio::time::Instant;
 
+use crate::channel::Channel;
 use crate::quorum::{Outcome, settled};
 
 /// The header a perspective names itself in (api.md section 2).
@@ -55,8 +56,10 @@ impl EntryShape {
 /// One perspective call to make: where, who must answer, what to send.
 #[derive(Debug, Clone)]
 pub struct Call {
+    /// The perspective's connection.
+    pub channel: std::sync::Arc<Channel>,
     /// The full URL (`…/caa` or `…/dcv`).
-    pub url: reqwest::Url,
+    pub uri: http::Uri,
     /// The code that must come back in `x-mpic-perspective`.
     pub code: String,
     /// The JSON body.
@@ -66,13 +69,8 @@ pub struct Call {
 }
 
 /// Makes one call under `timeout`; every failure is a failed entry naming the perspective.
-pub async fn call(
-    client: &reqwest::Client,
-    call: &Call,
-    shape: EntryShape,
-    timeout: Duration,
-) -> CheckResponse {
-    match tokio::time::timeout(timeout, call_inner(client, call, shape)).await {
+pub async fn call(call: &Call, shape: EntryShape, timeout: Duration) -> CheckResponse {
+    match tokio::time::timeout(timeout, call_inner(call, shape)).await {
         Ok(Ok(response)) => response,
         Ok(Err(message)) => shape.failed(format!("perspective {}: {message}", call.code)),
         Err(_) => shape.failed(format!(
@@ -83,45 +81,44 @@ pub async fn call(
     }
 }
 
-async fn call_inner(
-    client: &reqwest::Client,
-    call: &Call,
-    shape: EntryShape,
-) -> Result<CheckResponse, String> {
+async fn call_inner(call: &Call, shape: EntryShape) -> Result<CheckResponse, String> {
     let mut headers = http::HeaderMap::new();
     mpic_common::telemetry::inject(&tracing::Span::current(), &mut headers);
-    let mut request = client
-        .post(call.url.clone())
-        .headers(headers)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(call.body.clone());
-    if let Some(t) = &call.trace_identifier {
-        request = request.header("x-mpic-trace-identifier", sanitize_header(t));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Some(t) = &call.trace_identifier
+        && let Ok(value) = http::HeaderValue::from_str(&sanitize_header(t))
+    {
+        headers.insert("x-mpic-trace-identifier", value);
     }
-    let mut response = request.send().await.map_err(describe)?;
-    let status = response.status();
-    let who = response
-        .headers()
+    let reply = call
+        .channel
+        .exchange(
+            http::Method::POST,
+            &call.uri,
+            headers,
+            call.body.clone(),
+            MAX_REPLY_BYTES,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let who = reply
+        .headers
         .get(PERSPECTIVE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if who.as_deref() != Some(call.code.as_str()) {
+        .and_then(|v| v.to_str().ok());
+    if who != Some(call.code.as_str()) {
         return Err(format!(
             "the reply names itself {:?}, not {:?}: treated as a misconfiguration",
             who.unwrap_or_default(),
             call.code
         ));
     }
-    if status != reqwest::StatusCode::OK {
-        return Err(format!("answered HTTP {}", status.as_u16()));
+    if reply.status != http::StatusCode::OK {
+        return Err(format!("answered HTTP {}", reply.status.as_u16()));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(describe)? {
-        if body.len() + chunk.len() > MAX_REPLY_BYTES {
-            return Err(format!("reply larger than {MAX_REPLY_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = reply.body;
     let parsed: CheckResponse = serde_json::from_slice(&body)
         .map_err(|e| format!("the reply is not a CheckResponse: {e}"))?;
     if parsed.check_type != shape.check_type {
@@ -132,35 +129,6 @@ async fn call_inner(
         ));
     }
     Ok(parsed)
-}
-
-/// What the CA sees of a transport error: the kind, never a stack of internals.
-fn describe(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the reply broke off"
-    } else if e.is_request() {
-        "the request failed"
-    } else {
-        "the exchange failed"
-    };
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-    let mut root = String::new();
-    while let Some(s) = source {
-        root = s.to_string();
-        source = s.source();
-    }
-    if root.is_empty() {
-        kind.to_owned()
-    } else {
-        format!(
-            "{kind}: {}",
-            mpic_common::text::truncate_for_echo(&root, 200)
-        )
-    }
 }
 
 fn sanitize_header(value: &str) -> String {
@@ -417,5 +385,25 @@ mod tests {
         .collect();
         assert_eq!(start.elapsed(), Duration::from_millis(7));
         assert!(out.iter().all(|r| r.check_passed));
+    }
+
+    /// Thousands of calls may be in flight (1,000 requests × 6 perspectives): each call's
+    /// future must stay small, so the rare, large connection set-up lives behind a box.
+    #[test]
+    fn a_call_in_flight_is_small() {
+        let channel = std::sync::Arc::new(
+            crate::channel::Channel::new("http://127.0.0.1:1", None, Duration::from_secs(1))
+                .unwrap(),
+        );
+        let call = Call {
+            uri: channel.caa.clone(),
+            channel,
+            code: String::new(),
+            body: Bytes::new(),
+            trace_identifier: None,
+        };
+        let future = super::call(&call, shape(), Duration::from_secs(1));
+        let size = std::mem::size_of_val(&future);
+        assert!(size <= 1024, "a call's future is {size} bytes");
     }
 }

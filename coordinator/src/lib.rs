@@ -3,6 +3,7 @@
 //! rules (BR 3.2.2.9).
 
 pub mod auth;
+pub mod channel;
 pub mod cohort;
 pub mod config;
 pub mod fanout;
@@ -59,32 +60,24 @@ impl Secrets {
     }
 }
 
-/// The pooled client towards the perspectives: mutual TLS (or plain HTTP behind the danger
-/// setting), connections kept and reused.
-pub fn perspective_client(config: &CoordinatorConfig) -> anyhow::Result<reqwest::Client> {
-    let builder = reqwest::Client::builder()
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(config.call_timeout());
-    let builder = match &config.perspective_tls {
-        Some(t) => builder.tls_backend_preconfigured(mpic_common::tls::mutual_client_config(
+/// The TLS client configuration towards the perspectives (mutual TLS), or `None` with
+/// `danger_plain_http_perspectives` (said in the log).
+pub fn perspective_tls(
+    config: &CoordinatorConfig,
+) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
+    match &config.perspective_tls {
+        Some(t) => Ok(Some(Arc::new(mpic_common::tls::mutual_client_config(
             &t.certificate,
             &t.private_key,
             &t.ca,
-        )?),
+        )?))),
         None => {
             tracing::warn!(
                 "danger_plain_http_perspectives is on: perspective calls are neither encrypted nor authenticated"
             );
-            builder
+            Ok(None)
         }
-    };
-    builder
-        .build()
-        .context("perspective_tls: building the client")
+    }
 }
 
 /// A coordinator bound to its port.
@@ -100,11 +93,11 @@ impl Coordinator {
     pub async fn bind(config: &CoordinatorConfig, secrets: Secrets) -> anyhow::Result<Coordinator> {
         mpic_common::tls::install_crypto_provider();
         config.validate()?;
-        let client = perspective_client(config)?;
+        let tls = perspective_tls(config)?;
         let metrics = Arc::new(metrics::Metrics::new());
         let orchestrator = orchestrate::Orchestrator::new(
             config.perspectives.clone(),
-            client.clone(),
+            tls,
             metrics.clone(),
             secrets.hash_secret,
             config.call_timeout(),
@@ -132,7 +125,6 @@ impl Coordinator {
             in_flight: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_concurrent_requests,
             )),
-            client,
             metrics,
             configz: serde_json::json!({
                 "service": "mpic-coordinator",

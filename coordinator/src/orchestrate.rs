@@ -14,6 +14,7 @@ use mpic_common::target::Target;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+use crate::channel::Channel;
 use crate::cohort::{self, Member};
 use crate::config::PerspectiveEntry;
 use crate::fanout::{self, Call, EntryShape, Fate};
@@ -26,9 +27,8 @@ pub struct Orchestrator {
     /// The catalogue, in configuration order.
     pub perspectives: Vec<PerspectiveEntry>,
     members: Vec<Member>,
-    /// `/caa` and `/dcv` URLs of each perspective, parsed once.
-    urls: Vec<[reqwest::Url; 2]>,
-    client: reqwest::Client,
+    /// The connection to each perspective, in catalogue order.
+    pub channels: Vec<std::sync::Arc<Channel>>,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     secret: Vec<u8>,
     call_timeout: Duration,
@@ -85,10 +85,11 @@ pub struct Validated {
 }
 
 impl Orchestrator {
-    /// An orchestrator over `perspectives` calling through `client`.
+    /// An orchestrator over `perspectives`, calling them over mutual TLS with `tls` (plain
+    /// HTTP when `None`, for tests behind `danger_plain_http_perspectives`).
     pub fn new(
         perspectives: Vec<PerspectiveEntry>,
-        client: reqwest::Client,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
         secret: Vec<u8>,
         call_timeout: Duration,
@@ -96,28 +97,24 @@ impl Orchestrator {
         grace: Duration,
     ) -> Result<Orchestrator, mpic_common::config::ConfigError> {
         let members = perspectives.iter().map(PerspectiveEntry::member).collect();
-        let urls = perspectives
+        let channels = perspectives
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let join = |path: &str| {
-                    reqwest::Url::parse(&format!("{}/{path}", p.url.trim_end_matches('/'))).map_err(
-                        |e| {
-                            mpic_common::config::ConfigError::field(
-                                &format!("perspectives[{i}].url"),
-                                e,
-                            )
-                        },
-                    )
-                };
-                Ok([join("caa")?, join("dcv")?])
+                Channel::new(&p.url, tls.clone(), call_timeout)
+                    .map(std::sync::Arc::new)
+                    .map_err(|e| {
+                        mpic_common::config::ConfigError::field(
+                            &format!("perspectives[{i}].url"),
+                            e,
+                        )
+                    })
             })
             .collect::<Result<_, mpic_common::config::ConfigError>>()?;
         Ok(Orchestrator {
             perspectives,
             members,
-            urls,
-            client,
+            channels,
             metrics,
             secret,
             call_timeout,
@@ -178,8 +175,14 @@ impl Orchestrator {
                 .iter()
                 .map(|&i| {
                     let entry = &self.perspectives[i];
+                    let channel = self.channels[i].clone();
                     let call = Call {
-                        url: self.urls[i][path].clone(),
+                        uri: if path == 0 {
+                            channel.caa.clone()
+                        } else {
+                            channel.dcv.clone()
+                        },
+                        channel,
                         code: entry.code.clone(),
                         body: body.clone(),
                         trace_identifier: v.request.trace_identifier.clone(),
@@ -187,7 +190,6 @@ impl Orchestrator {
                     let timeout = self
                         .call_timeout
                         .min(deadline.saturating_duration_since(Instant::now()));
-                    let client = self.client.clone();
                     let metrics = self.metrics.clone();
                     let span = tracing::info_span!(
                         "mpic.perspective_call",
@@ -199,7 +201,7 @@ impl Orchestrator {
                         entry.rir,
                         async move {
                             let started = Instant::now();
-                            let response = fanout::call(&client, &call, shape, timeout).await;
+                            let response = fanout::call(&call, shape, timeout).await;
                             metrics
                                 .call_duration
                                 .get_or_create(&PerspectiveLabels {

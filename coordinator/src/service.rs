@@ -41,8 +41,6 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Requests in flight.
     pub in_flight: Arc<Semaphore>,
-    /// The client used for health probes (the same pool as the checks).
-    pub client: reqwest::Client,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// What `GET /configz` shows: the effective configuration without secrets, and versions.
@@ -121,6 +119,9 @@ async fn handle(
         Ok(r) => r,
         Err(response) => return (response, unknown()),
     };
+    // The headers (and the body, consumed above) share the connection's read buffer: dropped
+    // now, the buffer is not held for the whole orchestration.
+    drop(headers);
     let check_type = request.check_type.as_str().to_owned();
     if let Some(t) = &request.trace_identifier {
         span.record(
@@ -321,15 +322,19 @@ async fn healthz() -> Response {
 /// Ready when the perspectives answering `/healthz` can form a default cohort.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let o = &state.orchestrator;
-    let probes = o.perspectives.iter().map(|p| {
-        let url = format!("{}/healthz", p.url.trim_end_matches('/'));
-        let client = state.client.clone();
-        async move {
-            matches!(
-                tokio::time::timeout(HEALTH_PROBE_TIMEOUT, client.get(url).send()).await,
-                Ok(Ok(r)) if r.status().is_success()
-            )
-        }
+    // Over the same connections as the checks.
+    let probes = o.channels.iter().map(|channel| async move {
+        let probe = channel.exchange(
+            axum::http::Method::GET,
+            &channel.healthz,
+            HeaderMap::new(),
+            bytes::Bytes::new(),
+            4096,
+        );
+        matches!(
+            tokio::time::timeout(HEALTH_PROBE_TIMEOUT, probe).await,
+            Ok(Ok(r)) if r.status.is_success()
+        )
     });
     let healthy: Vec<cohort::Member> = join_all(probes)
         .await

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// Idle sockets kept per resolver; more may be open while more lookups run at once, and
 /// those are closed after use.
-const MAX_IDLE: usize = 64;
+const MAX_IDLE: usize = 256;
 
 /// Largest datagram we read: the EDNS payload we advertise is smaller, but a resolver that
 /// ignores it must not get its answer cut short into a parse error.
