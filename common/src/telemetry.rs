@@ -1,9 +1,9 @@
 //! Logs and traces for both services.
 //!
 //! - Logs: JSON lines when stderr is not a terminal (containers), human-readable text on a
-//!   terminal; level from `RUST_LOG` (default `info`). Each line lists the spans it happened
-//!   in, so every line of a request carries the request span's `trace_id` and
-//!   `trace_identifier`.
+//!   terminal; level from `RUST_LOG` (default `info`). Each line lists the request span (in the
+//!   coordinator) or the check span (in a perspective) it happened in, so every line of a
+//!   request carries its `trace_id` and `trace_identifier`.
 //! - Traces: `tracing` spans become OpenTelemetry spans, exported over OTLP (HTTP/protobuf),
 //!   when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set;
 //!   `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` are honoured.
@@ -66,20 +66,36 @@ pub fn init(service: &str) -> Telemetry {
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
             .try_init()
     } else {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(false)
-                    .with_span_list(true)
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
+        registry.with(json_logs(std::io::stderr)).try_init()
     };
     Telemetry {
         provider: provider.filter(|_| installed.is_ok()),
     }
+}
+
+/// The spans JSON log lines list: a request's and a check's, which carry `trace_id` and
+/// `trace_identifier`. The log layer formats the fields of every span it sees when the span is
+/// created; the many short spans inside them (perspective calls, DNS lookups) would be
+/// formatted for nothing, since lines within them already carry the ids of the outer span.
+const LOGGED_SPANS: [&str; 2] = ["mpic.request", "mpic.check"];
+
+fn logged(meta: &tracing::Metadata<'_>) -> bool {
+    !meta.is_span() || LOGGED_SPANS.contains(&meta.name())
+}
+
+/// The JSON log layer: one line per event, its fields flattened, with [`LOGGED_SPANS`].
+fn json_logs<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_writer(writer)
+        .with_filter(tracing_subscriber::filter::filter_fn(logged))
 }
 
 /// Whether an OTLP endpoint is configured.
@@ -306,6 +322,50 @@ mod tests {
             continue_trace(&other, &bad);
             assert_eq!(trace_id(&other), own);
         });
+    }
+
+    /// A log line inside a DNS lookup inside a check lists the check's span, with the ids.
+    #[test]
+    fn log_lines_list_the_request_or_check_span() {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(TraceIds)
+            .with(json_logs(move || writer.clone()));
+        let trace = tracing::subscriber::with_default(subscriber, || {
+            let check = tracing::info_span!(
+                "mpic.check",
+                trace_id = tracing::field::Empty,
+                trace_identifier = "order-42"
+            );
+            check.record("trace_id", trace_id(&check));
+            // As an instrumented lookup future polled inside the instrumented check.
+            check.in_scope(|| {
+                let lookup = tracing::info_span!("dns.lookup", dns.name = "x");
+                lookup.in_scope(|| tracing::warn!(detail = 1, "inside a lookup"));
+            });
+            trace_id(&check)
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["message"], "inside a lookup");
+        assert_eq!(line["detail"], 1);
+        let spans = line["spans"].as_array().expect(&text);
+        assert_eq!(spans.len(), 1, "{text}");
+        assert_eq!(spans[0]["name"], "mpic.check");
+        assert_eq!(spans[0]["trace_id"], trace.as_str());
+        assert_eq!(spans[0]["trace_identifier"], "order-42");
     }
 
     #[test]
