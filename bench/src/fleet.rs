@@ -494,8 +494,14 @@ async fn start_blackhole(
     let port = listener.local_addr()?.port();
     let router = Router::new().fallback(any(std::future::pending::<StatusCode>));
     let task = tokio::spawn(async move {
-        let _ =
-            mpic_common::serve::serve(listener, router, Some(tls), std::future::pending()).await;
+        let _ = mpic_common::serve::serve(
+            listener,
+            router,
+            Some(tls),
+            mpic_common::serve::DEFAULT_MAX_CONNECTIONS,
+            std::future::pending(),
+        )
+        .await;
     });
     Ok((port, task))
 }

@@ -23,18 +23,33 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// calls beyond it wait as small futures rather than as queued HTTP/2 streams).
 pub const MAX_CONCURRENT_STREAMS: u32 = 200;
 
+/// Open connections a service holds unless configured otherwise. Each costs tens of KiB (an
+/// HTTP/1 connection: hyper's 16 KiB read and 8 KiB write buffers and its state); the limit
+/// bounds the memory a connection flood can take.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
 /// Serves `router` on `listener` until `shutdown` completes: over TLS when `tls` is given,
-/// else plain HTTP/1.1 and h2c.
+/// else plain HTTP/1.1 and h2c. At `max_connections` open connections no more are accepted
+/// until one closes: later clients wait in the kernel's accept queue, costing us nothing.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<ServerConfig>>,
+    max_connections: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -53,6 +68,7 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut builder = Builder::new(TokioExecutor::new());
             builder
                 .http2()
@@ -113,5 +129,47 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    async fn get(stream: &mut tokio::net::TcpStream) -> std::io::Result<String> {
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await?;
+        let mut buf = vec![0u8; 1024];
+        let n = stream.read(&mut buf).await?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// At the connection limit a new client waits (in the kernel's queue) until an open
+    /// connection closes, then is served.
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().fallback(|| async { "ok" });
+        tokio::spawn(serve(listener, router, None, 2, std::future::pending()));
+        let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(get(&mut first).await.unwrap().starts_with("HTTP/1.1 200"));
+        assert!(get(&mut second).await.unwrap().starts_with("HTTP/1.1 200"));
+        let mut third = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(300), get(&mut third)).await;
+        assert!(waiting.is_err(), "served beyond the limit");
+        drop(first);
+        let answer = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut buf = vec![0u8; 1024];
+            let n = third.read(&mut buf).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 }

@@ -127,6 +127,9 @@ pub struct Limits {
     /// Requests in flight; more are shed with 503 and `Retry-After`.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
+    /// Open client connections; at the limit no more are accepted until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -134,6 +137,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: default_max_body_bytes(),
             max_concurrent_requests: default_max_concurrent_requests(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -320,6 +324,12 @@ impl CoordinatorConfig {
                 "must be at least 1",
             ));
         }
+        if self.limits.max_connections == 0 {
+            return Err(ConfigError::field(
+                "limits.max_connections",
+                "must be at least 1",
+            ));
+        }
         for (field, source) in [
             ("api_keys", &self.api_keys),
             ("hash_secret", &self.hash_secret),
@@ -399,6 +409,10 @@ fn default_max_body_bytes() -> usize {
 /// time, queued work only turns into timeouts (measured with `mpic-bench --scenario overload`).
 fn default_max_concurrent_requests() -> usize {
     256
+}
+
+fn default_max_connections() -> usize {
+    mpic_common::serve::DEFAULT_MAX_CONNECTIONS
 }
 
 #[cfg(test)]

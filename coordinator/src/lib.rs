@@ -86,6 +86,7 @@ pub struct Coordinator {
     listener: TcpListener,
     router: axum::Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    max_connections: usize,
 }
 
 impl Coordinator {
@@ -142,6 +143,7 @@ impl Coordinator {
             listener,
             router: service::router(state),
             tls,
+            max_connections: config.limits.max_connections,
         })
     }
 
@@ -155,6 +157,13 @@ impl Coordinator {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        mpic_common::serve::serve(self.listener, self.router, self.tls, shutdown).await
+        mpic_common::serve::serve(
+            self.listener,
+            self.router,
+            self.tls,
+            self.max_connections,
+            shutdown,
+        )
+        .await
     }
 }

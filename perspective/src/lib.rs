@@ -64,6 +64,13 @@ impl Perspective {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        mpic_common::serve::serve(self.listener, self.router, self.tls, shutdown).await
+        mpic_common::serve::serve(
+            self.listener,
+            self.router,
+            self.tls,
+            mpic_common::serve::DEFAULT_MAX_CONNECTIONS,
+            shutdown,
+        )
+        .await
     }
 }

@@ -204,8 +204,14 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                 let addr = l.local_addr().unwrap();
                 let router = faulty_router(*faulty, code);
                 tasks.push(tokio::spawn(async move {
-                    let _ = mpic_common::serve::serve(l, router, Some(tls), std::future::pending())
-                        .await;
+                    let _ = mpic_common::serve::serve(
+                        l,
+                        router,
+                        Some(tls),
+                        mpic_common::serve::DEFAULT_MAX_CONNECTIONS,
+                        std::future::pending(),
+                    )
+                    .await;
                 }));
                 addr
             }
