@@ -86,9 +86,11 @@ struct Args {
     /// Coordinator `timeouts.request_ms`.
     #[arg(long, default_value_t = 15_000)]
     request_ms: u64,
-    /// Coordinator `limits.max_concurrent_requests` (its default is 2048).
-    #[arg(long, default_value_t = 2_048)]
-    max_concurrent_requests: usize,
+    /// Coordinator `limits.max_concurrent_requests`. Default: the coordinator's own default
+    /// (256) for the overload scenario, which measures shedding; 2048 otherwise, so that the
+    /// "1000 in flight" phase is not shed.
+    #[arg(long)]
+    max_concurrent_requests: Option<usize>,
     /// `RUST_LOG` of the services (their audit and check logs go to files in the run's
     /// directory; `info` is production's level).
     #[arg(long, default_value = "info")]
@@ -354,7 +356,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 call_ms: args.call_ms,
                 request_ms: args.request_ms,
                 grace_ms: args.grace_ms,
-                max_concurrent_requests: args.max_concurrent_requests,
+                max_concurrent_requests: max_concurrent_requests(&args),
                 log_filter: args.log_filter.clone(),
                 keep_dir: args.keep_dir,
                 env: parse_pairs(&args.service_env, "--service-env")?,
@@ -536,7 +538,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             perspectives: fleet::PLACES.len(),
             straggler_grace_ms: args.grace_ms,
             perspective_call_ms: args.call_ms,
-            max_concurrent_requests: args.max_concurrent_requests,
+            max_concurrent_requests: max_concurrent_requests(&args),
         },
         machine: report::Machine {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
@@ -722,4 +724,14 @@ mod tests {
             vec![("LD_PRELOAD".to_owned(), "/a=b".to_owned())]
         );
     }
+}
+
+/// The coordinator's `limits.max_concurrent_requests` for this run (see the flag).
+fn max_concurrent_requests(args: &Args) -> usize {
+    args.max_concurrent_requests
+        .unwrap_or(if args.scenario == Scenario::Overload {
+            256
+        } else {
+            2_048
+        })
 }

@@ -26,7 +26,7 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 200;
 /// Open connections a service holds unless configured otherwise. Each costs tens of KiB (an
 /// HTTP/1 connection: hyper's 16 KiB read and 8 KiB write buffers and its state); the limit
 /// bounds the memory a connection flood can take.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// Serves `router` on `listener` until `shutdown` completes: over TLS when `tls` is given,
 /// else plain HTTP/1.1 and h2c. At `max_connections` open connections no more are accepted
