@@ -356,7 +356,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 call_ms: args.call_ms,
                 request_ms: args.request_ms,
                 grace_ms: args.grace_ms,
-                max_concurrent_requests: max_concurrent_requests(&args),
+                max_concurrent_requests: max_concurrent_requests(args),
                 log_filter: args.log_filter.clone(),
                 keep_dir: args.keep_dir,
                 env: parse_pairs(&args.service_env, "--service-env")?,
@@ -538,7 +538,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             perspectives: fleet::PLACES.len(),
             straggler_grace_ms: args.grace_ms,
             perspective_call_ms: args.call_ms,
-            max_concurrent_requests: max_concurrent_requests(&args),
+            max_concurrent_requests: max_concurrent_requests(args),
         },
         machine: report::Machine {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
@@ -613,6 +613,16 @@ fn parse_pairs(list: &[String], flag: &str) -> anyhow::Result<Vec<(String, Strin
             Ok((k.to_owned(), v.to_owned()))
         })
         .collect()
+}
+
+/// The coordinator's `limits.max_concurrent_requests` for this run (see the flag).
+fn max_concurrent_requests(args: &Args) -> usize {
+    args.max_concurrent_requests
+        .unwrap_or(if args.scenario == Scenario::Overload {
+            256
+        } else {
+            2_048
+        })
 }
 
 #[cfg(test)]
@@ -724,14 +734,4 @@ mod tests {
             vec![("LD_PRELOAD".to_owned(), "/a=b".to_owned())]
         );
     }
-}
-
-/// The coordinator's `limits.max_concurrent_requests` for this run (see the flag).
-fn max_concurrent_requests(args: &Args) -> usize {
-    args.max_concurrent_requests
-        .unwrap_or(if args.scenario == Scenario::Overload {
-            256
-        } else {
-            2_048
-        })
 }
