@@ -525,53 +525,15 @@ pub fn render(r: &Report) -> String {
         );
     }
     if r.phases.iter().any(|p| !p.memory.is_empty()) {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "peak RSS per phase (MiB):");
-        let _ = write!(out, "  {:<26}", "process");
-        for p in &r.phases {
-            let _ = write!(out, " {:>12}", truncate(&p.name, 12));
-        }
-        let _ = writeln!(out);
-        for name in process_names(r) {
-            let _ = write!(out, "  {name:<26}");
-            for p in &r.phases {
-                match p.memory.iter().find(|m| m.name == name) {
-                    Some(m) => {
-                        let _ = write!(out, " {:>12.1}", m.peak_kib as f64 / 1024.0);
-                    }
-                    None => {
-                        let _ = write!(out, " {:>12}", "-");
-                    }
-                }
-            }
-            let _ = writeln!(out);
-        }
-    }
-    if r.phases.iter().any(|p| !p.memory.is_empty()) {
-        let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "CPU per answered request (µs; user + system, all 200 answers of the phase):"
+        per_process(&mut out, r, "peak RSS per phase (MiB):", |_, m| {
+            Some(format!("{:.1}", m.peak_kib as f64 / 1024.0))
+        });
+        per_process(
+            &mut out,
+            r,
+            "CPU per answered request (µs; user + system, all 200 answers of the phase):",
+            |p, m| (p.ok > 0).then(|| format!("{:.0}", m.cpu_ms as f64 * 1000.0 / p.ok as f64)),
         );
-        let _ = write!(out, "  {:<26}", "process");
-        for p in &r.phases {
-            let _ = write!(out, " {:>12}", truncate(&p.name, 12));
-        }
-        let _ = writeln!(out);
-        for name in process_names(r) {
-            let _ = write!(out, "  {name:<26}");
-            for p in &r.phases {
-                match p.memory.iter().find(|m| m.name == name) {
-                    Some(m) if p.ok > 0 => {
-                        let _ = write!(out, " {:>12.0}", m.cpu_ms as f64 * 1000.0 / p.ok as f64);
-                    }
-                    _ => {
-                        let _ = write!(out, " {:>12}", "-");
-                    }
-                }
-            }
-            let _ = writeln!(out);
-        }
     }
     if r.phases.iter().any(|p| p.connections.is_some()) {
         let _ = writeln!(out);
@@ -614,6 +576,36 @@ pub fn render(r: &Report) -> String {
 }
 
 /// The processes of every phase, in first-seen order.
+/// A table with a row per process and a column per phase; `cell` gives a process's value in
+/// a phase, `-` where there is none.
+fn per_process(
+    out: &mut String,
+    r: &Report,
+    title: &str,
+    cell: impl Fn(&PhaseReport, &MemoryReport) -> Option<String>,
+) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{title}");
+    let _ = write!(out, "  {:<26}", "process");
+    for p in &r.phases {
+        let _ = write!(out, " {:>12}", truncate(&p.name, 12));
+    }
+    let _ = writeln!(out);
+    for name in process_names(r) {
+        let _ = write!(out, "  {name:<26}");
+        for p in &r.phases {
+            let value = p
+                .memory
+                .iter()
+                .find(|m| m.name == name)
+                .and_then(|m| cell(p, m))
+                .unwrap_or_else(|| "-".to_owned());
+            let _ = write!(out, " {value:>12}");
+        }
+        let _ = writeln!(out);
+    }
+}
+
 fn process_names(r: &Report) -> Vec<&str> {
     r.phases
         .iter()
