@@ -197,8 +197,8 @@ impl Channel {
             match sender.try_send_request(request).await {
                 Ok(response) => break response,
                 Err(mut e) => match e.take_message() {
+                    // `live` drops the connection from use if it has closed.
                     Some(unsent) if !retried => {
-                        self.forget(&sender);
                         request = unsent;
                         retried = true;
                     }
@@ -257,15 +257,6 @@ impl Channel {
         }
     }
 
-    /// Drops `sender`'s connection from use (a new call dials again).
-    fn forget(&self, sender: &SendRequest<Full<Bytes>>) {
-        if let Ok(mut current) = self.current.lock()
-            && sender.is_closed()
-        {
-            *current = None;
-        }
-    }
-
     async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
         let tcp = match self.host.parse::<IpAddr>() {
             Ok(ip) => TcpStream::connect(SocketAddr::new(ip, self.port)).await,
@@ -321,7 +312,7 @@ where
 
 /// What the CA sees of a transport error: the kind and the innermost cause, never a stack of
 /// internals.
-pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut root = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
