@@ -78,11 +78,7 @@ pub async fn serve(
                 // rapid-reset attack.
                 .max_pending_accept_reset_streams(Some(4096));
             let Some(acceptor) = acceptor else {
-                let connection = builder.serve_connection(TokioIo::new(tcp), service);
-                if let Err(e) = watcher.watch(connection.into_owned()).await {
-                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                }
-                return;
+                return run(&builder, tcp, service, watcher, peer).await;
             };
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
@@ -95,10 +91,7 @@ pub async fn serve(
                     return;
                 }
             };
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-            }
+            run(&builder, stream, service, watcher, peer).await;
         });
     }
     tokio::select! {
@@ -108,6 +101,22 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves one accepted connection (TLS or plain) until it ends or shutdown drains it.
+async fn run<I>(
+    builder: &Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<Router>,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: std::net::SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.
