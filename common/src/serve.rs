@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 /// How long a TLS handshake may take before the connection is dropped.
@@ -69,16 +68,15 @@ pub async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http2()
-                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-                // The peers are authenticated (mutual TLS or API keys): a coordinator
-                // cancelling many calls once a verdict is settled is normal, not a
-                // rapid-reset attack.
-                .max_pending_accept_reset_streams(Some(4096));
             let Some(acceptor) = acceptor else {
-                return run(&builder, tcp, service, watcher, peer).await;
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, sniff(&tcp)).await {
+                    Ok(Some(protocol)) => run(protocol, tcp, service, watcher, peer).await,
+                    Ok(None) => {}
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "no request within the handshake timeout")
+                    }
+                }
+                return;
             };
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
@@ -91,7 +89,13 @@ pub async fn serve(
                     return;
                 }
             };
-            run(&builder, stream, service, watcher, peer).await;
+            // RFC 9113 3.2: over TLS, HTTP/2 is what ALPN agreed on; anything else is HTTP/1.1.
+            let protocol = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                Protocol::Http2
+            } else {
+                Protocol::Http1
+            };
+            run(protocol, stream, service, watcher, peer).await;
         });
     }
     tokio::select! {
@@ -103,9 +107,54 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one accepted connection (TLS or plain) until it ends or shutdown drains it.
+/// The HTTP version of a connection, known before hyper reads from it.
+///
+/// Deciding up front, rather than letting hyper-util's automatic builder read the first bytes
+/// to find out, matters for memory: that builder hands hyper its 24 sniffed bytes as a first
+/// read of their own, after which hyper's HTTP/1 read buffer outgrew its 8 KiB and doubled on
+/// every connection. It also lets each connection hold only its own protocol's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// The HTTP/2 connection preface (RFC 9113 3.4), with which an h2c client with prior
+/// knowledge opens.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Looks at a plain connection's first bytes without consuming them: the HTTP/2 preface
+/// means h2c, anything else HTTP/1.1. `None` if the client closed before sending anything.
+async fn sniff(tcp: &TcpStream) -> Option<Protocol> {
+    let mut first = [0u8; 3];
+    loop {
+        let n = tcp.peek(&mut first).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        match classify(&first[..n]) {
+            Some(protocol) => return Some(protocol),
+            // "P" or "PR" so far: wait for the third byte ("PRI" is not an HTTP/1 method).
+            None => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+}
+
+/// The protocol the first bytes of a plain connection announce, if they already tell.
+fn classify(seen: &[u8]) -> Option<Protocol> {
+    if !PREFACE.starts_with(seen) {
+        Some(Protocol::Http1)
+    } else if seen.len() >= 3 {
+        Some(Protocol::Http2)
+    } else {
+        None
+    }
+}
+
+/// Serves one accepted connection (TLS or plain) in `protocol` until it ends or shutdown
+/// drains it.
 async fn run<I>(
-    builder: &Builder<TokioExecutor>,
+    protocol: Protocol,
     io: I,
     service: TowerToHyperService<Router>,
     watcher: hyper_util::server::graceful::Watcher,
@@ -113,8 +162,28 @@ async fn run<I>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(connection.into_owned()).await {
+    let io = TokioIo::new(io);
+    // Boxed, so that a connection's task holds its own protocol's state and no more.
+    let served: std::pin::Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>> =
+        match protocol {
+            Protocol::Http1 => {
+                Box::pin(watcher.watch(
+                    hyper::server::conn::http1::Builder::new().serve_connection(io, service),
+                ))
+            }
+            Protocol::Http2 => Box::pin(
+                watcher.watch(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                        // The peers are authenticated (mutual TLS or API keys): a coordinator
+                        // cancelling many calls once a verdict is settled is normal, not a
+                        // rapid-reset attack.
+                        .max_pending_accept_reset_streams(Some(4096))
+                        .serve_connection(io, service),
+                ),
+            ),
+        };
+    if let Err(e) = served.await {
         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
     }
 }
@@ -154,6 +223,49 @@ mod tests {
         let mut buf = vec![0u8; 1024];
         let n = stream.read(&mut buf).await?;
         Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// RFC 9113 3.4: h2c with prior knowledge opens with the preface, whose method `PRI` no
+    /// HTTP/1 request uses; every other opening is HTTP/1.1.
+    #[test]
+    fn the_first_bytes_tell_the_protocol() {
+        let cases: [(&[u8], Option<Protocol>); 9] = [
+            (b"POST /mpic HTTP/1.1\r\n", Some(Protocol::Http1)),
+            (b"GET", Some(Protocol::Http1)),
+            (b"PUT", Some(Protocol::Http1)),
+            (b"PA", Some(Protocol::Http1)),
+            (b"\x16\x03\x01", Some(Protocol::Http1)),
+            (b"P", None),
+            (b"PR", None),
+            (b"PRI", Some(Protocol::Http2)),
+            (PREFACE, Some(Protocol::Http2)),
+        ];
+        for (seen, want) in cases {
+            assert_eq!(classify(seen), want, "{:?}", String::from_utf8_lossy(seen));
+        }
+    }
+
+    /// A plain listener serves HTTP/1.1 and h2c on the same port.
+    #[tokio::test]
+    async fn plain_connections_speak_http1_or_h2c() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().fallback(|| async { "ok" });
+        tokio::spawn(serve(listener, router, None, 8, std::future::pending()));
+        let mut http1 = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(get(&mut http1).await.unwrap().starts_with("HTTP/1.1 200"));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let request = http::Request::get(format!("http://{addr}/"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), http::StatusCode::OK);
+        assert_eq!(response.version(), http::Version::HTTP_2);
     }
 
     /// At the connection limit a new client waits (in the kernel's queue) until an open
