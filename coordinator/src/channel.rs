@@ -2,31 +2,36 @@
 //! every call of every request multiplexed on it as its own stream, dialled when first needed
 //! and again after it closes (architecture.md, "no connection set-up per request").
 //!
-//! Built on hyper's HTTP/2 connection directly rather than a general-purpose client: the
-//! coordinator talks to a fixed set of peers it knows speak HTTP/2, and a pooled client's
-//! per-request machinery (connection checkout, body pipe task, redirect and proxy layers)
-//! costs the coordinator more memory and CPU per call than the call itself. A call that
-//! is dropped (straggler cancellation, deadlines) resets its stream with `RST_STREAM`; the
-//! connection stays up for the others.
+//! Built on the `h2` crate (hyper's HTTP/2) directly rather than a general-purpose client: the
+//! coordinator talks to a fixed set of peers it knows speak HTTP/2, and a client's per-request
+//! machinery (connection checkout, a spawned task to send each request and another to pipe its
+//! body, channels between them) costs more memory and CPU per call than the call itself. Here
+//! a call is one stream, driven by the call's own future; the connection is one task. A call
+//! that is dropped (straggler cancellation, deadlines) resets its stream with `RST_STREAM`;
+//! the connection stays up for the others.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Uri};
-use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use bytes::{Bytes, BytesMut};
+use h2::client::SendRequest;
+use http::{HeaderMap, Request, Uri};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// An idle connection is pinged this often, so a peer that vanished without closing it is
-/// noticed before the next request needs it.
+/// The connection is pinged this often, so a peer that vanished without closing it is noticed
+/// before the next request needs it.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a ping may go unanswered before the connection is given up.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of one reply a perspective may send before we read it (its stream window), and of
+/// all replies together (the connection window): the largest reply we accept, and a few.
+const STREAM_WINDOW: u32 = 1 << 20;
+/// See [`STREAM_WINDOW`].
+const CONNECTION_WINDOW: u32 = 4 << 20;
 
 /// Why a call produced no response; `Display` is what the CA reads in the failed entry.
 #[derive(Debug, thiserror::Error)]
@@ -53,19 +58,29 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// A live connection: the handle new streams are opened through, and whether it still takes
+/// them.
+#[derive(Clone)]
+struct Live {
+    sender: SendRequest<Bytes>,
+    /// Set when the connection's task ends, or when a call finds that the connection no
+    /// longer opens streams (the peer said GOAWAY).
+    closed: Arc<AtomicBool>,
+}
+
 /// The connection to one perspective.
 pub struct Channel {
     host: String,
     port: u16,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
-    /// The live connection's handle, if any.
-    current: Mutex<Option<SendRequest<Full<Bytes>>>>,
+    /// The live connection, if any.
+    current: Mutex<Option<Live>>,
     /// Held while dialling, so concurrent calls wait for one new connection instead of each
     /// opening their own.
     dialling: tokio::sync::Mutex<()>,
     /// One permit per HTTP/2 stream the perspective accepts at once: a call beyond that waits
-    /// here (in order), as a small future, rather than as a queued stream with its own task.
+    /// here (in order), as a small future, rather than as a stream queued in the connection.
     streams: tokio::sync::Semaphore,
     /// `…/caa`, `…/dcv` and `…/healthz` of the perspective.
     pub caa: Uri,
@@ -82,6 +97,31 @@ impl std::fmt::Debug for Channel {
             .field("port", &self.port)
             .field("tls", &self.tls.is_some())
             .finish()
+    }
+}
+
+/// A claim on one of a perspective's HTTP/2 streams, from [`Channel::stream`]; held for the
+/// whole exchange.
+#[derive(Debug)]
+pub struct Stream<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+/// A failed attempt, and whether the perspective certainly did not process the request.
+struct Failed {
+    error: CallError,
+    unprocessed: bool,
+}
+
+impl Failed {
+    /// A failure of the stream or connection. RFC 9113 8.7: a stream refused with
+    /// `REFUSED_STREAM`, or above the last stream a `GOAWAY` names, was not processed.
+    fn of(e: &h2::Error, context: &str) -> Failed {
+        let refused = e.is_reset() && e.reason() == Some(h2::Reason::REFUSED_STREAM);
+        Failed {
+            unprocessed: e.is_remote() && (refused || e.is_go_away()),
+            error: CallError::Exchange(format!("{context}{}", describe(e))),
+        }
     }
 }
 
@@ -151,87 +191,85 @@ impl Channel {
         })
     }
 
-    /// Sends one request and reads the whole reply, at most `max_body` bytes of body. A
-    /// request the connection never took (it had closed, or the peer refused the stream before
-    /// processing it) is sent again once on a new connection; checks are read-only, but a
-    /// request is never repeated once it may have reached the perspective.
+    /// Sends `request` with `body` and reads the whole reply: [`stream`](Self::stream), then
+    /// [`send`](Self::send).
     pub async fn exchange(
         &self,
-        method: Method,
-        uri: &Uri,
-        headers: HeaderMap,
+        request: Request<()>,
         body: Bytes,
         max_body: usize,
     ) -> Result<Reply, CallError> {
-        // Held until the reply is read, when the stream is done. Calls beyond the limit wait
-        // here; the state of a running exchange is boxed so that a waiting call stays small.
-        let _stream = self
-            .streams
+        let stream = self.stream().await?;
+        self.send(stream, request, body, max_body).await
+    }
+
+    /// Waits for one of the streams the perspective accepts at once. Calls beyond the limit
+    /// wait here, in order, before they build anything.
+    pub async fn stream(&self) -> Result<Stream<'_>, CallError> {
+        self.streams
             .acquire()
             .await
-            .map_err(|_| CallError::Exchange("the channel is closed".to_owned()))?;
-        Box::pin(self.exchange_now(method, uri, headers, body, max_body)).await
+            .map(|permit| Stream { _permit: permit })
+            .map_err(|_| CallError::Exchange("the channel is closed".to_owned()))
+    }
+
+    /// Sends `request` with `body` on `stream` and reads the whole reply, at most `max_body`
+    /// bytes of body. A request the perspective certainly did not process (the connection had
+    /// closed, or the peer refused the stream or said GOAWAY before it) is sent again once, on
+    /// a new connection if need be; checks are read-only, but a request is never repeated once
+    /// it may have been processed.
+    pub async fn send(
+        &self,
+        stream: Stream<'_>,
+        request: Request<()>,
+        body: Bytes,
+        max_body: usize,
+    ) -> Result<Reply, CallError> {
+        // The state of a running exchange is boxed, so that a call waiting for its stream
+        // stays small; the stream is held until the reply is read.
+        Box::pin(async move {
+            let reply = self.exchange_now(request, body, max_body).await;
+            drop(stream);
+            reply
+        })
+        .await
     }
 
     async fn exchange_now(
         &self,
-        method: Method,
-        uri: &Uri,
-        headers: HeaderMap,
+        mut request: Request<()>,
         body: Bytes,
         max_body: usize,
     ) -> Result<Reply, CallError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(uri.clone())
-            .body(Full::new(body))
-            .map_err(|e| CallError::Exchange(format!("building the request: {e}")))?;
-        *request.headers_mut() = headers;
         let mut retried = false;
-        let response = loop {
-            let mut sender = match self.live() {
-                Some(s) => s,
+        loop {
+            let live = match self.live() {
+                Some(live) => live,
                 // Boxed: the dial's state (TLS and HTTP/2 handshakes) is large and rare.
                 None => Box::pin(self.redial()).await?,
             };
-            match sender.try_send_request(request).await {
-                Ok(response) => break response,
-                Err(mut e) => match e.take_message() {
-                    // `live` drops the connection from use if it has closed.
-                    Some(unsent) if !retried => {
-                        request = unsent;
+            // h2 takes the request even when it fails to send it; a retry needs its copy.
+            let copy = (!retried).then(|| copy_of(&request));
+            match attempt(&live, request, &body, max_body).await {
+                Ok(reply) => return Ok(reply),
+                Err(failed) => match copy {
+                    Some(copy) if failed.unprocessed => {
+                        request = copy;
                         retried = true;
                     }
-                    _ => return Err(CallError::Exchange(describe(&e.into_error()))),
+                    _ => return Err(failed.error),
                 },
             }
-        };
-        let (head, body) = response.into_parts();
-        let body = Limited::new(body, max_body)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<LengthLimitError>() {
-                    CallError::TooLarge(max_body)
-                } else {
-                    CallError::Exchange(format!("the reply broke off: {}", describe(&*e)))
-                }
-            })?
-            .to_bytes();
-        Ok(Reply {
-            status: head.status,
-            headers: head.headers,
-            body,
-        })
+        }
     }
 
     /// A new connection, unless another call made one meanwhile.
-    async fn redial(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
+    async fn redial(&self) -> Result<Live, CallError> {
         let _dialling = self.dialling.lock().await;
-        if let Some(s) = self.live() {
-            return Ok(s);
+        if let Some(live) = self.live() {
+            return Ok(live);
         }
-        let sender = tokio::time::timeout(self.connect_timeout, self.dial())
+        let live = tokio::time::timeout(self.connect_timeout, self.dial())
             .await
             .map_err(|_| {
                 CallError::Connect(format!(
@@ -240,15 +278,15 @@ impl Channel {
                 ))
             })??;
         if let Ok(mut current) = self.current.lock() {
-            *current = Some(sender.clone());
+            *current = Some(live.clone());
         }
-        Ok(sender)
+        Ok(live)
     }
 
-    fn live(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn live(&self) -> Option<Live> {
         let mut current = self.current.lock().ok()?;
         match current.as_ref() {
-            Some(s) if !s.is_closed() => Some(s.clone()),
+            Some(live) if !live.closed.load(Ordering::Acquire) => Some(live.clone()),
             Some(_) => {
                 *current = None;
                 None
@@ -257,7 +295,7 @@ impl Channel {
         }
     }
 
-    async fn dial(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
+    async fn dial(&self) -> Result<Live, CallError> {
         let tcp = match self.host.parse::<IpAddr>() {
             Ok(ip) => TcpStream::connect(SocketAddr::new(ip, self.port)).await,
             Err(_) => TcpStream::connect((self.host.as_str(), self.port)).await,
@@ -268,7 +306,7 @@ impl Channel {
         let peer = tcp
             .peer_addr()
             .map_or_else(|_| self.host.clone(), |a| a.to_string());
-        let sender = match &self.tls {
+        let live = match &self.tls {
             Some((connector, name)) => {
                 let stream = connector
                     .connect(name.clone(), tcp)
@@ -279,66 +317,163 @@ impl Channel {
                         "the perspective did not agree to HTTP/2 (ALPN h2)".to_owned(),
                     ));
                 }
-                handshake(stream, &peer).await?
+                handshake(stream, peer.clone()).await?
             }
-            None => handshake(tcp, &peer).await?,
+            None => handshake(tcp, peer.clone()).await?,
         };
         tracing::info!(perspective.address = %peer, "connected to a perspective");
-        Ok(sender)
+        Ok(live)
     }
 }
 
-/// The HTTP/2 handshake on `io`; the connection then runs as its own task until it closes.
-async fn handshake<T>(io: T, peer: &str) -> Result<SendRequest<Full<Bytes>>, CallError>
+/// One try of a request on `live`: open a stream, send the body, read the whole reply.
+async fn attempt(
+    live: &Live,
+    request: Request<()>,
+    body: &Bytes,
+    max_body: usize,
+) -> Result<Reply, Failed> {
+    let gone = |e: h2::Error| {
+        // The connection opens no more streams: the next call dials a new one.
+        live.closed.store(true, Ordering::Release);
+        Failed {
+            unprocessed: true,
+            error: CallError::Exchange(describe(&e)),
+        }
+    };
+    let mut sender = live.sender.clone().ready().await.map_err(gone)?;
+    let (response, mut send) = sender
+        .send_request(request, body.is_empty())
+        .map_err(gone)?;
+    if !body.is_empty() {
+        // Queued whole; the connection sends it as the perspective's flow control allows.
+        send.send_data(body.clone(), true)
+            .map_err(|e| Failed::of(&e, ""))?;
+    }
+    let (head, mut received) = response.await.map_err(|e| Failed::of(&e, ""))?.into_parts();
+    let broke_off = |e: h2::Error| Failed::of(&e, "the reply broke off: ");
+    // Most replies are one DATA frame, kept as it came; more are joined.
+    let mut whole = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while let Some(chunk) = received.data().await {
+        let chunk = chunk.map_err(broke_off)?;
+        let _ = received.flow_control().release_capacity(chunk.len());
+        let so_far = joined.as_ref().map_or(whole.len(), BytesMut::len);
+        if so_far + chunk.len() > max_body {
+            return Err(Failed {
+                error: CallError::TooLarge(max_body),
+                unprocessed: false,
+            });
+        }
+        match &mut joined {
+            None if whole.is_empty() => whole = chunk,
+            None => {
+                let mut j = BytesMut::from(&whole[..]);
+                j.extend_from_slice(&chunk);
+                joined = Some(j);
+            }
+            Some(j) => j.extend_from_slice(&chunk),
+        }
+    }
+    Ok(Reply {
+        status: head.status,
+        headers: head.headers,
+        body: joined.map_or(whole, BytesMut::freeze),
+    })
+}
+
+/// A copy of a bodiless request's method, URI and headers.
+fn copy_of(request: &Request<()>) -> Request<()> {
+    let mut copy = Request::new(());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+/// The HTTP/2 handshake on `io`; the connection then runs as its own task, pinged every
+/// [`KEEPALIVE_INTERVAL`], until it closes or a ping goes unanswered.
+async fn handshake<T>(io: T, peer: String) -> Result<Live, CallError>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-        .keep_alive_while_idle(true)
-        .handshake(TokioIo::new(io))
+    let (sender, mut connection) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        // Calls the gather cancels reset their streams; remember as many as may be open, so
+        // that their late frames are recognised and ignored.
+        .max_concurrent_reset_streams(mpic_common::serve::MAX_CONCURRENT_STREAMS as usize)
+        .handshake::<_, Bytes>(io)
         .await
         .map_err(|e| CallError::Connect(format!("HTTP/2 handshake: {}", describe(&e))))?;
-    let peer = peer.to_owned();
+    let closed = Arc::new(AtomicBool::new(false));
+    let done = closed.clone();
+    let ping_pong = connection.ping_pong();
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(perspective.address = %peer, error = %describe(&e), "connection to a perspective failed");
+        let keepalive = async move {
+            let Some(mut ping_pong) = ping_pong else {
+                return std::future::pending().await;
+            };
+            loop {
+                tokio::time::sleep(KEEPALIVE_INTERVAL).await;
+                match tokio::time::timeout(KEEPALIVE_TIMEOUT, ping_pong.ping(h2::Ping::opaque()))
+                    .await
+                {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return describe(&e),
+                    Err(_) => {
+                        return format!(
+                            "no answer to a ping within {} s",
+                            KEEPALIVE_TIMEOUT.as_secs()
+                        );
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            ended = &mut connection => {
+                if let Err(e) = ended {
+                    tracing::warn!(perspective.address = %peer, error = %describe(&e), "connection to a perspective failed");
+                }
+            }
+            why = keepalive => {
+                tracing::warn!(perspective.address = %peer, error = %why, "connection to a perspective given up");
+            }
         }
+        done.store(true, Ordering::Release);
+        // Dropping the connection fails the streams still open on it.
     });
-    Ok(sender)
+    Ok(Live { sender, closed })
 }
 
-/// What the CA sees of a transport error: the kind and the innermost cause, never a stack of
-/// internals.
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut root = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        root = s.to_string();
-        source = s.source();
-    }
-    let kind = match e.downcast_ref::<hyper::Error>() {
-        Some(h) if h.is_timeout() => "timed out",
-        Some(h) if h.is_closed() || h.is_canceled() => "the connection closed",
-        Some(h) if h.is_body_write_aborted() || h.is_incomplete_message() => "the reply broke off",
-        _ => "the exchange failed",
-    };
-    let root = mpic_common::text::truncate_for_echo(&root, 200);
-    if root.is_empty() || root == kind {
-        kind.to_owned()
+/// What the CA sees of an HTTP/2 error: what happened, never a stack of internals.
+fn describe(e: &h2::Error) -> String {
+    let text = if let Some(io) = e.get_io() {
+        format!("the connection failed: {io}")
+    } else if e.is_go_away() {
+        format!(
+            "the connection closed (GOAWAY {})",
+            e.reason().map_or_else(String::new, |r| r.to_string())
+        )
+    } else if e.is_reset() {
+        format!(
+            "the stream was reset ({})",
+            e.reason().map_or_else(String::new, |r| r.to_string())
+        )
     } else {
-        format!("{kind}: {root}")
-    }
+        format!("the exchange failed: {e}")
+    };
+    mpic_common::text::truncate_for_echo(&text, 240)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use http::Response;
+    use http::{Method, Response};
+    use http_body_util::Full;
     use hyper::body::Incoming;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A plain-HTTP server on loopback answering every request with its path, counting the
@@ -384,6 +519,13 @@ mod tests {
         (addr, accepted)
     }
 
+    fn request(method: Method, uri: &Uri) -> Request<()> {
+        let mut request = Request::new(());
+        *request.method_mut() = method;
+        *request.uri_mut() = uri.clone();
+        request
+    }
+
     async fn body(r: Reply) -> String {
         String::from_utf8(r.body.to_vec()).unwrap()
     }
@@ -406,7 +548,7 @@ mod tests {
             async move {
                 let uri = if i % 2 == 0 { &c.caa } else { &c.dcv };
                 body(
-                    c.exchange(Method::POST, uri, HeaderMap::new(), Bytes::from("{}"), 100)
+                    c.exchange(request(Method::POST, uri), Bytes::from("{}"), 100)
                         .await
                         .unwrap(),
                 )
@@ -417,7 +559,7 @@ mod tests {
         assert_eq!(paths[0], "/base/caa");
         assert_eq!(paths[1], "/base/dcv");
         for _ in 0..10 {
-            c.exchange(Method::GET, &c.healthz, HeaderMap::new(), Bytes::new(), 100)
+            c.exchange(request(Method::GET, &c.healthz), Bytes::new(), 100)
                 .await
                 .unwrap();
         }
@@ -434,7 +576,7 @@ mod tests {
         let c = channel(addr);
         for _ in 0..10 {
             let r = c
-                .exchange(Method::GET, &c.healthz, HeaderMap::new(), Bytes::new(), 100)
+                .exchange(request(Method::GET, &c.healthz), Bytes::new(), 100)
                 .await
                 .unwrap();
             assert_eq!(body(r).await, "/base/healthz");
@@ -447,6 +589,46 @@ mod tests {
         assert!(n >= 2, "a new connection after a close: {n} accepted");
     }
 
+    /// RFC 9113 8.7: a stream the peer refused with `REFUSED_STREAM` was not processed and is
+    /// sent again; after any other reset it may have been, and it is not.
+    #[tokio::test]
+    async fn a_refused_stream_is_sent_again_other_resets_are_not() {
+        let cases = [
+            (h2::Reason::REFUSED_STREAM, Some("second"), 2),
+            (h2::Reason::INTERNAL_ERROR, None, 1),
+        ];
+        for (reason, answer, requests) in cases {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let seen = Arc::new(AtomicUsize::new(0));
+            let count = seen.clone();
+            tokio::spawn(async move {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut connection = h2::server::handshake(tcp).await.unwrap();
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                        respond.send_reset(reason);
+                    } else {
+                        let mut body = respond.send_response(Response::new(()), false).unwrap();
+                        body.send_data(Bytes::from("second"), true).unwrap();
+                    }
+                }
+            });
+            let c = channel(addr);
+            let got = c
+                .exchange(request(Method::POST, &c.caa), Bytes::from("{}"), 100)
+                .await;
+            match answer {
+                Some(text) => assert_eq!(body(got.unwrap()).await, text),
+                None => {
+                    let e = got.unwrap_err().to_string();
+                    assert!(e.contains("reset"), "{reason:?}: {e}");
+                }
+            }
+            assert_eq!(seen.load(Ordering::SeqCst), requests, "{reason:?}");
+        }
+    }
+
     #[tokio::test]
     async fn nobody_listening_is_a_connect_error() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -454,7 +636,7 @@ mod tests {
         drop(listener);
         let c = channel(addr);
         let e = c
-            .exchange(Method::GET, &c.healthz, HeaderMap::new(), Bytes::new(), 100)
+            .exchange(request(Method::GET, &c.healthz), Bytes::new(), 100)
             .await
             .unwrap_err();
         assert!(matches!(e, CallError::Connect(_)), "{e}");

@@ -54,22 +54,23 @@ impl EntryShape {
 }
 
 /// One perspective call to make: where, who must answer, what to send.
+/// Borrowed from the orchestrator and the request: thousands of calls may wait at once.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub struct Call<'a> {
     /// The perspective's connection.
-    pub channel: std::sync::Arc<Channel>,
+    pub channel: &'a Channel,
     /// The full URL (`…/caa` or `…/dcv`).
-    pub uri: http::Uri,
+    pub uri: &'a http::Uri,
     /// The code that must come back in `x-mpic-perspective`.
-    pub code: String,
+    pub code: &'a str,
     /// The JSON body.
     pub body: Bytes,
     /// Forwarded trace identifier, if any.
-    pub trace_identifier: Option<String>,
+    pub trace_identifier: Option<&'a str>,
 }
 
 /// Makes one call under `timeout`; every failure is a failed entry naming the perspective.
-pub async fn call(call: &Call, shape: EntryShape, timeout: Duration) -> CheckResponse {
+pub async fn call(call: &Call<'_>, shape: EntryShape, timeout: Duration) -> CheckResponse {
     match tokio::time::timeout(timeout, call_inner(call, shape)).await {
         Ok(Ok(response)) => response,
         Ok(Err(message)) => shape.failed(format!("perspective {}: {message}", call.code)),
@@ -81,34 +82,33 @@ pub async fn call(call: &Call, shape: EntryShape, timeout: Duration) -> CheckRes
     }
 }
 
-async fn call_inner(call: &Call, shape: EntryShape) -> Result<CheckResponse, String> {
-    let mut headers = http::HeaderMap::new();
-    mpic_common::telemetry::inject(&tracing::Span::current(), &mut headers);
+async fn call_inner(call: &Call<'_>, shape: EntryShape) -> Result<CheckResponse, String> {
+    // A call waiting for its turn on the connection holds no headers yet.
+    let stream = call.channel.stream().await.map_err(|e| e.to_string())?;
+    let mut request = http::Request::new(());
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = call.uri.clone();
+    let headers = request.headers_mut();
+    mpic_common::telemetry::inject(&tracing::Span::current(), headers);
     headers.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    if let Some(t) = &call.trace_identifier
+    if let Some(t) = call.trace_identifier
         && let Ok(value) = http::HeaderValue::from_str(&sanitize_header(t))
     {
         headers.insert("x-mpic-trace-identifier", value);
     }
     let reply = call
         .channel
-        .exchange(
-            http::Method::POST,
-            &call.uri,
-            headers,
-            call.body.clone(),
-            MAX_REPLY_BYTES,
-        )
+        .send(stream, request, call.body.clone(), MAX_REPLY_BYTES)
         .await
         .map_err(|e| e.to_string())?;
     let who = reply
         .headers
         .get(PERSPECTIVE_HEADER)
         .and_then(|v| v.to_str().ok());
-    if who != Some(call.code.as_str()) {
+    if who != Some(call.code) {
         return Err(format!(
             "the reply names itself {:?}, not {:?}: treated as a misconfiguration",
             who.unwrap_or_default(),
@@ -391,14 +391,13 @@ mod tests {
     /// future must stay small, so the rare, large connection set-up lives behind a box.
     #[test]
     fn a_call_in_flight_is_small() {
-        let channel = std::sync::Arc::new(
+        let channel =
             crate::channel::Channel::new("http://127.0.0.1:1", None, Duration::from_secs(1))
-                .unwrap(),
-        );
+                .unwrap();
         let call = Call {
-            uri: channel.caa.clone(),
-            channel,
-            code: String::new(),
+            uri: &channel.caa,
+            channel: &channel,
+            code: "",
             body: Bytes::new(),
             trace_identifier: None,
         };

@@ -175,22 +175,22 @@ impl Orchestrator {
                 .iter()
                 .map(|&i| {
                     let entry = &self.perspectives[i];
-                    let channel = self.channels[i].clone();
+                    let channel = &*self.channels[i];
                     let call = Call {
                         uri: if path == 0 {
-                            channel.caa.clone()
+                            &channel.caa
                         } else {
-                            channel.dcv.clone()
+                            &channel.dcv
                         },
                         channel,
-                        code: entry.code.clone(),
+                        code: &entry.code,
                         body: body.clone(),
-                        trace_identifier: v.request.trace_identifier.clone(),
+                        trace_identifier: v.request.trace_identifier.as_deref(),
                     };
                     let timeout = self
                         .call_timeout
                         .min(deadline.saturating_duration_since(Instant::now()));
-                    let metrics = self.metrics.clone();
+                    let metrics = &self.metrics;
                     let span = tracing::info_span!(
                         "mpic.perspective_call",
                         otel.name = %format!("call {}", entry.code),
@@ -205,7 +205,7 @@ impl Orchestrator {
                             metrics
                                 .call_duration
                                 .get_or_create(&PerspectiveLabels {
-                                    perspective: call.code.clone(),
+                                    perspective: call.code.to_owned(),
                                 })
                                 .observe(started.elapsed().as_secs_f64());
                             response

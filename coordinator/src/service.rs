@@ -324,13 +324,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let o = &state.orchestrator;
     // Over the same connections as the checks.
     let probes = o.channels.iter().map(|channel| async move {
-        let probe = channel.exchange(
-            axum::http::Method::GET,
-            &channel.healthz,
-            HeaderMap::new(),
-            bytes::Bytes::new(),
-            4096,
-        );
+        let mut request = axum::http::Request::new(());
+        *request.uri_mut() = channel.healthz.clone();
+        let probe = channel.exchange(request, bytes::Bytes::new(), 4096);
         matches!(
             tokio::time::timeout(HEALTH_PROBE_TIMEOUT, probe).await,
             Ok(Ok(r)) if r.status.is_success()
