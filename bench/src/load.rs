@@ -40,8 +40,9 @@ const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
 pub enum Endpoint {
     /// `POST /mpic` on a coordinator.
     Coordinator {
-        /// An HTTP/1.1 client with a large keep-alive pool.
-        client: reqwest::Client,
+        /// The clients, used in turn: one HTTP/1.1 client with a large keep-alive pool, or
+        /// several HTTP/2 clients (a connection each).
+        clients: Vec<reqwest::Client>,
         /// `…/mpic`.
         url: reqwest::Url,
         /// `Bearer <key>`.
@@ -200,10 +201,16 @@ impl Load {
         let call = async {
             match &self.endpoint {
                 Endpoint::Coordinator {
-                    client,
+                    clients,
                     url,
                     authorization,
-                } => coordinator_call(client, url, authorization, prepared).await,
+                } => {
+                    let k = usize::try_from(i).unwrap_or(0) % clients.len().max(1);
+                    let Some(client) = clients.get(k) else {
+                        return Err("no client".to_owned());
+                    };
+                    coordinator_call(client, url, authorization, prepared).await
+                }
                 Endpoint::Direct {
                     client,
                     perspectives,
@@ -650,7 +657,7 @@ mod tests {
         mpic_common::tls::install_crypto_provider();
         Arc::new(Load {
             endpoint: Endpoint::Coordinator {
-                client: reqwest::Client::builder().no_proxy().build().unwrap(),
+                clients: vec![reqwest::Client::builder().no_proxy().build().unwrap()],
                 url,
                 authorization: HeaderValue::from_static("Bearer k"),
             },

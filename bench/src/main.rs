@@ -52,6 +52,15 @@ struct Args {
     /// Closed-loop workers (--mode closed).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// How --mode open/closed connects to the coordinator: `http1`, a keep-alive pool with a
+    /// connection per request in flight (the presets' default), or `http2` (h2c with prior
+    /// knowledge), --h2-connections connections each carrying many requests.
+    #[arg(long, value_enum, default_value_t = Client::Http1)]
+    client: Client,
+    /// HTTP/2 connections to the coordinator (each takes up to 200 concurrent requests, the
+    /// coordinator's stream limit).
+    #[arg(long, default_value_t = 8)]
+    h2_connections: usize,
     /// Length of the one phase of --mode open/closed, seconds.
     #[arg(long, default_value_t = 20)]
     duration: u64,
@@ -151,6 +160,24 @@ impl Scenario {
     }
 }
 
+/// How the bench connects to the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Client {
+    /// HTTP/1.1 keep-alive: one connection per request in flight.
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c): a few connections, many streams each.
+    Http2,
+}
+
+/// Where a phase sends its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// To the coordinator over this kind of connection.
+    Coordinator(Client),
+    /// The same checks straight to the perspectives.
+    Direct,
+}
+
 /// Preset or a single phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -183,8 +210,8 @@ enum Drive {
 struct PhaseSpec {
     name: &'static str,
     drive: Drive,
-    /// Send to the perspectives directly instead of the coordinator.
-    direct: bool,
+    /// Coordinator (and how) or the perspectives directly.
+    route: Route,
     duration: Duration,
     /// A warm-up is not reported.
     recorded: bool,
@@ -199,6 +226,11 @@ enum Base {
     PercentOfMax(u64),
 }
 
+/// The phase with 1,000 requests in flight over HTTP/2 connections.
+const IN_FLIGHT_H2: &str = "1000 in flight, h2";
+/// The phase with 1,000 requests in flight over as many HTTP/1.1 connections.
+const IN_FLIGHT_H1: &str = "1000 in flight";
+
 /// The base rate and phases of a run.
 fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
     let secs = |preset: u64| Duration::from_secs(args.phase_seconds.unwrap_or(preset));
@@ -207,25 +239,29 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
         phases.push(PhaseSpec {
             name: "warm-up",
             drive: Drive::Closed(32),
-            direct: false,
+            route: Route::Coordinator(Client::Http1),
             duration: Duration::from_secs(args.warmup),
             recorded: false,
         });
     }
-    let phase = |name, drive, direct, duration| PhaseSpec {
+    let phase = |name, drive, route, duration| PhaseSpec {
         name,
         drive,
-        direct,
+        route,
         duration,
         recorded: true,
     };
     let one = Times(1, 1);
+    let (h1, h2) = (
+        Route::Coordinator(Client::Http1),
+        Route::Coordinator(Client::Http2),
+    );
     match args.mode {
         Mode::Open => {
             phases.push(phase(
                 "open",
                 Drive::Open(one),
-                false,
+                Route::Coordinator(args.client),
                 Duration::from_secs(args.duration),
             ));
             return (Base::Fixed(args.rate.unwrap_or(1500)), phases);
@@ -234,14 +270,14 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
             phases.push(phase(
                 "closed",
                 Drive::Closed(args.concurrency),
-                false,
+                Route::Coordinator(args.client),
                 Duration::from_secs(args.duration),
             ));
             return (Base::Fixed(args.rate.unwrap_or(0)), phases);
         }
         Mode::Preset => {}
     }
-    let max = |s| phase("max", Drive::Closed(64), false, secs(s));
+    let max = |s| phase("max", Drive::Closed(64), h1, secs(s));
     let base = match (args.rate, args.scenario, args.dns) {
         (Some(r), ..) => Base::Fixed(r),
         (None, Scenario::Caa, DnsMode::Nsd | DnsMode::Kit) => Base::Fixed(1500),
@@ -256,22 +292,22 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
             phases.push(max(15));
             // "Half the sustained rate": half of what this fleet served at most.
             let half = Drive::OpenOfMax(Times(1, 2));
-            phases.push(phase("half rate", half, false, secs(15)));
-            phases.push(phase("half rate", half, true, secs(15)));
-            phases.push(phase(
-                "1000 in flight",
-                Drive::Closed(1000),
-                false,
-                secs(10),
-            ));
-            phases.push(phase("sustained", Drive::Open(one), false, secs(20)));
+            phases.push(phase("half rate", half, h1, secs(15)));
+            phases.push(phase("half rate", half, Route::Direct, secs(15)));
+            // 1,000 requests in flight as an HTTP/2 client sends them (a few connections),
+            // then as HTTP/1.1 clients must (a connection each, which costs the coordinator
+            // hyper's per-connection buffers on top).
+            let in_flight = Drive::Closed(1000);
+            phases.push(phase(IN_FLIGHT_H2, in_flight, h2, secs(10)));
+            phases.push(phase(IN_FLIGHT_H1, in_flight, h1, secs(10)));
+            phases.push(phase("sustained", Drive::Open(one), h1, secs(20)));
         }
         Scenario::DnsChange | Scenario::Http01 => {
             phases.push(max(15));
-            phases.push(phase("sustained", Drive::Open(one), false, secs(20)));
+            phases.push(phase("sustained", Drive::Open(one), h1, secs(20)));
         }
         Scenario::Blackhole => {
-            phases.push(phase("blackhole", Drive::Open(one), false, secs(20)));
+            phases.push(phase("blackhole", Drive::Open(one), h1, secs(20)));
         }
         Scenario::Overload => {
             phases.push(max(10));
@@ -279,10 +315,10 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
             phases.push(phase(
                 "overload 10x",
                 Drive::Open(Times(10, 1)),
-                false,
+                h1,
                 Duration::from_secs(args.phase_seconds.unwrap_or(30)),
             ));
-            phases.push(phase("recovery", Drive::Open(Times(1, 2)), false, secs(10)));
+            phases.push(phase("recovery", Drive::Open(Times(1, 2)), h1, secs(10)));
         }
     }
     (base, phases)
@@ -396,20 +432,45 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 .to_owned(),
         );
     }
-    let coordinator = Arc::new(Load {
-        endpoint: Endpoint::Coordinator {
-            client: reqwest::Client::builder()
-                .http1_only()
-                .pool_max_idle_per_host(args.max_in_flight)
-                .pool_idle_timeout(Duration::from_secs(30))
-                .tcp_nodelay(true)
-                .no_proxy()
-                .build()?,
-            url: reqwest::Url::parse(&url).context("--url")?,
-            authorization: HeaderValue::from_str(&format!("Bearer {api_key}"))?,
-        },
-        requests: requests.clone(),
-    });
+    let url = reqwest::Url::parse(&url).context("--url")?;
+    let authorization = HeaderValue::from_str(&format!("Bearer {api_key}"))?;
+    let coordinator = |clients| {
+        Arc::new(Load {
+            endpoint: Endpoint::Coordinator {
+                clients,
+                url: url.clone(),
+                authorization: authorization.clone(),
+            },
+            requests: requests.clone(),
+        })
+    };
+    let http1 = coordinator(vec![
+        reqwest::Client::builder()
+            .http1_only()
+            .pool_max_idle_per_host(args.max_in_flight)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .build()?,
+    ]);
+    // One client is one HTTP/2 connection (hyper multiplexes a host's requests on one).
+    let http2 = coordinator(
+        (0..args.h2_connections.max(1))
+            .map(|_| {
+                reqwest::Client::builder()
+                    .http2_prior_knowledge()
+                    .tcp_nodelay(true)
+                    .no_proxy()
+                    .build()
+            })
+            .collect::<Result<_, _>>()?,
+    );
+    if args.client == Client::Http2 && args.mode != Mode::Preset {
+        notes.push(format!(
+            "requests sent over {} HTTP/2 connections",
+            args.h2_connections.max(1)
+        ));
+    }
     let direct = fleet.as_ref().map(|f| {
         Arc::new(Load {
             endpoint: Endpoint::Direct {
@@ -433,13 +494,13 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let mut measured_max: Option<u64> = None;
     let mut reports: Vec<PhaseReport> = Vec::new();
     for spec in &phases {
-        let load = if spec.direct {
-            match &direct {
+        let load = match spec.route {
+            Route::Direct => match &direct {
                 Some(d) => Arc::clone(d),
                 None => continue,
-            }
-        } else {
-            Arc::clone(&coordinator)
+            },
+            Route::Coordinator(Client::Http1) => Arc::clone(&http1),
+            Route::Coordinator(Client::Http2) => Arc::clone(&http2),
         };
         let monitor = spec
             .recorded
@@ -469,7 +530,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 eprintln!(
                     "mpic-bench: {}{} open loop, {rate}/s, {} s",
                     spec.name,
-                    if spec.direct { " (direct)" } else { "" },
+                    if spec.route == Route::Direct {
+                        " (direct)"
+                    } else {
+                        ""
+                    },
                     spec.duration.as_secs()
                 );
                 let t =
@@ -490,7 +555,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         }
         let phase = PhaseReport::new(
             spec.name,
-            if spec.direct { "direct" } else { "coordinator" },
+            if spec.route == Route::Direct {
+                "direct"
+            } else {
+                "coordinator"
+            },
             mode,
             offered,
             concurrency,
@@ -572,8 +641,14 @@ fn targets(args: &Args, phases: &[PhaseReport]) -> Vec<report::TargetCheck> {
             ));
         }
     }
-    if let Some(p) = find("1000 in flight", "coordinator") {
-        out.push(report::check_memory(p, 30, 50));
+    let h2 = format!("over {} HTTP/2 connections", args.h2_connections.max(1));
+    for (name, over) in [
+        (IN_FLIGHT_H2, h2.as_str()),
+        (IN_FLIGHT_H1, "over 1,000 HTTP/1.1 connections"),
+    ] {
+        if let Some(p) = find(name, "coordinator") {
+            out.push(report::check_memory(p, over, 30, 50));
+        }
     }
     if let Some(p) = find("blackhole", "coordinator") {
         out.push(report::check_blackhole(p, args.grace_ms, args.call_ms));
@@ -652,6 +727,7 @@ mod tests {
                     "max",
                     "half rate",
                     "half rate",
+                    "1000 in flight, h2",
                     "1000 in flight",
                     "sustained",
                 ],
@@ -665,6 +741,7 @@ mod tests {
                     "max",
                     "half rate",
                     "half rate",
+                    "1000 in flight, h2",
                     "1000 in flight",
                     "sustained",
                 ],
@@ -707,7 +784,13 @@ mod tests {
         let (_, phases) = plan(&args(&["--phase-seconds", "2"]));
         let half: Vec<&PhaseSpec> = phases.iter().filter(|p| p.name == "half rate").collect();
         assert_eq!(half.len(), 2);
-        assert!(!half[0].direct && half[1].direct);
+        assert_eq!(half[0].route, Route::Coordinator(Client::Http1));
+        assert_eq!(half[1].route, Route::Direct);
+        let h2 = phases.iter().find(|p| p.name == IN_FLIGHT_H2).unwrap();
+        assert_eq!(
+            (h2.route, h2.drive),
+            (Route::Coordinator(Client::Http2), Drive::Closed(1000))
+        );
         assert_eq!(half[0].drive, Drive::OpenOfMax(Times(1, 2)));
         assert!(
             phases[1..]

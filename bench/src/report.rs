@@ -318,7 +318,12 @@ pub fn check_blackhole(p: &PhaseReport, grace_ms: u64, call_ms: u64) -> TargetCh
 }
 
 /// The target: peak RSS at 1,000 requests in flight.
-pub fn check_memory(p: &PhaseReport, perspective_mib: u64, coordinator_mib: u64) -> TargetCheck {
+pub fn check_memory(
+    p: &PhaseReport,
+    over: &str,
+    perspective_mib: u64,
+    coordinator_mib: u64,
+) -> TargetCheck {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let coordinator = p
         .memory
@@ -338,7 +343,7 @@ pub fn check_memory(p: &PhaseReport, perspective_mib: u64, coordinator_mib: u64)
         && coordinator <= coordinator_mib * 1024;
     TargetCheck {
         target: format!(
-            "RSS at 1,000 requests in flight: <= {perspective_mib} MiB per perspective, <= {coordinator_mib} MiB coordinator"
+            "RSS at 1,000 requests in flight ({over}): <= {perspective_mib} MiB per perspective, <= {coordinator_mib} MiB coordinator"
         ),
         measured: format!(
             "coordinator {:.1} MiB, largest perspective {:.1} MiB ({} answered, {} errors, {} wrong)",
@@ -789,8 +794,14 @@ mod tests {
         assert_eq!(check_blackhole(&p, 250, 5000).verdict, Verdict::Missed);
 
         let p = phase("1000 in flight", None, 1400.0, 900_000);
-        assert_eq!(check_memory(&p, 30, 50).verdict, Verdict::Met);
-        assert_eq!(check_memory(&p, 30, 35).verdict, Verdict::Missed);
+        assert_eq!(
+            check_memory(&p, "over 8 HTTP/2 connections", 30, 50).verdict,
+            Verdict::Met
+        );
+        assert_eq!(
+            check_memory(&p, "over 8 HTTP/2 connections", 30, 35).verdict,
+            Verdict::Missed
+        );
 
         let phases = vec![phase("a", Some(1), 1.0, 1), phase("b", Some(1), 1.0, 1)];
         assert_eq!(check_connections(&phases, 6).verdict, Verdict::Met);
