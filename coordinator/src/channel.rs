@@ -10,6 +10,7 @@
 //! that is dropped (straggler cancellation, deadlines) resets its stream with `RST_STREAM`;
 //! the connection stays up for the others.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -218,21 +219,20 @@ impl Channel {
     /// closed, or the peer refused the stream or said GOAWAY before it) is sent again once, on
     /// a new connection if need be; checks are read-only, but a request is never repeated once
     /// it may have been processed.
-    pub async fn send(
-        &self,
-        stream: Stream<'_>,
+    pub fn send<'a>(
+        &'a self,
+        stream: Stream<'a>,
         request: Request<()>,
         body: Bytes,
         max_body: usize,
-    ) -> Result<Reply, CallError> {
-        // The state of a running exchange is boxed, so that a call waiting for its stream
-        // stays small; the stream is held until the reply is read.
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Reply, CallError>> + Send + 'a>> {
+        // Boxed, so that a call waiting for its stream stays small; the stream is held until
+        // the reply is read.
         Box::pin(async move {
             let reply = self.exchange_now(request, body, max_body).await;
             drop(stream);
             reply
         })
-        .await
     }
 
     async fn exchange_now(
