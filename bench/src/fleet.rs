@@ -113,6 +113,8 @@ pub struct Fleet {
     /// What the DNS is, for the report.
     pub dns_description: String,
     children: Vec<tokio::process::Child>,
+    /// Process groups of the children started under a wrapper.
+    wrapped: Vec<u32>,
     tasks: Vec<JoinHandle<()>>,
     _kit: Option<Arc<DnsServer>>,
     _world: Option<DnsWorld>,
@@ -123,6 +125,14 @@ impl Drop for Fleet {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
+        }
+        // A wrapped service (heaptrack, perf) is its wrapper's child: it leads a process group
+        // of its own, and the whole group is asked to stop, so that the service shuts down
+        // and the wrapper writes its data.
+        for pid in &self.wrapped {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pid}")])
+                .status();
         }
         for c in &mut self.children {
             let _ = c.start_kill();
@@ -160,6 +170,7 @@ impl Fleet {
         let mut tasks = Vec::new();
         let mut watched = Vec::new();
         let mut children = Vec::new();
+        let mut wrapped = Vec::new();
         let (resolvers, kit, world, dns_description) = start_dns(spec, &mut tasks).await?;
         if let Some(w) = &world {
             let nsd = restart_nsd_without_rate_limit(w).await?;
@@ -295,6 +306,9 @@ impl Fleet {
                 with_children: false,
             },
         );
+        if !spec.coordinator_wrapper.is_empty() {
+            wrapped.extend(child.id());
+        }
         children.push(child);
         let base = format!("http://127.0.0.1:{port}");
         // /readyz needs a default cohort among the perspectives answering /healthz: with a
@@ -321,6 +335,7 @@ impl Fleet {
             watched,
             dns_description,
             children,
+            wrapped,
             tasks,
             _kit: kit,
             _world: world,
@@ -529,7 +544,7 @@ fn spawn(
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
             let mut c = tokio::process::Command::new(program);
-            c.args(args).arg(binary);
+            c.args(args).arg(binary).process_group(0);
             c
         }
         None => tokio::process::Command::new(binary),
