@@ -66,9 +66,11 @@ pub async fn serve(
         // A clone of the router is a reference count; the routes are built once.
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let Some(acceptor) = acceptor else {
+        // Plain and TLS connections are separate tasks, each sized for its own path (a TLS
+        // handshake's state is several KiB that a plain connection need not carry).
+        match acceptor {
+            None => tokio::spawn(async move {
+                let _slot = slot;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, sniff(&tcp)).await {
                     Ok(Some(protocol)) => run(protocol, tcp, service, watcher, peer).await,
                     Ok(None) => {}
@@ -76,27 +78,31 @@ pub async fn serve(
                         tracing::debug!(peer = %peer, "no request within the handshake timeout")
                     }
                 }
-                return;
-            };
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            // RFC 9113 3.2: over TLS, HTTP/2 is what ALPN agreed on; anything else is HTTP/1.1.
-            let protocol = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                Protocol::Http2
-            } else {
-                Protocol::Http1
-            };
-            run(protocol, stream, service, watcher, peer).await;
-        });
+            }),
+            Some(acceptor) => tokio::spawn(async move {
+                let _slot = slot;
+                let stream =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                // RFC 9113 3.2: over TLS, HTTP/2 is what ALPN agreed on; anything else is
+                // HTTP/1.1.
+                let protocol = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    Protocol::Http2
+                } else {
+                    Protocol::Http1
+                };
+                run(protocol, stream, service, watcher, peer).await;
+            }),
+        };
     }
     tokio::select! {
         () = graceful.shutdown() => {}
