@@ -333,18 +333,23 @@ async fn attempt(
     body: &Bytes,
     max_body: usize,
 ) -> Result<Reply, Failed> {
-    let gone = |e: h2::Error| {
-        // The connection opens no more streams: the next call dials a new one.
-        live.closed.store(true, Ordering::Release);
+    // Opening the stream failed, so nothing was sent. If the connection is what failed (it
+    // broke, or the peer said GOAWAY), it opens no more streams: the next call dials a new one
+    // and this request may go there. A request h2 refuses to send is not tried again.
+    let unopened = |e: h2::Error| {
+        let broken = e.is_io() || e.is_go_away() || e.reason().is_some();
+        if broken {
+            live.closed.store(true, Ordering::Release);
+        }
         Failed {
-            unprocessed: true,
+            unprocessed: broken,
             error: CallError::Exchange(describe(&e)),
         }
     };
-    let mut sender = live.sender.clone().ready().await.map_err(gone)?;
+    let mut sender = live.sender.clone().ready().await.map_err(unopened)?;
     let (response, mut send) = sender
         .send_request(request, body.is_empty())
-        .map_err(gone)?;
+        .map_err(unopened)?;
     if !body.is_empty() {
         // Queued whole; the connection sends it as the perspective's flow control allows.
         send.send_data(body.clone(), true)
@@ -627,6 +632,36 @@ mod tests {
             }
             assert_eq!(seen.load(Ordering::SeqCst), requests, "{reason:?}");
         }
+    }
+
+    /// HTTP/2 forbids connection-specific headers (RFC 9113 8.2.2): h2 refuses to send such a
+    /// request. That is the request's fault, not the connection's: it is not sent again, and
+    /// the next call uses the same connection.
+    #[tokio::test]
+    async fn a_request_h2_will_not_send_fails_alone() {
+        let (addr, accepted) = server(None).await;
+        let c = channel(addr);
+        let ok = c
+            .exchange(request(Method::GET, &c.healthz), Bytes::new(), 100)
+            .await
+            .unwrap();
+        assert_eq!(body(ok).await, "/base/healthz");
+        let mut bad = request(Method::GET, &c.healthz);
+        bad.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        assert!(c.exchange(bad, Bytes::new(), 100).await.is_err());
+        let ok = c
+            .exchange(request(Method::GET, &c.caa), Bytes::new(), 100)
+            .await
+            .unwrap();
+        assert_eq!(body(ok).await, "/base/caa");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection throughout"
+        );
     }
 
     #[tokio::test]
