@@ -68,9 +68,9 @@ pub fn init(service: &str) -> Telemetry {
     } else {
         registry.with(json_logs(std::io::stderr)).try_init()
     };
-    Telemetry {
-        provider: provider.filter(|_| installed.is_ok()),
-    }
+    let provider = provider.filter(|_| installed.is_ok());
+    DETAIL_SPANS.store(provider.is_some(), std::sync::atomic::Ordering::Relaxed);
+    Telemetry { provider }
 }
 
 /// The spans JSON log lines list: a request's and a check's, which carry `trace_id` and
@@ -96,6 +96,30 @@ where
         .with_span_list(true)
         .with_writer(writer)
         .with_filter(tracing_subscriber::filter::filter_fn(logged))
+}
+
+/// Set by [`init`] when spans are exported.
+static DETAIL_SPANS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether to build the spans only a trace exporter reads (one per perspective call, per DNS
+/// lookup, per TLS handshake): true when [`init`] installed an OTLP exporter. Logs list only
+/// the request and check spans, and trace ids come from those, so without an exporter the
+/// finer spans would cost CPU and memory for nothing.
+pub fn detail_spans() -> bool {
+    DETAIL_SPANS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `tracing::info_span!(…)` when [`detail_spans`] is on, else a disabled span: for the spans
+/// only a trace exporter reads.
+#[macro_export]
+macro_rules! detail_span {
+    ($($arg:tt)*) => {
+        if $crate::telemetry::detail_spans() {
+            ::tracing::info_span!($($arg)*)
+        } else {
+            ::tracing::Span::none()
+        }
+    };
 }
 
 /// Whether an OTLP endpoint is configured.
@@ -260,6 +284,25 @@ mod tests {
             .split('-')
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Without an exporter the finer spans are not built, and a call's `traceparent` names the
+    /// span it runs in (the request's) instead; with one, they are.
+    #[test]
+    fn detail_spans_exist_only_for_an_exporter() {
+        let subscriber = tracing_subscriber::registry().with(TraceIds);
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(!detail_spans(), "init installed no exporter in this test");
+            let request = tracing::info_span!("mpic.request");
+            let call = request.in_scope(|| crate::detail_span!("mpic.perspective_call"));
+            assert!(call.is_disabled());
+            let mut headers = http::HeaderMap::new();
+            request.in_scope(|| call.in_scope(|| inject(&tracing::Span::current(), &mut headers)));
+            let sent = traceparent(&headers);
+            let mut own = http::HeaderMap::new();
+            inject(&request, &mut own);
+            assert_eq!(sent, traceparent(&own), "the request's ids go out");
+        });
     }
 
     #[test]

@@ -191,7 +191,7 @@ impl Orchestrator {
                         .call_timeout
                         .min(deadline.saturating_duration_since(Instant::now()));
                     let metrics = &self.metrics;
-                    let span = tracing::info_span!(
+                    let span = mpic_common::detail_span!(
                         "mpic.perspective_call",
                         otel.name = %format!("call {}", entry.code),
                         perspective.code = %entry.code,

@@ -260,7 +260,7 @@ impl DnsClient {
     /// UDP, repeating over TCP when the answer is truncated; the whole exchange is bounded by
     /// the client's timeout.
     pub async fn query(&self, name: &str, rtype: RecordType) -> Result<DnsAnswer, DnsError> {
-        let span = tracing::info_span!(
+        let span = mpic_common::detail_span!(
             "dns.lookup",
             otel.name = %format!("DNS {rtype}"),
             dns.name = name,

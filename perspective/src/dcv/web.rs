@@ -257,7 +257,7 @@ async fn fetch(
         .map_err(|failure| Box::new(failed(method, &failure, None)))?;
     let empty = BTreeMap::new();
     // The span names scheme and host only: the path carries the token, which is not logged.
-    let span = tracing::info_span!(
+    let span = mpic_common::detail_span!(
         "http.fetch",
         otel.name = %format!("HTTP {scheme}"),
         url.scheme = scheme,
