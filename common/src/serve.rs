@@ -133,6 +133,7 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// means h2c, anything else HTTP/1.1. `None` if the client closed before sending anything.
 async fn sniff(tcp: &TcpStream) -> Option<Protocol> {
     let mut first = [0u8; 3];
+    let mut pause = Duration::from_millis(1);
     loop {
         let n = tcp.peek(&mut first).await.ok()?;
         if n == 0 {
@@ -141,7 +142,12 @@ async fn sniff(tcp: &TcpStream) -> Option<Protocol> {
         match classify(&first[..n]) {
             Some(protocol) => return Some(protocol),
             // "P" or "PR" so far: wait for the third byte ("PRI" is not an HTTP/1 method).
-            None => tokio::time::sleep(Duration::from_millis(1)).await,
+            // Peeking returns at once while those bytes sit there, so back off: a client
+            // that stalls here costs a few wake-ups a second until the handshake timeout.
+            None => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
         }
     }
 }
@@ -249,6 +255,30 @@ mod tests {
         for (seen, want) in cases {
             assert_eq!(classify(seen), want, "{:?}", String::from_utf8_lossy(seen));
         }
+    }
+
+    /// A request whose first byte arrives alone ("P", which could begin the HTTP/2 preface)
+    /// is still served once the rest comes.
+    #[tokio::test]
+    async fn a_request_split_after_its_first_byte_is_served() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().fallback(|| async { "ok" });
+        tokio::spawn(serve(listener, router, None, 8, std::future::pending()));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(b"P").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        stream
+            .write_all(b"OST / HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 
     /// A plain listener serves HTTP/1.1 and h2c on the same port.
