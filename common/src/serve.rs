@@ -228,6 +228,21 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+    /// A plain-HTTP server on loopback answering "ok", holding at most `max_connections`.
+    async fn plain_server(max_connections: usize) -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().fallback(|| async { "ok" });
+        tokio::spawn(serve(
+            listener,
+            router,
+            None,
+            max_connections,
+            std::future::pending(),
+        ));
+        addr
+    }
+
     async fn get(stream: &mut tokio::net::TcpStream) -> std::io::Result<String> {
         stream
             .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -261,10 +276,7 @@ mod tests {
     /// is still served once the rest comes.
     #[tokio::test]
     async fn a_request_split_after_its_first_byte_is_served() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = Router::new().fallback(|| async { "ok" });
-        tokio::spawn(serve(listener, router, None, 8, std::future::pending()));
+        let addr = plain_server(8).await;
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.write_all(b"P").await.unwrap();
         tokio::time::sleep(Duration::from_millis(30)).await;
@@ -284,10 +296,7 @@ mod tests {
     /// A plain listener serves HTTP/1.1 and h2c on the same port.
     #[tokio::test]
     async fn plain_connections_speak_http1_or_h2c() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = Router::new().fallback(|| async { "ok" });
-        tokio::spawn(serve(listener, router, None, 8, std::future::pending()));
+        let addr = plain_server(8).await;
         let mut http1 = tokio::net::TcpStream::connect(addr).await.unwrap();
         assert!(get(&mut http1).await.unwrap().starts_with("HTTP/1.1 200"));
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -308,10 +317,7 @@ mod tests {
     /// connection closes, then is served.
     #[tokio::test]
     async fn connections_beyond_the_limit_wait_for_a_free_slot() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = Router::new().fallback(|| async { "ok" });
-        tokio::spawn(serve(listener, router, None, 2, std::future::pending()));
+        let addr = plain_server(2).await;
         let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
         let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
         assert!(get(&mut first).await.unwrap().starts_with("HTTP/1.1 200"));
