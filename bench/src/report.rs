@@ -583,9 +583,8 @@ pub fn render(r: &Report) -> String {
     out
 }
 
-/// The processes of every phase, in first-seen order.
-/// A table with a row per process and a column per phase; `cell` gives a process's value in
-/// a phase, `-` where there is none.
+/// A table with a row per process and a column per phase, as wide as the longest phase name;
+/// `cell` gives a process's value in a phase, `-` where there is none.
 fn per_process(
     out: &mut String,
     r: &Report,
@@ -594,9 +593,16 @@ fn per_process(
 ) {
     let _ = writeln!(out);
     let _ = writeln!(out, "{title}");
+    let width = r
+        .phases
+        .iter()
+        .map(|p| p.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     let _ = write!(out, "  {:<26}", "process");
     for p in &r.phases {
-        let _ = write!(out, " {:>12}", truncate(&p.name, 12));
+        let _ = write!(out, " {:>width$}", p.name);
     }
     let _ = writeln!(out);
     for name in process_names(r) {
@@ -608,12 +614,13 @@ fn per_process(
                 .find(|m| m.name == name)
                 .and_then(|m| cell(p, m))
                 .unwrap_or_else(|| "-".to_owned());
-            let _ = write!(out, " {value:>12}");
+            let _ = write!(out, " {value:>width$}");
         }
         let _ = writeln!(out);
     }
 }
 
+/// The processes of every phase, in first-seen order.
 fn process_names(r: &Report) -> Vec<&str> {
     r.phases
         .iter()
@@ -624,10 +631,6 @@ fn process_names(r: &Report) -> Vec<&str> {
             }
             v
         })
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 #[cfg(test)]
