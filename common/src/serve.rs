@@ -23,7 +23,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// Open connections a service holds unless configured otherwise. Each costs tens of KiB (an
-/// HTTP/1 connection: hyper's 16 KiB read and 8 KiB write buffers and its state); the limit
+/// HTTP/1 connection: hyper's 8 KiB read and 8 KiB write buffers and its state); the limit
 /// bounds the memory a connection flood can take.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 

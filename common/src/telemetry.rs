@@ -287,7 +287,7 @@ mod tests {
     }
 
     /// Without an exporter the finer spans are not built, and a call's `traceparent` names the
-    /// span it runs in (the request's) instead; with one, they are.
+    /// span it runs in (the request's) instead.
     #[test]
     fn detail_spans_exist_only_for_an_exporter() {
         let subscriber = tracing_subscriber::registry().with(TraceIds);

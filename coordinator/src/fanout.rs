@@ -53,8 +53,8 @@ impl EntryShape {
     }
 }
 
-/// One perspective call to make: where, who must answer, what to send.
-/// Borrowed from the orchestrator and the request: thousands of calls may wait at once.
+/// One perspective call to make: where, who must answer, what to send. Borrowed from the
+/// orchestrator and the request, since thousands of calls may wait at once.
 #[derive(Debug, Clone)]
 pub struct Call<'a> {
     /// The perspective's connection.

@@ -292,7 +292,11 @@ async fn handshake(
     .await
     .map_err(Failure::Net)?;
     let ip = connected.ip;
-    let span = mpic_common::detail_span!("tls.handshake", otel.name = "TLS acme-tls/1", server.address = %ip);
+    let span = mpic_common::detail_span!(
+        "tls.handshake",
+        otel.name = "TLS acme-tls/1",
+        server.address = %ip
+    );
     let tls = tokio_rustls::TlsConnector::from(ctx.web.tls_alpn.clone())
         .connect(server_name, connected.stream)
         .instrument(span)
