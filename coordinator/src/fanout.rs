@@ -69,16 +69,12 @@ pub struct Call<'a> {
     pub trace_identifier: Option<&'a str>,
 }
 
-/// Makes one call under `timeout`; every failure is a failed entry naming the perspective.
-pub async fn call(call: &Call<'_>, shape: EntryShape, timeout: Duration) -> CheckResponse {
-    match tokio::time::timeout(timeout, call_inner(call, shape)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(message)) => shape.failed(format!("perspective {}: {message}", call.code)),
-        Err(_) => shape.failed(format!(
-            "perspective {}: no answer within {} ms",
-            call.code,
-            timeout.as_millis()
-        )),
+/// Makes one call; every failure is a failed entry naming the perspective. Its time limit is
+/// kept by [`gather`], which drops the call when it runs out.
+pub async fn call(call: Call<'_>, shape: EntryShape) -> CheckResponse {
+    match call_inner(&call, shape).await {
+        Ok(response) => response,
+        Err(message) => shape.failed(format!("perspective {}: {message}", call.code)),
     }
 }
 
@@ -158,38 +154,84 @@ pub enum Fate {
     Deadline,
 }
 
-/// Collects the answers of one attempt's calls (in cohort order). Once the verdict is settled
-/// (no pending answer can change it), stragglers get `grace`; then, or at `deadline`, every
-/// call still pending is dropped (cancelled) and recorded as not completed.
+/// One call of an attempt, for [`gather`].
+#[derive(Debug)]
+pub struct Pending<'a, F> {
+    /// The perspective's RIR, for the tally.
+    pub rir: Rir,
+    /// The perspective's code, for the entry when it runs out of time.
+    pub code: &'a str,
+    /// The call.
+    pub answer: F,
+}
+
+/// The time limits of one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Each call's own limit, from the start of the attempt.
+    pub call_timeout: Duration,
+    /// How long stragglers get once the verdict is settled.
+    pub grace: Duration,
+    /// The request's deadline: nothing runs past it.
+    pub deadline: Instant,
+}
+
+/// Collects the answers of one attempt's calls (in cohort order). A call still pending after
+/// `call_timeout` has failed (`no answer within … ms`), unless the request deadline comes
+/// first or at the same time. Once the verdict is settled (no pending answer can change it),
+/// stragglers get `grace`; then, or at the request deadline, every call still pending is
+/// dropped (cancelled) and recorded as not completed.
+///
+/// One timer serves all the calls: thousands of calls may be in flight at once.
 pub async fn gather<F>(
-    calls: Vec<(Rir, F)>,
+    calls: Vec<Pending<'_, F>>,
     quorum: u32,
-    grace: Duration,
-    deadline: Instant,
+    limits: Limits,
     shape: EntryShape,
 ) -> Vec<(CheckResponse, Fate)>
 where
     F: Future<Output = CheckResponse>,
 {
     let n = u32::try_from(calls.len()).unwrap_or(u32::MAX);
-    let rirs: Vec<Rir> = calls.iter().map(|(r, _)| *r).collect();
+    let rirs: Vec<Rir> = calls.iter().map(|c| c.rir).collect();
+    let codes: Vec<&str> = calls.iter().map(|c| c.code).collect();
     let mut pending: FuturesUnordered<_> = calls
         .into_iter()
         .enumerate()
-        .map(|(i, (_, f))| async move { (i, f.await) })
+        .map(|(i, c)| async move { (i, c.answer.await) })
         .collect();
     let started = Instant::now();
+    let deadline = limits.deadline;
+    // At the request deadline the request's own rule wins: the call did not run out of its time.
+    let call_deadline = Some(started + limits.call_timeout).filter(|&c| c < deadline);
     let mut answers: Vec<Option<(CheckResponse, Duration)>> = vec![None; rirs.len()];
     let mut grace_until: Option<Instant> = None;
     while !pending.is_empty() {
-        let wake = grace_until.map_or(deadline, |g| g.min(deadline));
+        let wake = [grace_until, call_deadline]
+            .into_iter()
+            .flatten()
+            .fold(deadline, Instant::min);
         tokio::select! {
             next = pending.next() => {
                 if let Some((i, response)) = next {
                     answers[i] = Some((response, started.elapsed()));
                 }
             }
-            () = tokio::time::sleep_until(wake) => break,
+            () = tokio::time::sleep_until(wake) => {
+                if Some(wake) == call_deadline && grace_until.is_none_or(|g| g > wake) {
+                    let took = started.elapsed();
+                    for (answer, code) in answers.iter_mut().zip(&codes) {
+                        if answer.is_none() {
+                            let message = format!(
+                                "perspective {code}: no answer within {} ms",
+                                limits.call_timeout.as_millis()
+                            );
+                            *answer = Some((shape.failed(message), took));
+                        }
+                    }
+                }
+                break;
+            }
         }
         if grace_until.is_none() {
             let answered: Vec<Outcome> = answers
@@ -204,7 +246,7 @@ where
                 .map(|(_, rir)| *rir)
                 .collect();
             if settled(n, quorum, &answered, &waiting).is_some() {
-                grace_until = Some(Instant::now() + grace);
+                grace_until = Some(Instant::now() + limits.grace);
             }
         }
     }
@@ -268,23 +310,42 @@ mod tests {
         Box::pin(std::future::pending())
     }
 
+    const CODES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+    /// The calls, coded "a", "b", … in order.
+    fn pending(calls: Vec<(Rir, Boxed)>) -> Vec<Pending<'static, Boxed>> {
+        calls
+            .into_iter()
+            .zip(CODES)
+            .map(|((rir, answer), code)| Pending { rir, code, answer })
+            .collect()
+    }
+
+    /// No call limit of its own before the request deadline.
+    fn limits(grace: Duration, deadline: Instant) -> Limits {
+        Limits {
+            call_timeout: deadline - Instant::now(),
+            grace,
+            deadline,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn early_verdict_returns_after_the_grace_not_the_deadline() {
         use Rir::*;
         let start = Instant::now();
-        let calls: Vec<(Rir, Boxed)> = vec![
+        let calls: Vec<Pending<'_, Boxed>> = pending(vec![
             (Arin, after(10, pass())),
             (RipeNcc, after(20, pass())),
             (Apnic, after(30, pass())),
             (Lacnic, after(40, pass())),
             (Afrinic, after(50, pass())),
             (Arin, never()),
-        ];
+        ]);
         let out: Vec<CheckResponse> = gather(
             calls,
             4,
-            Duration::from_millis(250),
-            start + Duration::from_secs(15),
+            limits(Duration::from_millis(250), start + Duration::from_secs(15)),
             shape(),
         )
         .await
@@ -315,19 +376,18 @@ mod tests {
         use Rir::*;
         let start = Instant::now();
         let fail = || shape().failed("x");
-        let calls: Vec<(Rir, Boxed)> = vec![
+        let calls: Vec<Pending<'_, Boxed>> = pending(vec![
             (Arin, after(10, fail())),
             (RipeNcc, after(10, fail())),
             (Apnic, after(10, fail())),
             (Lacnic, never()),
             (Afrinic, never()),
             (Arin, never()),
-        ];
+        ]);
         let out: Vec<CheckResponse> = gather(
             calls,
             4,
-            Duration::from_millis(100),
-            start + Duration::from_secs(15),
+            limits(Duration::from_millis(100), start + Duration::from_secs(15)),
             shape(),
         )
         .await
@@ -342,16 +402,15 @@ mod tests {
     async fn the_request_deadline_bounds_everything() {
         use Rir::*;
         let start = Instant::now();
-        let calls: Vec<(Rir, Boxed)> = vec![
+        let calls: Vec<Pending<'_, Boxed>> = pending(vec![
             (Arin, never()),
             (RipeNcc, never()),
             (Apnic, after(5, pass())),
-        ];
+        ]);
         let out: Vec<CheckResponse> = gather(
             calls,
             2,
-            Duration::from_millis(100),
-            start + Duration::from_secs(2),
+            limits(Duration::from_millis(100), start + Duration::from_secs(2)),
             shape(),
         )
         .await
@@ -371,12 +430,12 @@ mod tests {
     async fn everyone_answering_needs_no_grace() {
         use Rir::*;
         let start = Instant::now();
-        let calls: Vec<(Rir, Boxed)> = vec![(Arin, after(5, pass())), (RipeNcc, after(7, pass()))];
+        let calls: Vec<Pending<'_, Boxed>> =
+            pending(vec![(Arin, after(5, pass())), (RipeNcc, after(7, pass()))]);
         let out: Vec<CheckResponse> = gather(
             calls,
             1,
-            Duration::from_millis(500),
-            start + Duration::from_secs(2),
+            limits(Duration::from_millis(500), start + Duration::from_secs(2)),
             shape(),
         )
         .await
@@ -385,6 +444,62 @@ mod tests {
         .collect();
         assert_eq!(start.elapsed(), Duration::from_millis(7));
         assert!(out.iter().all(|r| r.check_passed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_out_of_its_time_fails_and_names_its_limit() {
+        use Rir::*;
+        let start = Instant::now();
+        let calls = pending(vec![
+            (Arin, after(10, pass())),
+            (RipeNcc, never()),
+            (Apnic, after(3000, pass())),
+        ]);
+        let limits = Limits {
+            call_timeout: Duration::from_secs(1),
+            grace: Duration::from_millis(250),
+            deadline: start + Duration::from_secs(15),
+        };
+        let out = gather(calls, 3, limits, shape()).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert!(out[0].0.check_passed);
+        assert_eq!(out[0].1, Fate::Finished(Duration::from_millis(10)));
+        for (i, code) in [(1, "b"), (2, "c")] {
+            let (response, fate) = &out[i];
+            assert!(!response.check_completed && !response.check_passed);
+            let error = &response.errors.as_ref().unwrap()[0];
+            assert_eq!(error.error_type, error_type::COORDINATOR_REMOTE_CHECK);
+            assert_eq!(
+                error.error_message,
+                format!("perspective {code}: no answer within 1000 ms")
+            );
+            assert_eq!(*fate, Fate::Finished(Duration::from_secs(1)));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_call_limit_inside_the_grace_fails_the_stragglers() {
+        use Rir::*;
+        let start = Instant::now();
+        let calls = pending(vec![
+            (Arin, after(10, pass())),
+            (RipeNcc, after(20, pass())),
+            (Apnic, never()),
+        ]);
+        let limits = Limits {
+            call_timeout: Duration::from_millis(100),
+            grace: Duration::from_millis(250),
+            deadline: start + Duration::from_secs(15),
+        };
+        // Quorum 2 of 3 is settled at 20 ms; the call limit (100 ms) ends before the grace.
+        let out = gather(calls, 2, limits, shape()).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+        assert_eq!(out[2].1, Fate::Finished(Duration::from_millis(100)));
+        assert!(
+            out[2].0.errors.as_ref().unwrap()[0]
+                .error_message
+                .ends_with("no answer within 100 ms")
+        );
     }
 
     /// Thousands of calls may be in flight (1,000 requests × 6 perspectives): each call's
@@ -402,7 +517,7 @@ mod tests {
             body: Bytes::new(),
             trace_identifier: None,
         };
-        let future = super::call(&call, shape(), Duration::from_secs(1));
+        let future = super::call(call, shape());
         let size = std::mem::size_of_val(&future);
         assert!(size <= 512, "a call's future is {size} bytes");
     }

@@ -9,7 +9,6 @@ use mpic_common::api::{
     ActualOrchestrationParameters, CaaPerspectiveRequest, CheckResponse, CheckType,
     DcvPerspectiveRequest, EchoedParameters, MpicRequest, MpicResponse, PerspectiveResult,
 };
-use mpic_common::config::Rir;
 use mpic_common::target::Target;
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -17,7 +16,7 @@ use tracing::Instrument as _;
 use crate::channel::Channel;
 use crate::cohort::{self, Member};
 use crate::config::PerspectiveEntry;
-use crate::fanout::{self, Call, EntryShape, Fate};
+use crate::fanout::{self, Call, EntryShape, Fate, Limits, Pending};
 use crate::metrics::{CallLabels, CheckTypeLabels, PerspectiveLabels};
 use crate::quorum::{self, Plan};
 
@@ -171,7 +170,7 @@ impl Orchestrator {
             if k > first && Instant::now() >= deadline {
                 break;
             }
-            let calls: Vec<(Rir, _)> = cohort
+            let calls: Vec<_> = cohort
                 .iter()
                 .map(|&i| {
                     let entry = &self.perspectives[i];
@@ -187,36 +186,28 @@ impl Orchestrator {
                         body: body.clone(),
                         trace_identifier: v.request.trace_identifier.as_deref(),
                     };
-                    let timeout = self
-                        .call_timeout
-                        .min(deadline.saturating_duration_since(Instant::now()));
-                    let metrics = &self.metrics;
                     let span = mpic_common::detail_span!(
                         "mpic.perspective_call",
                         otel.name = %format!("call {}", entry.code),
                         perspective.code = %entry.code,
                         attempt = k + 1,
                     );
-                    (
-                        entry.rir,
-                        async move {
-                            let started = Instant::now();
-                            let response = fanout::call(&call, shape, timeout).await;
-                            metrics
-                                .call_duration
-                                .get_or_create(&PerspectiveLabels {
-                                    perspective: call.code.to_owned(),
-                                })
-                                .observe(started.elapsed().as_secs_f64());
-                            response
-                        }
-                        .instrument(span),
-                    )
+                    Pending {
+                        rir: entry.rir,
+                        code: &entry.code,
+                        answer: fanout::call(call, shape).instrument(span),
+                    }
                 })
                 .collect();
+            let limits = Limits {
+                call_timeout: self
+                    .call_timeout
+                    .min(deadline.saturating_duration_since(Instant::now())),
+                grace: self.grace,
+                deadline,
+            };
             let gathering = Instant::now();
-            let answers =
-                fanout::gather(calls, plan.quorum_count, self.grace, deadline, shape).await;
+            let answers = fanout::gather(calls, plan.quorum_count, limits, shape).await;
             waited += gathering.elapsed();
             self.metrics
                 .attempts
@@ -225,6 +216,15 @@ impl Orchestrator {
                 })
                 .inc();
             for (&i, (response, fate)) in cohort.iter().zip(&answers) {
+                let code = &self.perspectives[i].code;
+                if let Fate::Finished(took) = fate {
+                    self.metrics
+                        .call_duration
+                        .get_or_create(&PerspectiveLabels {
+                            perspective: code.clone(),
+                        })
+                        .observe(took.as_secs_f64());
+                }
                 let outcome = match (fate, response.check_completed, response.check_passed) {
                     (Fate::Cancelled, ..) => "cancelled",
                     (Fate::Deadline, ..) => "failed",
@@ -236,7 +236,7 @@ impl Orchestrator {
                 self.metrics
                     .calls
                     .get_or_create(&CallLabels {
-                        perspective: self.perspectives[i].code.clone(),
+                        perspective: code.clone(),
                         outcome: outcome.to_owned(),
                     })
                     .inc();
