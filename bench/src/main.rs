@@ -105,11 +105,13 @@ struct Args {
     #[arg(long, default_value = "info")]
     log_filter: String,
     /// Extra environment of the coordinator and perspectives, as KEY=VALUE (repeatable), e.g.
-    /// `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2` to try another allocator.
+    /// `_RJEM_MALLOC_CONF=narenas:2` (the coordinator's jemalloc) or `MALLOC_ARENA_MAX=1`
+    /// (the perspectives' glibc malloc) to try another allocator setting.
     #[arg(long = "service-env", value_name = "KEY=VALUE")]
     service_env: Vec<String>,
     /// Start the coordinator under this command (split on spaces), e.g.
-    /// `heaptrack -o /tmp/coordinator` or `perf record -g -o /tmp/c.data --`. Memory is then
+    /// `heaptrack -o /tmp/coordinator` (with a coordinator built with `--no-default-features`,
+    /// since heaptrack sees only malloc) or `perf record -g -o /tmp/c.data --`. Memory is then
     /// the wrapper's.
     #[arg(long, value_name = "COMMAND")]
     coordinator_wrapper: Option<String>,

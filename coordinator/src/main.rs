@@ -25,6 +25,7 @@ struct Args {
 /// by the arenas: a request's allocations move between tokio workers with its task. Now it
 /// holds about 45 MiB, drops back to about 33 MiB once the burst is over, and spends no more
 /// CPU per request on the benchmark (README, "Benchmark").
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -72,7 +73,7 @@ async fn main() -> ExitCode {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "jemalloc"))]
 mod tests {
     /// The setting is built into the allocator (a build without `.cargo/config.toml`'s
     /// environment would run jemalloc's default of four arenas per CPU).
