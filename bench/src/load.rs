@@ -325,7 +325,12 @@ fn transport_kind(e: &reqwest::Error) -> String {
     } else if e.is_body() || e.is_decode() {
         "body".to_owned()
     } else {
-        "transport".to_owned()
+        // The innermost cause says what went wrong (e.g. an HTTP/2 stream or connection error).
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        format!("transport ({cause})")
     }
 }
 
