@@ -97,6 +97,30 @@ async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
     response
 }
 
+/// How long a shed request's body may take to arrive before the 503 goes out anyway.
+const SHED_BODY_WAIT: Duration = Duration::from_secs(1);
+
+/// Reads a shed request's body to its end (at most `limit` bytes, for at most
+/// [`SHED_BODY_WAIT`]) and drops it, so that the exchange ends cleanly. Answered before its
+/// body is in, an HTTP/2 stream is reset, and the client's DATA frames still on their way
+/// arrive on a stream the server has forgotten; h2 answers each with a reset of its own and,
+/// after 1,024 of them, closes the connection with `ENHANCE_YOUR_CALM`, failing the requests
+/// it was serving. An HTTP/1.1 connection with an unread body cannot be reused.
+async fn discard(body: Body, limit: usize) {
+    use futures_util::StreamExt as _;
+    let mut chunks = body.into_data_stream();
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(SHED_BODY_WAIT, async {
+        while let Some(Ok(chunk)) = chunks.next().await {
+            seen = seen.saturating_add(chunk.len());
+            if seen > limit {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// The request itself; returns the response and its metric labels (check type, method,
 /// verdict).
 async fn handle(
@@ -110,9 +134,10 @@ async fn handle(
     if !state.keys.allows(&headers) {
         return (error(StatusCode::UNAUTHORIZED, "unauthorized"), unknown());
     }
-    // Shed before reading and parsing the body: under overload that work is wasted too.
+    // Shed before parsing the body: under overload that work is wasted too.
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         state.metrics.shed.inc();
+        discard(body, state.max_body_bytes).await;
         return (http::overloaded(), unknown());
     };
     let request: MpicRequest = match http::read_json(&headers, body, state.max_body_bytes).await {

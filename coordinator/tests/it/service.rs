@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{API_KEY, FleetSpec, Kind, all_real, dns, fleet};
+use crate::support::{API_KEY, Fleet, FleetSpec, Kind, all_real, dns, fleet};
 
 fn codes(perspectives: &Value) -> Vec<String> {
     perspectives
@@ -413,12 +413,20 @@ async fn readiness_follows_the_perspectives() {
     assert_eq!(r.status(), 503, "a default cohort of 6 needs all six");
 }
 
-#[tokio::test]
-async fn load_beyond_the_limit_is_shed_not_queued() {
+/// A coordinator with one request slot, held by a request to six perspectives that never
+/// answer (it completes after `call_ms`), and the 503 a second request got meanwhile.
+async fn only_slot_held(
+    call_ms: u64,
+) -> (
+    mpic_tests::dns::DnsServer,
+    Fleet,
+    tokio::task::JoinHandle<reqwest::StatusCode>,
+    reqwest::Response,
+) {
     let dns = dns().await;
     let mut spec = FleetSpec::new(vec![Kind::Hangs; 6], dns.addr());
     spec.max_concurrent_requests = 1;
-    spec.timeouts.perspective_call_ms = 1_500;
+    spec.timeouts.perspective_call_ms = call_ms;
     let f = fleet(spec).await;
     let slow = {
         let client = f.client.clone();
@@ -435,7 +443,6 @@ async fn load_beyond_the_limit_is_shed_not_queued() {
         })
     };
     // Let the first request take the only slot.
-    let mut shed = None;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let r = f
@@ -447,11 +454,78 @@ async fn load_beyond_the_limit_is_shed_not_queued() {
             .await
             .unwrap();
         if r.status() == 503 {
-            shed = Some(r);
-            break;
+            return (dns, f, slow, r);
         }
     }
-    let shed = shed.expect("a second request while the first holds the only slot is shed");
+    panic!("a second request while the first holds the only slot is shed");
+}
+
+/// A shed request's body is read before the 503 goes out, so an HTTP/2 stream ends cleanly
+/// instead of being reset while the client's DATA is still on its way (h2 closes a connection
+/// after 1,024 resets of its own for such late frames, failing the requests it was serving);
+/// a body that never comes delays the 503 by at most a second.
+#[tokio::test]
+async fn a_shed_request_over_http2_waits_for_its_body_then_ends_cleanly() {
+    let (_dns, f, slow, _) = only_slot_held(3_000).await;
+
+    let uri: http::Uri = f.url.parse().unwrap();
+    let tcp = tokio::net::TcpStream::connect(uri.authority().unwrap().as_str())
+        .await
+        .unwrap();
+    let (mut h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = || {
+        http::Request::post(uri.clone())
+            .header("authorization", format!("Bearer {API_KEY}"))
+            .header("content-type", "application/json")
+            .body(())
+            .unwrap()
+    };
+
+    // The body comes 300 ms after the headers; the 503 waits for it.
+    let (mut response, mut body) = h2.send_request(request(), false).unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut response)
+            .await
+            .is_err(),
+        "answered before the body arrived"
+    );
+    body.send_data(r#"{"domain_or_ip_target": "example.com"}"#.into(), true)
+        .unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let mut answer = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = answer.data().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bytes).unwrap(),
+        json!({"error": "overloaded"})
+    );
+
+    // A body that never comes: the 503 goes out after the bounded wait.
+    let mut h2 = h2.ready().await.unwrap();
+    let started = Instant::now();
+    let (response, _body) = h2.send_request(request(), false).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), response)
+        .await
+        .expect("a 503 within the bounded wait")
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(slow.await.unwrap(), 200, "the request in flight completes");
+}
+
+#[tokio::test]
+async fn load_beyond_the_limit_is_shed_not_queued() {
+    let (_dns, f, slow, shed) = only_slot_held(1_500).await;
     assert_eq!(shed.headers()["retry-after"], "1");
     assert_eq!(
         shed.json::<Value>().await.unwrap(),
