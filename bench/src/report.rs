@@ -387,7 +387,7 @@ pub fn check_connections(phases: &[PhaseReport], perspectives: usize) -> TargetC
 
 /// The overload expectations: sheds with 503 (+ Retry-After), bounded p99 of accepted
 /// requests, flat memory, no wrong verdict.
-pub fn check_overload(p: &PhaseReport, request_ms: u64) -> TargetCheck {
+pub fn check_overload(p: &PhaseReport, over: &str, request_ms: u64) -> TargetCheck {
     let coordinator = p.memory.iter().find(|m| m.name == "coordinator");
     let growth_kib = coordinator.map_or(0, |m| m.rss_end_kib.saturating_sub(m.rss_quarter_kib));
     let flat = coordinator.is_some_and(|m| growth_kib * 10 <= m.rss_quarter_kib.max(1));
@@ -397,7 +397,9 @@ pub fn check_overload(p: &PhaseReport, request_ms: u64) -> TargetCheck {
         && p.latency.p99_us < request_ms * 1000
         && flat;
     TargetCheck {
-        target: "overload (10x): sheds with 503 + Retry-After, accepted p99 bounded, memory flat, no wrong verdict".to_owned(),
+        target: format!(
+            "overload (10x, {over}): sheds with 503 + Retry-After, accepted p99 bounded, memory flat, no wrong verdict"
+        ),
         measured: format!(
             "offered {}/s, sent {:.0}/s: {} answered ({:.0}/s, p99 {} ms), {} shed (p99 {} ms), {} errors, {} wrong, {} not sent; coordinator RSS {} -> {} KiB",
             p.offered_per_s.unwrap_or(0),
@@ -835,10 +837,10 @@ mod tests {
 
         let mut o = phase("overload", Some(15_000), 1400.0, 900_000);
         o.shed = 100_000;
-        assert_eq!(check_overload(&o, 15_000).verdict, Verdict::Met);
+        assert_eq!(check_overload(&o, "over h2", 15_000).verdict, Verdict::Met);
         o.memory[0].rss_end_kib = 60 * 1024;
         assert_eq!(
-            check_overload(&o, 15_000).verdict,
+            check_overload(&o, "over h2", 15_000).verdict,
             Verdict::Missed,
             "memory grew"
         );
