@@ -107,18 +107,7 @@ const SHED_BODY_WAIT: Duration = Duration::from_secs(1);
 /// after 1,024 of them, closes the connection with `ENHANCE_YOUR_CALM`, failing the requests
 /// it was serving. An HTTP/1.1 connection with an unread body cannot be reused.
 async fn discard(body: Body, limit: usize) {
-    use futures_util::StreamExt as _;
-    let mut chunks = body.into_data_stream();
-    let mut seen = 0usize;
-    let _ = tokio::time::timeout(SHED_BODY_WAIT, async {
-        while let Some(Ok(chunk)) = chunks.next().await {
-            seen = seen.saturating_add(chunk.len());
-            if seen > limit {
-                break;
-            }
-        }
-    })
-    .await;
+    let _ = tokio::time::timeout(SHED_BODY_WAIT, axum::body::to_bytes(body, limit)).await;
 }
 
 /// The request itself; returns the response and its metric labels (check type, method,
