@@ -193,8 +193,7 @@ where
     F: Future<Output = CheckResponse>,
 {
     let n = u32::try_from(calls.len()).unwrap_or(u32::MAX);
-    let rirs: Vec<Rir> = calls.iter().map(|c| c.rir).collect();
-    let codes: Vec<&str> = calls.iter().map(|c| c.code).collect();
+    let who: Vec<(Rir, &str)> = calls.iter().map(|c| (c.rir, c.code)).collect();
     let mut pending: FuturesUnordered<_> = calls
         .into_iter()
         .enumerate()
@@ -204,7 +203,7 @@ where
     let deadline = limits.deadline;
     // At the request deadline the request's own rule wins: the call did not run out of its time.
     let call_deadline = Some(started + limits.call_timeout).filter(|&c| c < deadline);
-    let mut answers: Vec<Option<(CheckResponse, Duration)>> = vec![None; rirs.len()];
+    let mut answers: Vec<Option<(CheckResponse, Duration)>> = vec![None; who.len()];
     let mut grace_until: Option<Instant> = None;
     while !pending.is_empty() {
         let wake = [grace_until, call_deadline]
@@ -220,7 +219,7 @@ where
             () = tokio::time::sleep_until(wake) => {
                 if Some(wake) == call_deadline && grace_until.is_none_or(|g| g > wake) {
                     let took = started.elapsed();
-                    for (answer, code) in answers.iter_mut().zip(&codes) {
+                    for (answer, (_, code)) in answers.iter_mut().zip(&who) {
                         if answer.is_none() {
                             let message = format!(
                                 "perspective {code}: no answer within {} ms",
@@ -236,14 +235,14 @@ where
         if grace_until.is_none() {
             let answered: Vec<Outcome> = answers
                 .iter()
-                .zip(&rirs)
-                .filter_map(|(a, rir)| a.as_ref().map(|(r, _)| outcome(*rir, r)))
+                .zip(&who)
+                .filter_map(|(a, (rir, _))| a.as_ref().map(|(r, _)| outcome(*rir, r)))
                 .collect();
             let waiting: Vec<Rir> = answers
                 .iter()
-                .zip(&rirs)
+                .zip(&who)
                 .filter(|(a, _)| a.is_none())
-                .map(|(_, rir)| *rir)
+                .map(|(_, (rir, _))| *rir)
                 .collect();
             if settled(n, quorum, &answered, &waiting).is_some() {
                 grace_until = Some(Instant::now() + limits.grace);
