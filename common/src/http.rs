@@ -40,6 +40,11 @@ pub fn overloaded() -> Response {
     response
 }
 
+/// 408 (RFC 9110 section 15.5.9): the request's body did not arrive within its deadline.
+pub fn request_timeout() -> Response {
+    error(StatusCode::REQUEST_TIMEOUT, "request-timeout")
+}
+
 /// 404 with the JSON envelope.
 pub async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not-found")

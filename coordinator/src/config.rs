@@ -99,7 +99,7 @@ pub struct Timeouts {
     /// One perspective call.
     #[serde(default = "default_call_ms")]
     pub perspective_call_ms: u64,
-    /// The whole request, all attempts included.
+    /// The whole request from its headers on: reading its body and every attempt.
     #[serde(default = "default_request_ms")]
     pub request_ms: u64,
     /// How long stragglers may still answer once the verdict cannot change.

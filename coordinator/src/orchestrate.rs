@@ -128,10 +128,18 @@ impl Orchestrator {
         cohort::cohorts(&self.members, n as usize, seed)
     }
 
-    /// Runs the request.
-    pub async fn run(&self, v: &Validated) -> Result<Outcome, OrchestrationError> {
-        let started = Instant::now();
-        let deadline = started + self.request_timeout;
+    /// When a request that arrived at `arrived` must be answered (`timeouts.request_ms`, "the
+    /// whole request"): reading its body and every attempt count toward it.
+    pub fn deadline(&self, arrived: Instant) -> Instant {
+        arrived + self.request_timeout
+    }
+
+    /// Runs the request, within `deadline` ([`Orchestrator::deadline`]).
+    pub async fn run(
+        &self,
+        v: &Validated,
+        deadline: Instant,
+    ) -> Result<Outcome, OrchestrationError> {
         let plan = v.plan;
         let cohorts = self.cohorts_for(&v.target, plan.perspective_count);
         if cohorts.is_empty() {

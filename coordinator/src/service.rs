@@ -129,9 +129,16 @@ async fn handle(
         discard(body, state.max_body_bytes).await;
         return (http::overloaded(), unknown());
     };
-    let request: MpicRequest = match http::read_json(&headers, body, state.max_body_bytes).await {
-        Ok(r) => r,
-        Err(response) => return (response, unknown()),
+    // The body arrives within the request's deadline, or the slot goes back: a client that
+    // trickles its body would otherwise hold it for as long as it likes.
+    let deadline = state
+        .orchestrator
+        .deadline(tokio::time::Instant::from_std(request_started));
+    let read = http::read_json(&headers, body, state.max_body_bytes);
+    let request: MpicRequest = match tokio::time::timeout_at(deadline, read).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(response)) => return (response, unknown()),
+        Err(_) => return (http::request_timeout(), unknown()),
     };
     // The headers (and the body, consumed above) share the connection's read buffer: dropped
     // now, the buffer is not held for the whole orchestration.
@@ -155,7 +162,7 @@ async fn handle(
     };
     state.metrics.in_flight.inc();
     let started = Instant::now();
-    let outcome = state.orchestrator.run(&validated).await;
+    let outcome = state.orchestrator.run(&validated, deadline).await;
     state.metrics.in_flight.dec();
     match outcome {
         Ok(Outcome { response, waited }) => {

@@ -550,3 +550,60 @@ async fn load_beyond_the_limit_is_shed_not_queued() {
         "{metrics}"
     );
 }
+
+/// A body that does not arrive within the request's deadline (`timeouts.request_ms`) is
+/// answered 408 (RFC 9110 section 15.5.9) and gives its request slot back, so a client that
+/// trickles its body cannot hold a slot for as long as it likes.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408_and_frees_its_slot() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let dns = dns().await;
+    let mut spec = FleetSpec::new(all_real(6), dns.addr());
+    spec.max_concurrent_requests = 1;
+    spec.timeouts.perspective_call_ms = 500;
+    spec.timeouts.request_ms = 1_000;
+    let f = fleet(spec).await;
+
+    let uri: http::Uri = f.url.parse().unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(uri.authority().unwrap().as_str())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // 41 bytes promised, 20 sent, the rest never.
+    tcp.write_all(
+        format!(
+            "POST /mpic HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {API_KEY}\r\n\
+             content-type: application/json\r\ncontent-length: 41\r\n\r\n{{\"domain_or_ip_target",
+            uri.authority().unwrap()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Meanwhile the only slot is held: another request is shed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer))
+        .await
+        .expect("answered, and the connection closed")
+        .unwrap();
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"error":"request-timeout"}"#),
+        "{answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(3),
+        "at the deadline: {took:?}"
+    );
+
+    // The slot is free again.
+    let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
