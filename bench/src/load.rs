@@ -7,6 +7,10 @@
 //! - **Closed loop** ([`closed_loop`]): `concurrency` workers, each sending its next request
 //!   when the previous one is answered, for a fixed time: the maximum throughput.
 //!
+//! A [`Load`] may bound its connections ([`Load::connections`]), as a client's pool or wrk's
+//! `-c` does: a request then waits in the client for a free one, and that wait counts as send
+//! lag (and in the latency from the intended time).
+//!
 //! Both stop by themselves: a bounded number of requests, each under [`REQUEST_TIMEOUT`], and a
 //! bounded drain.
 
@@ -189,9 +193,20 @@ pub struct Load {
     pub endpoint: Endpoint,
     /// What to send.
     pub requests: Vec<Prepared>,
+    /// With HTTP/1.1 keep-alive, one connection carries one request at a time: at most this
+    /// many requests are sent at once (`None`: no bound, a connection per request in flight).
+    pub connections: Option<Arc<Semaphore>>,
 }
 
 impl Load {
+    /// Waits for a connection, when the load bounds them; the request holds it until answered.
+    async fn connection(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        match &self.connections {
+            Some(slots) => Arc::clone(slots).acquire_owned().await.ok(),
+            None => None,
+        }
+    }
+
     /// Sends request `i`; returns what came back and the verdict it must carry.
     async fn one(&self, i: u64) -> (Outcome, bool) {
         let n = self.requests.len().max(1);
@@ -369,9 +384,11 @@ pub async fn open_loop(load: Arc<Load>, schedule: Schedule, max_in_flight: usize
             let load = Arc::clone(&load);
             let tally = Arc::clone(&tally);
             tasks.spawn(async move {
+                let connection = load.connection().await;
                 let sent = Instant::now();
                 let (outcome, expect_valid) = load.one(i).await;
                 let done = Instant::now();
+                drop(connection);
                 lock(&tally).record(intended, sent, done, outcome, expect_valid);
                 drop(permit);
             });
@@ -401,10 +418,13 @@ pub async fn closed_loop(load: Arc<Load>, concurrency: usize, duration: Duration
                 if i >= MAX_CLOSED_LOOP_REQUESTS {
                     break;
                 }
+                let asked = Instant::now();
+                let connection = load.connection().await;
                 let sent = Instant::now();
                 let (outcome, expect_valid) = load.one(i).await;
                 let done = Instant::now();
-                lock(&tally).record(sent, sent, done, outcome, expect_valid);
+                drop(connection);
+                lock(&tally).record(asked, sent, done, outcome, expect_valid);
             }
         });
     }
@@ -480,6 +500,9 @@ pub struct ConnectionReport {
     pub perspective_connections_established_end: usize,
     /// Distinct connections seen before the phase began (they are excluded above).
     pub preexisting: usize,
+    /// Client connections to the coordinator established at the end of the phase (`None` when
+    /// the coordinator is not on this machine).
+    pub coordinator_connections_end: Option<usize>,
     /// Highest number of entries in the kernel's connection-tracking table during the phase,
     /// and its size (`None` without netfilter).
     pub conntrack_peak: Option<(u64, u64)>,
@@ -498,11 +521,13 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 const MONITOR_LIMIT: Duration = Duration::from_secs(3600);
 
 impl Monitor {
-    /// Starts sampling `watched` and the connections to `perspective_ports`; `expected` is the
-    /// phase's planned duration (for the quarter-time sample).
+    /// Starts sampling `watched` and the connections to `perspective_ports` (and at the end to
+    /// `coordinator_port`); `expected` is the phase's planned duration (for the quarter-time
+    /// sample).
     pub fn start(
         watched: Vec<Watched>,
         perspective_ports: Vec<u16>,
+        coordinator_port: Option<u16>,
         expected: Duration,
     ) -> Monitor {
         let stop = Arc::new(AtomicBool::new(false));
@@ -552,12 +577,12 @@ impl Monitor {
                 .difference(&before)
                 .copied()
                 .collect();
-            let established = sockets
-                .iter()
-                .filter(|s| {
-                    s.state == procfs::TCP_ESTABLISHED && perspective_ports.contains(&s.local_port)
-                })
-                .count();
+            let established = |ports: &[u16]| {
+                sockets
+                    .iter()
+                    .filter(|s| s.state == procfs::TCP_ESTABLISHED && ports.contains(&s.local_port))
+                    .count()
+            };
             let memory = watched
                 .iter()
                 .enumerate()
@@ -578,7 +603,8 @@ impl Monitor {
                 memory,
                 ConnectionReport {
                     perspective_connections_seen: seen.len(),
-                    perspective_connections_established_end: established,
+                    perspective_connections_established_end: established(&perspective_ports),
+                    coordinator_connections_end: coordinator_port.map(|p| established(&[p])),
                     preexisting: before.len(),
                     conntrack_peak,
                 },
@@ -596,6 +622,7 @@ impl Monitor {
                 ConnectionReport {
                     perspective_connections_seen: 0,
                     perspective_connections_established_end: 0,
+                    coordinator_connections_end: None,
                     preexisting: 0,
                     conntrack_peak: None,
                 },
@@ -667,6 +694,7 @@ mod tests {
                 authorization: HeaderValue::from_static("Bearer k"),
             },
             requests: requests(Check::Caa),
+            connections: None,
         })
     }
 
@@ -705,6 +733,59 @@ mod tests {
         // Requests 0..n in order; every tenth expects "invalid".
         assert_eq!(t.wrong, t.sent / 10, "sent {}", t.sent);
         assert_eq!(t.false_valid, t.wrong);
+    }
+
+    #[tokio::test]
+    async fn bounded_connections_queue_in_the_client_and_the_wait_is_lag() {
+        // A server that takes 50 ms per request and notes how many it holds at once.
+        let holding = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let (h, m) = (Arc::clone(&holding), Arc::clone(&most));
+        let router = Router::new().route(
+            "/mpic",
+            post(move || {
+                let (h, m) = (Arc::clone(&h), Arc::clone(&m));
+                async move {
+                    m.fetch_max(h.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    h.fetch_sub(1, Ordering::SeqCst);
+                    r#"{"is_valid": true, "perspectives": []}"#
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let url = reqwest::Url::parse(&format!("http://{addr}/mpic")).unwrap();
+        let mut bounded = Arc::into_inner(load(url)).unwrap();
+        bounded.connections = Some(Arc::new(Semaphore::new(2)));
+        // 20 requests due within 200 ms; two at a time, 50 ms each, take 500 ms.
+        let t = open_loop(
+            Arc::new(bounded),
+            Schedule::new(100, Duration::from_millis(200)),
+            1000,
+        )
+        .await;
+        server.abort();
+        assert_eq!(
+            (t.sent, t.not_sent, t.error_count()),
+            (20, 0, 0),
+            "{:?}",
+            t.errors
+        );
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            2,
+            "never more than two at once"
+        );
+        assert!(
+            t.send_lag.quantile_us(1.0) >= 250_000,
+            "the last ones waited for a connection: {} us",
+            t.send_lag.quantile_us(1.0)
+        );
+        assert!(t.latency.quantile_us(1.0) >= t.send_lag.quantile_us(1.0));
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use reqwest::header::HeaderValue;
+use tokio::sync::Semaphore;
 
 use crate::fleet::{DnsMode, Fleet, FleetSpec};
 use crate::load::{Endpoint, Load, Monitor, Watched};
@@ -70,6 +71,11 @@ struct Args {
     /// Unrecorded closed-loop warm-up before the phases, seconds (0: none).
     #[arg(long, default_value_t = 3)]
     warmup: u64,
+    /// HTTP/1.1 connections to the coordinator, at most (a client's pool, like wrk's `-c`): a
+    /// request sent while all are busy waits in the bench for one, and the wait counts in its
+    /// latency. 0: no bound, a connection per request in flight.
+    #[arg(long, default_value_t = 1024)]
+    http1_connections: usize,
     /// The most open-loop requests in flight; a request due beyond it is not sent (counted).
     #[arg(long, default_value_t = 16_000)]
     max_in_flight: usize,
@@ -165,7 +171,8 @@ impl Scenario {
 /// How the bench connects to the coordinator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Client {
-    /// HTTP/1.1 keep-alive: one connection per request in flight.
+    /// HTTP/1.1 keep-alive: one connection per request in flight, up to
+    /// `--http1-connections`.
     Http1,
     /// HTTP/2 with prior knowledge (h2c): a few connections, many streams each.
     Http2,
@@ -232,8 +239,11 @@ enum Base {
 const IN_FLIGHT_H2: &str = "1000 in flight, h2";
 /// The phase with 1,000 requests in flight over as many HTTP/1.1 connections.
 const IN_FLIGHT_H1: &str = "1000 in flight";
-/// The overload phases: as HTTP/2 clients send it (a few connections, so the bench's own CPU
-/// goes further), then as HTTP/1.1 clients must (a connection per request in flight).
+/// The overload phases: as HTTP/2 clients send it (a few connections), then as HTTP/1.1
+/// clients must (a connection per request in flight, from a pool of `--http1-connections`, as
+/// a CA backend's client or wrk's `-c` bounds it; without a bound an open-loop client opens
+/// ever more connections while the coordinator is saturated, up to `max_connections`, and the
+/// bench spends the shared cores on connection attempts instead of requests).
 const OVERLOAD_H2: &str = "overload 10x, h2";
 const OVERLOAD_H1: &str = "overload 10x";
 
@@ -370,6 +380,9 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let loadavg_start = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let check = args.scenario.check();
     let requests = scenario::requests(check);
+    let cpu_reference_ns = requests
+        .first()
+        .map_or(0, |r| scenario::cpu_reference_ns(&r.body));
     let mut notes = Vec::new();
     let (fleet, url, api_key, watched, dns) = match &args.url {
         Some(url) => {
@@ -439,7 +452,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     }
     let url = reqwest::Url::parse(&url).context("--url")?;
     let authorization = HeaderValue::from_str(&format!("Bearer {api_key}"))?;
-    let coordinator = |clients| {
+    let coordinator = |clients, connections| {
         Arc::new(Load {
             endpoint: Endpoint::Coordinator {
                 clients,
@@ -447,17 +460,21 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 authorization: authorization.clone(),
             },
             requests: requests.clone(),
+            connections,
         })
     };
-    let http1 = coordinator(vec![
-        reqwest::Client::builder()
-            .http1_only()
-            .pool_max_idle_per_host(args.max_in_flight)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .no_proxy()
-            .build()?,
-    ]);
+    let http1 = coordinator(
+        vec![
+            reqwest::Client::builder()
+                .http1_only()
+                .pool_max_idle_per_host(args.max_in_flight)
+                .pool_idle_timeout(Duration::from_secs(30))
+                .tcp_nodelay(true)
+                .no_proxy()
+                .build()?,
+        ],
+        (args.http1_connections > 0).then(|| Arc::new(Semaphore::new(args.http1_connections))),
+    );
     // One client is one HTTP/2 connection (hyper multiplexes a host's requests on one).
     let http2 = coordinator(
         (0..args.h2_connections.max(1))
@@ -469,6 +486,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                     .build()
             })
             .collect::<Result<_, _>>()?,
+        None,
     );
     if args.client == Client::Http2 && args.mode != Mode::Preset {
         notes.push(format!(
@@ -484,6 +502,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 quorum: fleet::PLACES.len() - 2,
             },
             requests: requests.clone(),
+            connections: None,
         })
     });
     let perspective_ports = fleet
@@ -507,9 +526,14 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             Route::Coordinator(Client::Http1) => Arc::clone(&http1),
             Route::Coordinator(Client::Http2) => Arc::clone(&http2),
         };
-        let monitor = spec
-            .recorded
-            .then(|| Monitor::start(watched.clone(), perspective_ports.clone(), spec.duration));
+        let monitor = spec.recorded.then(|| {
+            Monitor::start(
+                watched.clone(),
+                perspective_ports.clone(),
+                fleet.as_ref().and(url.port()),
+                spec.duration,
+            )
+        });
         let (mode, offered, concurrency, tally) = match spec.drive {
             Drive::Closed(c) => {
                 eprintln!(
@@ -617,6 +641,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         machine: report::Machine {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
             loadavg_start,
+            cpu_reference_ns,
             loadavg_end: std::fs::read_to_string("/proc/loadavg").unwrap_or_default(),
         },
         phases: reports,
@@ -647,9 +672,14 @@ fn targets(args: &Args, phases: &[PhaseReport]) -> Vec<report::TargetCheck> {
         }
     }
     let h2 = format!("over {} HTTP/2 connections", args.h2_connections.max(1));
+    let h1 = |in_flight: usize| match args.http1_connections {
+        0 => "over HTTP/1.1, a connection per request in flight".to_owned(),
+        n => format!("over {} HTTP/1.1 connections", n.min(in_flight)),
+    };
+    let (h1_in_flight, h1_overload) = (h1(1000), h1(usize::MAX));
     for (name, over) in [
         (IN_FLIGHT_H2, h2.as_str()),
-        (IN_FLIGHT_H1, "over 1,000 HTTP/1.1 connections"),
+        (IN_FLIGHT_H1, h1_in_flight.as_str()),
     ] {
         if let Some(p) = find(name, "coordinator") {
             out.push(report::check_memory(p, over, 30, 50));
@@ -660,7 +690,7 @@ fn targets(args: &Args, phases: &[PhaseReport]) -> Vec<report::TargetCheck> {
     }
     for (name, over) in [
         (OVERLOAD_H2, h2.as_str()),
-        (OVERLOAD_H1, "over HTTP/1.1 connections"),
+        (OVERLOAD_H1, h1_overload.as_str()),
     ] {
         if let Some(p) = find(name, "coordinator") {
             out.push(report::check_overload(p, over, args.request_ms));

@@ -50,6 +50,9 @@ pub struct Machine {
     pub cpus: usize,
     /// `/proc/loadavg` when the run began.
     pub loadavg_start: String,
+    /// One core's speed, to compare runs on different machines: nanoseconds per JSON round
+    /// trip of a request (`scenario::cpu_reference_ns`; lower is faster).
+    pub cpu_reference_ns: u64,
     /// `/proc/loadavg` when it ended.
     pub loadavg_end: String,
 }
@@ -429,14 +432,15 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{} perspectives, straggler grace {} ms, call deadline {} ms, max_concurrent_requests {}; {} CPUs, load {} -> {}",
+        "{} perspectives, straggler grace {} ms, call deadline {} ms, max_concurrent_requests {}; {} CPUs, load {} -> {}, CPU reference {:.2} µs (lower is faster)",
         r.settings.perspectives,
         r.settings.straggler_grace_ms,
         r.settings.perspective_call_ms,
         r.settings.max_concurrent_requests,
         r.machine.cpus,
         r.machine.loadavg_start.trim(),
-        r.machine.loadavg_end.trim()
+        r.machine.loadavg_end.trim(),
+        r.machine.cpu_reference_ns as f64 / 1000.0
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -560,9 +564,12 @@ pub fn render(r: &Report) -> String {
                         }
                     )
                 });
+                let clients = c.coordinator_connections_end.map_or_else(String::new, |n| {
+                    format!("; {n} client connections to the coordinator at its end")
+                });
                 let _ = writeln!(
                     out,
-                    "  {:<22} {:>5} new during the phase, {:>5} established at its end ({} requests){conntrack}",
+                    "  {:<22} {:>5} new during the phase, {:>5} established at its end ({} requests){conntrack}{clients}",
                     p.name,
                     c.perspective_connections_seen,
                     c.perspective_connections_established_end,
@@ -699,6 +706,7 @@ mod tests {
             connections: Some(ConnectionReport {
                 perspective_connections_seen: 6,
                 perspective_connections_established_end: 6,
+                coordinator_connections_end: Some(1000),
                 preexisting: 0,
                 conntrack_peak: Some((262_000, 262_144)),
             }),
@@ -830,6 +838,7 @@ mod tests {
         churn[0].connections = Some(ConnectionReport {
             perspective_connections_seen: 5000,
             perspective_connections_established_end: 300,
+            coordinator_connections_end: None,
             preexisting: 0,
             conntrack_peak: None,
         });
@@ -863,6 +872,7 @@ mod tests {
             machine: Machine {
                 cpus: 2,
                 loadavg_start: "1.00 1.00 1.00 1/100 1\n".into(),
+                cpu_reference_ns: 4200,
                 loadavg_end: "2.00 1.00 1.00 1/100 1\n".into(),
             },
             targets: vec![check_sustained(&p, 1500)],
