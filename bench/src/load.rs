@@ -32,7 +32,8 @@ use crate::stats::Latency;
 
 /// The longest the bench waits for one answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a phase waits for its last answers after the last request was sent.
+/// How long a phase waits for its last answers after the last request was sent (open loop) or
+/// after its time is up (closed loop).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(35);
 /// The most requests one closed-loop phase sends, whatever its duration.
 pub const MAX_CLOSED_LOOP_REQUESTS: u64 = 20_000_000;
@@ -395,7 +396,7 @@ pub async fn open_loop(load: Arc<Load>, schedule: Schedule, max_in_flight: usize
         }
         while tasks.try_join_next().is_some() {}
     }
-    drain(&mut tasks, &tally).await;
+    drain(&mut tasks, &tally, Instant::now() + DRAIN_TIMEOUT).await;
     let mut t = take(tally);
     t.elapsed = start.elapsed();
     t
@@ -428,14 +429,15 @@ pub async fn closed_loop(load: Arc<Load>, concurrency: usize, duration: Duration
             }
         });
     }
-    drain(&mut tasks, &tally).await;
+    // The workers stop sending at `deadline`; their last answers get the drain's time after it.
+    drain(&mut tasks, &tally, deadline + DRAIN_TIMEOUT).await;
     let mut t = take(tally);
     t.elapsed = start.elapsed();
     t
 }
 
-async fn drain(tasks: &mut JoinSet<()>, tally: &Mutex<Tally>) {
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
+/// Waits for `tasks` until `deadline`; those still running then are aborted and counted.
+async fn drain(tasks: &mut JoinSet<()>, tally: &Mutex<Tally>, deadline: Instant) {
     while !tasks.is_empty() {
         tokio::select! {
             _ = tasks.join_next() => {}
@@ -786,6 +788,33 @@ mod tests {
             t.send_lag.quantile_us(1.0)
         );
         assert!(t.latency.quantile_us(1.0) >= t.send_lag.quantile_us(1.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_waits_until_its_deadline_and_counts_what_is_left() {
+        // Work that ends 40 s from now: a closed loop longer than the drain's own time.
+        let spawn = || {
+            let mut tasks = JoinSet::new();
+            for _ in 0..3 {
+                tasks.spawn(tokio::time::sleep(Duration::from_secs(40)));
+            }
+            tasks
+        };
+        let tally = Mutex::new(Tally::default());
+        drain(
+            &mut spawn(),
+            &tally,
+            Instant::now() + Duration::from_secs(45),
+        )
+        .await;
+        assert_eq!(lock(&tally).error_count(), 0);
+        drain(
+            &mut spawn(),
+            &tally,
+            Instant::now() + Duration::from_secs(35),
+        )
+        .await;
+        assert_eq!(lock(&tally).errors.get("unfinished at drain"), Some(&3));
     }
 
     #[tokio::test]
