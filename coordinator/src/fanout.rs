@@ -329,6 +329,15 @@ mod tests {
         }
     }
 
+    /// A call limit of `call_timeout`, well inside a 15 s request deadline; a grace of 250 ms.
+    fn call_limited(call_timeout: Duration) -> Limits {
+        Limits {
+            call_timeout,
+            grace: Duration::from_millis(250),
+            deadline: Instant::now() + Duration::from_secs(15),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn early_verdict_returns_after_the_grace_not_the_deadline() {
         use Rir::*;
@@ -454,11 +463,7 @@ mod tests {
             (RipeNcc, never()),
             (Apnic, after(3000, pass())),
         ]);
-        let limits = Limits {
-            call_timeout: Duration::from_secs(1),
-            grace: Duration::from_millis(250),
-            deadline: start + Duration::from_secs(15),
-        };
+        let limits = call_limited(Duration::from_secs(1));
         let out = gather(calls, 3, limits, shape()).await;
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         assert!(out[0].0.check_passed);
@@ -485,11 +490,7 @@ mod tests {
             (RipeNcc, after(20, pass())),
             (Apnic, never()),
         ]);
-        let limits = Limits {
-            call_timeout: Duration::from_millis(100),
-            grace: Duration::from_millis(250),
-            deadline: start + Duration::from_secs(15),
-        };
+        let limits = call_limited(Duration::from_millis(100));
         // Quorum 2 of 3 is settled at 20 ms; the call limit (100 ms) ends before the grace.
         let out = gather(calls, 2, limits, shape()).await;
         assert_eq!(start.elapsed(), Duration::from_millis(100));
