@@ -676,6 +676,11 @@ mod tests {
                 }
             }),
         );
+        serve(router).await
+    }
+
+    /// Serves `router` on loopback; returns its `/mpic` URL and the server's task.
+    async fn serve(router: Router) -> (reqwest::Url, tokio::task::JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -755,12 +760,7 @@ mod tests {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        let url = reqwest::Url::parse(&format!("http://{addr}/mpic")).unwrap();
+        let (url, server) = serve(router).await;
         let mut bounded = Arc::into_inner(load(url)).unwrap();
         bounded.connections = Some(Arc::new(Semaphore::new(2)));
         // 20 requests due within 200 ms; two at a time, 50 ms each, take 500 ms.
