@@ -570,7 +570,7 @@ async fn a_body_that_does_not_arrive_in_time_is_408_and_frees_its_slot() {
         .await
         .unwrap();
     let started = Instant::now();
-    // 41 bytes promised, 20 sent, the rest never.
+    // 41 bytes promised, 21 sent, the rest never.
     tcp.write_all(
         format!(
             "POST /mpic HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {API_KEY}\r\n\
