@@ -9,7 +9,9 @@ as one region's cluster; a variant that exercises the optional branches):
 3. chart rules: no Secret is rendered; every pod runs as non-root with a read-only root
    filesystem, no capability, no privilege escalation, requests and limits, probes; every
    perspective pod has exactly one Unbound sidecar and its resolver is that sidecar's port;
-   the coordinator's catalogue lists every perspective with the expected URL;
+   the coordinator's catalogue lists every perspective with the expected URL; the services'
+   containers are probed over HTTP on their `ops` port, which every rendered configuration
+   listens on (ops_listen) and no Service exposes;
 4. every rendered service configuration passes `mpic config check`, and every rendered Unbound
    addition passes `unbound-checkconf` on top of the production unbound/unbound.conf.
 
@@ -67,17 +69,16 @@ def cases():
             False,
         ),
         (
-            "options: Unbound on 5353 without IPv6, API TLS, no HPA, ServiceMonitors",
+            "options: Unbound on 5353 without IPv6, API TLS, no HPA, PodMonitors, ops peers",
             {
                 "unbound": {"port": 5353, "ipv6": False,
                             "extraConfig": "forward-zone:\n    name: \"example.\"\n    forward-addr: 192.0.2.53\n"},
                 "coordinator": {"apiTls": {"existingSecret": "mpic-api-tls"},
                                 "autoscaling": {"enabled": False}, "replicas": 3},
                 "perspectiveDefaults": {"replicas": 2, "pdb": {"enabled": True}},
-                "serviceMonitor": {"enabled": True, "perspectiveTlsConfig": {
-                    "ca": {"secret": {"name": "prometheus-mpic", "key": "ca.crt"}},
-                    "cert": {"secret": {"name": "prometheus-mpic", "key": "tls.crt"}},
-                    "keySecret": {"name": "prometheus-mpic", "key": "tls.key"}}},
+                "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prometheus"}},
+                "networkPolicy": {"opsIngressFrom": [
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
             },
             default_codes,
             True,
@@ -109,6 +110,13 @@ def check_pod(case, name, spec, perspective):
     for c in pod["containers"]:
         if not c.get("readinessProbe") or not c.get("livenessProbe"):
             fail(case, f"{name}/{c['name']}: readiness or liveness probe missing")
+        if c["name"] in ("coordinator", "perspective"):
+            if "ops" not in [port.get("name") for port in c.get("ports", [])]:
+                fail(case, f"{name}/{c['name']}: no container port named ops")
+            for kind in ("readinessProbe", "livenessProbe"):
+                get = c.get(kind, {}).get("httpGet", {})
+                if get.get("port") != "ops" or get.get("scheme") != "HTTP":
+                    fail(case, f"{name}/{c['name']}: {kind} is not an HTTP GET on port ops")
     if perspective:
         names = [c["name"] for c in pod["containers"]]
         if sorted(names) != ["perspective", "unbound"]:
@@ -151,18 +159,31 @@ def run_case(case, values, expect_codes, expect_coordinator, mpic_bin, out_dir):
         try:
             kubernetes_validate.validate(doc, KUBE_VERSION, True)
         except kubernetes_validate.SchemaNotFoundError:
-            if doc["apiVersion"] == "monitoring.coreos.com/v1" and kind == "ServiceMonitor":
+            if doc["apiVersion"] == "monitoring.coreos.com/v1" and kind == "PodMonitor":
                 spec = doc.get("spec", {})
-                if not spec.get("selector", {}).get("matchLabels") or not spec.get("endpoints"):
-                    fail(case, f"{ident}: selector or endpoints missing")
+                endpoints = spec.get("podMetricsEndpoints") or []
+                if not spec.get("selector", {}).get("matchLabels") or not endpoints:
+                    fail(case, f"{ident}: selector or podMetricsEndpoints missing")
+                for e in endpoints:
+                    if e.get("port") != "ops" or e.get("path") != "/metrics" or e.get("scheme", "http") != "http":
+                        fail(case, f"{ident}: endpoint {e} is not plain HTTP /metrics on port ops")
+                unknown = set(spec) - {"selector", "podMetricsEndpoints", "podTargetLabels"}
+                if unknown:
+                    fail(case, f"{ident}: unexpected spec fields {sorted(unknown)}")
             else:
                 fail(case, f"{ident}: no schema for {doc['apiVersion']}")
         except kubernetes_validate.ValidationError as e:
             where = "/".join(str(x) for x in getattr(e, "path", []) or [])
             fail(case, f"{ident}: {str(e).splitlines()[0]}" + (f" (at {where})" if where else ""))
     print(f"helm-check:   kubernetes-validate --strict (Kubernetes {KUBE_VERSION}): {len(docs)} manifests "
-          f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; ServiceMonitor: no bundled "
+          f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; PodMonitor: no bundled "
           "schema, structure checked)")
+
+    for doc in docs:
+        if doc["kind"] == "Service":
+            for port in doc["spec"].get("ports", []):
+                if port.get("name") == "ops" or port.get("targetPort") == "ops":
+                    fail(case, f"Service/{doc['metadata']['name']} exposes the ops port")
 
     if "Secret" in kinds:
         fail(case, "the chart rendered a Secret (secrets must be referenced, never embedded)")
@@ -191,6 +212,8 @@ def run_case(case, values, expect_codes, expect_coordinator, mpic_bin, out_dir):
             else:
                 configs.append(("service", f))
                 parsed = yaml.safe_load(text)
+                if not parsed.get("ops_listen"):
+                    fail(case, f"{f.name}: no ops_listen")
                 if key == "perspective.yaml" and parsed["resolver"]["address"] != f"127.0.0.1:{unbound_port}":
                     fail(case, f"{f.name}: resolver {parsed['resolver']['address']}, Unbound listens on {unbound_port}")
                 if key == "coordinator.yaml":

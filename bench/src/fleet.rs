@@ -278,6 +278,8 @@ impl Fleet {
                 "straggler_grace_ms": spec.grace_ms,
             },
             "limits": {"max_concurrent_requests": spec.max_concurrent_requests},
+            // Every load connection comes from this one loopback address.
+            "connections": {"max_per_peer": mpic_common::serve::DEFAULT_MAX_OPEN},
             "perspective_tls": {
                 "certificate": files.coordinator_cert,
                 "private_key": files.coordinator_key,
@@ -513,7 +515,11 @@ async fn start_blackhole(
             listener,
             router,
             Some(tls),
-            mpic_common::serve::DEFAULT_MAX_CONNECTIONS,
+            mpic_common::serve::ServeOptions::new(
+                "api",
+                mpic_common::serve::ConnectionLimits::default(),
+                mpic_common::serve::Exposure::Authenticated,
+            ),
             std::future::pending(),
         )
         .await;

@@ -132,6 +132,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         let (_, cert, key) = &files.perspectives[i];
         let config = PerspectiveConfig {
             listen: "127.0.0.1:0".parse()?,
+            ops_listen: None,
+            connections: Default::default(),
             perspective: Identity {
                 code: (*code).to_owned(),
                 rir: *rir,
@@ -176,6 +178,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let config = CoordinatorConfig {
         listen: args.listen,
+        ops_listen: None,
+        connections: Default::default(),
         api_tls: None,
         // Named for the record; `mpic dev` hands the generated secrets over directly.
         api_keys: SecretSource {

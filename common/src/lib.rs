@@ -7,6 +7,7 @@ pub mod devcerts;
 pub mod digest;
 pub mod http;
 pub mod metrics;
+pub mod operations;
 pub mod serve;
 pub mod target;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mpic_common::config::{ConfigError, Rir, load_yaml};
+use mpic_common::serve::ConnectionLimits;
 use serde::{Deserialize, Serialize};
 
 use crate::cohort::{self, Member};
@@ -19,6 +20,16 @@ use crate::policy::{PolicyMode, br_minimum_today};
 pub struct CoordinatorConfig {
     /// Address of the API, e.g. `0.0.0.0:8080`.
     pub listen: SocketAddr,
+    /// Address of the operations listener (`/healthz`, `/readyz`, `/metrics`, `/configz`,
+    /// plain HTTP, no API key), e.g. `0.0.0.0:9090`: for probes and scrapers on a private
+    /// network, never for the public. Without it, `/metrics` and `/configz` are served on
+    /// the API port to API-key holders only.
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
+    /// What one client connection may hold (both listeners; the operations listener holds
+    /// few connections).
+    #[serde(default)]
+    pub connections: ConnectionLimits,
     /// TLS for the API itself; without it the API is plain HTTP (put it behind a
     /// TLS-terminating load balancer).
     #[serde(default)]
@@ -127,9 +138,9 @@ pub struct Limits {
     /// Requests in flight; more are shed with 503 and `Retry-After`.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
-    /// Open client connections; at the limit no more are accepted until one closes.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
+    /// Moved to `connections.max_open`; refused with a message saying so.
+    #[serde(default, skip_serializing)]
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Limits {
@@ -137,7 +148,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: default_max_body_bytes(),
             max_concurrent_requests: default_max_concurrent_requests(),
-            max_connections: default_max_connections(),
+            max_connections: None,
         }
     }
 }
@@ -324,11 +335,18 @@ impl CoordinatorConfig {
                 "must be at least 1",
             ));
         }
-        if self.limits.max_connections == 0 {
+        if self.limits.max_connections.is_some() {
             return Err(ConfigError::field(
                 "limits.max_connections",
-                "must be at least 1",
+                "moved to connections.max_open",
             ));
+        }
+        self.connections.validate("connections")?;
+        if self
+            .ops_listen
+            .is_some_and(|ops| ops.port() != 0 && ops == self.listen)
+        {
+            return Err(ConfigError::field("ops_listen", "must differ from listen"));
         }
         for (field, source) in [
             ("api_keys", &self.api_keys),
@@ -348,6 +366,32 @@ impl CoordinatorConfig {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The configuration as `/configz` shows it: secrets, certificate and key files, the
+    /// variables and files secrets come from, and the perspectives' addresses are left out
+    /// (each replaced by whether it is set), so that the view tells nothing of the
+    /// deployment's layout.
+    pub fn public_view(&self) -> serde_json::Value {
+        let mut view = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = view.as_object_mut() {
+            fields.insert("api_keys".into(), "configured".into());
+            fields.insert("hash_secret".into(), "configured".into());
+            fields.insert("api_tls".into(), self.api_tls.is_some().into());
+            fields.insert(
+                "perspective_tls".into(),
+                self.perspective_tls.is_some().into(),
+            );
+            if let Some(list) = fields
+                .get_mut("perspectives")
+                .and_then(serde_json::Value::as_array_mut)
+            {
+                for entry in list.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+                    entry.remove("url");
+                }
+            }
+        }
+        view
     }
 
     /// One perspective call's deadline.
@@ -409,10 +453,6 @@ fn default_max_body_bytes() -> usize {
 /// time, queued work only turns into timeouts (measured with `mpic-bench --scenario overload`).
 fn default_max_concurrent_requests() -> usize {
     256
-}
-
-fn default_max_connections() -> usize {
-    mpic_common::serve::DEFAULT_MAX_CONNECTIONS
 }
 
 #[cfg(test)]

@@ -11,12 +11,12 @@ pub mod metrics;
 pub mod orchestrate;
 pub mod policy;
 pub mod quorum;
+pub mod readiness;
 pub mod service;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use tokio::net::TcpListener;
+use mpic_common::serve::{ConnectionLimits, ConnectionMetrics, Exposure, Listeners, Shutdown};
 
 use crate::config::{CoordinatorConfig, parse_api_keys};
 
@@ -80,17 +80,18 @@ pub fn perspective_tls(
     }
 }
 
-/// A coordinator bound to its port.
+/// A coordinator bound to its ports.
 #[derive(Debug)]
 pub struct Coordinator {
-    listener: TcpListener,
-    router: axum::Router,
+    listeners: Listeners,
+    state: Arc<service::AppState>,
     tls: Option<Arc<rustls::ServerConfig>>,
-    max_connections: usize,
+    connections: ConnectionLimits,
+    connection_metrics: ConnectionMetrics,
 }
 
 impl Coordinator {
-    /// Checks the configuration, builds the client and binds the listener.
+    /// Checks the configuration, builds the client and binds the listeners.
     pub async fn bind(config: &CoordinatorConfig, secrets: Secrets) -> anyhow::Result<Coordinator> {
         mpic_common::tls::install_crypto_provider();
         config.validate()?;
@@ -112,6 +113,7 @@ impl Coordinator {
             )?),
             None => None,
         };
+        let connection_metrics = metrics.connections.clone();
         let state = Arc::new(service::AppState {
             orchestrator,
             keys: auth::ApiKeys::new(&secrets.api_keys),
@@ -132,38 +134,58 @@ impl Coordinator {
                 "version": env!("CARGO_PKG_VERSION"),
                 "api_spec_version": "3.9.0",
                 "br_minimum_perspectives_today": policy::br_minimum_today(),
-                // Secrets appear only as references (variable names or file paths).
-                "config": config,
+                "config": config.public_view(),
             }),
+            readiness: Arc::new(readiness::Readiness::new(config.default_perspective_count)),
         });
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("listen: cannot bind {}", config.listen))?;
+        let listeners = Listeners::bind(config.listen, config.ops_listen).await?;
         Ok(Coordinator {
-            listener,
-            router: service::router(state),
+            listeners,
+            state,
             tls,
-            max_connections: config.limits.max_connections,
+            connections: config.connections,
+            connection_metrics,
         })
     }
 
-    /// The bound address.
+    /// The bound address of the API.
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
+        self.listeners.api_addr()
     }
 
-    /// Serves until `shutdown` completes.
+    /// The bound address of the operations listener, if there is one.
+    pub fn ops_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listeners.ops_addr()
+    }
+
+    /// Serves the API (and the operations listener) until `shutdown` completes, probing the
+    /// perspectives' health in the background meanwhile; then drains.
     pub async fn serve(
         self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        mpic_common::serve::serve(
-            self.listener,
-            self.router,
-            self.tls,
-            self.max_connections,
-            shutdown,
-        )
-        .await
+        let shutdown = Shutdown::new(shutdown);
+        let probing = tokio::spawn(
+            self.state
+                .readiness
+                .clone()
+                .run(self.state.orchestrator.clone(), shutdown.clone().wait()),
+        );
+        let served = self
+            .listeners
+            .serve(
+                (
+                    service::router(self.state.clone()),
+                    self.tls,
+                    Exposure::Public,
+                ),
+                mpic_common::operations::router(self.state.clone()),
+                self.connections,
+                &self.connection_metrics,
+                shutdown,
+            )
+            .await;
+        probing.abort();
+        served
     }
 }

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub shed: Counter,
     /// `mpic_requests_in_flight`.
     pub in_flight: Gauge,
+    /// `mpic_connections_open`, `mpic_connections_closed_total`.
+    pub connections: mpic_common::serve::ConnectionMetrics,
 }
 
 impl Metrics {
@@ -120,8 +122,10 @@ impl Metrics {
             "POST /mpic requests being orchestrated now",
             in_flight.clone(),
         );
+        let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
         Metrics {
             registry,
+            connections,
             requests,
             request_duration,
             calls,

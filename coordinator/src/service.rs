@@ -1,6 +1,8 @@
 //! The coordinator's HTTP service: `POST /mpic` (api.md section 1) with API-key
-//! authentication, `GET /healthz`, `GET /readyz`. Load beyond the concurrency limit is shed
-//! with 503 and `Retry-After`, never queued.
+//! authentication, `GET /healthz`, `GET /readyz`, `GET /openapi.json`; `GET /metrics` and
+//! `GET /configz` to API-key holders. The operations listener serves the health endpoints,
+//! `/metrics` and `/configz` without a key. Load beyond the concurrency limit is shed with
+//! 503 and `Retry-After`, never queued.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,22 +13,18 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::future::join_all;
 use mpic_common::api::{CheckType, EchoedParameters, MpicRequest, ValidationIssue};
 use mpic_common::http::{self, bad_request, error};
+use mpic_common::operations::{self, Operations};
 use mpic_common::validate::{self, CaaParams, issue, issue_at};
 use tokio::sync::Semaphore;
-use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument as _;
 
 use crate::auth::ApiKeys;
-use crate::cohort;
 use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels};
 use crate::orchestrate::{Orchestrator, Outcome, Validated};
 use crate::quorum::{self, Bounds};
-
-/// How long `/readyz` waits for each perspective's `/healthz`.
-const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::readiness::Readiness;
 
 /// Everything a handler needs.
 #[derive(Debug)]
@@ -43,23 +41,63 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
-    /// What `GET /configz` shows: the effective configuration without secrets, and versions.
+    /// What `GET /configz` shows: the effective configuration without secrets, file paths,
+    /// variable names or perspective addresses, and versions.
     pub configz: serde_json::Value,
+    /// Whether a default cohort can be reached, probed in the background.
+    pub readiness: Arc<Readiness>,
 }
 
-/// The router.
+impl Operations for AppState {
+    async fn readiness(&self) -> (bool, serde_json::Value) {
+        let report = self.readiness.report();
+        (
+            report.is_ready(),
+            serde_json::to_value(&*report).unwrap_or_default(),
+        )
+    }
+
+    fn registry(&self) -> &prometheus_client::registry::Registry {
+        &self.metrics.registry
+    }
+
+    fn configz(&self) -> &serde_json::Value {
+        &self.configz
+    }
+}
+
+/// The API's router: `/mpic`, the health endpoints, the OpenAPI document, and `/metrics` and
+/// `/configz` behind the API key.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/mpic", post(post_mpic))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/configz", get(configz))
-        .route("/openapi.json", get(openapi))
-        .fallback(http::not_found)
-        .method_not_allowed_fallback(http::method_not_allowed)
-        .with_state(state)
-        .layer(CatchPanicLayer::custom(http::panicked))
+    let keyed = Router::new()
+        .route("/metrics", get(operations::metrics::<AppState>))
+        .route("/configz", get(operations::configz::<AppState>))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_key,
+        ));
+    operations::finish(
+        Router::new()
+            .route("/mpic", post(post_mpic))
+            .route("/healthz", get(operations::healthz))
+            .route("/readyz", get(operations::readyz::<AppState>))
+            .route("/openapi.json", get(openapi))
+            .merge(keyed)
+            .with_state(state),
+    )
+}
+
+/// Lets a request through only with the API key (401 otherwise).
+async fn require_key(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.keys.allows(request.headers()) {
+        next.run(request).await
+    } else {
+        error(StatusCode::UNAUTHORIZED, "unauthorized")
+    }
 }
 
 async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -321,58 +359,9 @@ pub fn validate_request(
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    http::metrics(&state.metrics.registry)
-}
-
 /// The OpenAPI 3.1 document of this service (`coordinator/openapi.json`).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
-}
-
-async fn configz(State(state): State<Arc<AppState>>) -> Response {
-    http::status(StatusCode::OK, state.configz.clone())
-}
-
-async fn healthz() -> Response {
-    http::status(StatusCode::OK, serde_json::json!({"status": "ok"}))
-}
-
-/// Ready when the perspectives answering `/healthz` can form a default cohort.
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    let o = &state.orchestrator;
-    // Over the same connections as the checks.
-    let probes = o.channels.iter().map(|channel| async move {
-        let mut request = axum::http::Request::new(());
-        *request.uri_mut() = channel.healthz.clone();
-        let probe = channel.exchange(request, bytes::Bytes::new(), 4096);
-        matches!(
-            tokio::time::timeout(HEALTH_PROBE_TIMEOUT, probe).await,
-            Ok(Ok(r)) if r.status.is_success()
-        )
-    });
-    let healthy: Vec<cohort::Member> = join_all(probes)
-        .await
-        .into_iter()
-        .zip(&o.perspectives)
-        .filter(|(up, _)| *up)
-        .map(|(_, p)| p.member())
-        .collect();
-    let n = state.bounds.default_perspective_count as usize;
-    let up = healthy.len();
-    if cohort::cohorts(&healthy, n, [0; 32]).is_empty() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "not-ready", "healthy_perspectives": up, "reason": format!("no cohort of {n} among the {up} perspectives answering")})),
-        )
-            .into_response()
-    } else {
-        (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready", "healthy_perspectives": up})),
-        )
-            .into_response()
-    }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mpic_common::config::{ConfigError, Rir, load_yaml};
+use mpic_common::serve::ConnectionLimits;
 use mpic_common::target::Target;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,16 @@ use serde::{Deserialize, Serialize};
 pub struct PerspectiveConfig {
     /// Address to serve on, e.g. `0.0.0.0:8443`.
     pub listen: SocketAddr,
+    /// Address of the operations listener (`/healthz`, `/readyz`, `/metrics`, `/configz`,
+    /// plain HTTP, no client certificate), e.g. `0.0.0.0:9443`: for probes and scrapers on a
+    /// private network. Without it these are served on the API port only, to holders of a
+    /// client certificate.
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
+    /// What one client connection may hold (both listeners; the operations listener holds
+    /// few connections).
+    #[serde(default)]
+    pub connections: ConnectionLimits,
     /// Who this perspective is.
     pub perspective: Identity,
     /// Its own validating resolver (the Unbound sidecar).
@@ -236,6 +247,13 @@ impl PerspectiveConfig {
             ));
         }
         self.web.validate(self.limits.check_timeout_ms)?;
+        self.connections.validate("connections")?;
+        if self
+            .ops_listen
+            .is_some_and(|ops| ops.port() != 0 && ops == self.listen)
+        {
+            return Err(ConfigError::field("ops_listen", "must differ from listen"));
+        }
         match (&self.tls, self.danger_plain_http) {
             (None, false) => Err(ConfigError::field(
                 "tls",
@@ -247,6 +265,26 @@ impl PerspectiveConfig {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The configuration as `/configz` shows it: certificate, key and CA files are left out
+    /// (each replaced by whether it is set), so that the view tells nothing of the
+    /// deployment's layout.
+    pub fn public_view(&self) -> serde_json::Value {
+        let mut view = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = view.as_object_mut() {
+            fields.insert("tls".into(), self.tls.is_some().into());
+            if let Some(web) = fields
+                .get_mut("web")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                web.insert(
+                    "https_ca_file".into(),
+                    self.web.https_ca_file.is_some().into(),
+                );
+            }
+        }
+        view
     }
 
     /// The lookup deadline.

@@ -8,25 +8,26 @@ pub mod dcv;
 pub mod dns;
 pub mod metrics;
 pub mod net;
+pub mod readiness;
 pub mod service;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use tokio::net::TcpListener;
+use mpic_common::serve::{ConnectionLimits, Exposure, Listeners, Shutdown};
 
 pub use mpic_common::api::now_ns;
 
-/// A perspective bound to its port, ready to serve.
+/// A perspective bound to its ports, ready to serve.
 #[derive(Debug)]
 pub struct Perspective {
-    listener: TcpListener,
-    router: axum::Router,
+    listeners: Listeners,
+    state: Arc<service::AppState>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    connections: ConnectionLimits,
 }
 
 impl Perspective {
-    /// Loads TLS material and binds the listener. Configuration errors surface here, before
+    /// Loads TLS material and binds the listeners. Configuration errors surface here, before
     /// anything is served.
     pub async fn bind(config: &config::PerspectiveConfig) -> anyhow::Result<Perspective> {
         config.validate()?;
@@ -43,34 +44,43 @@ impl Perspective {
                 None
             }
         };
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("listen: cannot bind {}", config.listen))?;
-        let state = Arc::new(service::AppState::new(config));
+        let listeners = Listeners::bind(config.listen, config.ops_listen).await?;
         Ok(Perspective {
-            listener,
-            router: service::router(state),
+            listeners,
+            state: Arc::new(service::AppState::new(config)),
             tls,
+            connections: config.connections,
         })
     }
 
-    /// The bound address.
+    /// The bound address of the API.
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
+        self.listeners.api_addr()
     }
 
-    /// Serves until `shutdown` completes.
+    /// The bound address of the operations listener, if there is one.
+    pub fn ops_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listeners.ops_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        mpic_common::serve::serve(
-            self.listener,
-            self.router,
-            self.tls,
-            mpic_common::serve::DEFAULT_MAX_CONNECTIONS,
-            shutdown,
-        )
-        .await
+        let metrics = self.state.metrics().connections.clone();
+        self.listeners
+            .serve(
+                (
+                    service::router(self.state.clone()),
+                    self.tls,
+                    Exposure::Authenticated,
+                ),
+                mpic_common::operations::router(self.state.clone()),
+                self.connections,
+                &metrics,
+                Shutdown::new(shutdown),
+            )
+            .await
     }
 }

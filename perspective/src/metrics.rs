@@ -46,11 +46,25 @@ pub struct FetchLabels {
     pub scheme: String,
 }
 
+/// Labels of a readiness probe of the resolver.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    /// `answered`, `failed` (the resolver answered with an error or could not be reached)
+    /// or `timeout`.
+    pub outcome: String,
+}
+
 /// All perspective metrics, in their own registry.
 #[derive(Debug)]
 pub struct Metrics {
     /// The registry served on `/metrics`.
     pub registry: Registry,
+    /// `mpic_ready`.
+    pub ready: Gauge,
+    /// `mpic_resolver_probes_total`.
+    pub resolver_probes: Family<ProbeLabels, Counter>,
+    /// `mpic_connections_open`, `mpic_connections_closed_total`.
+    pub connections: mpic_common::serve::ConnectionMetrics,
     /// `mpic_checks_total`.
     pub checks: Family<CheckLabels, Counter>,
     /// `mpic_check_duration_seconds`.
@@ -113,8 +127,24 @@ impl Metrics {
         );
         let in_flight = Gauge::default();
         registry.register("checks_in_flight", "Checks running now", in_flight.clone());
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when the last readiness probe found the resolver answering, else 0",
+            ready.clone(),
+        );
+        let resolver_probes = Family::<ProbeLabels, Counter>::default();
+        registry.register(
+            "resolver_probes",
+            "Readiness probes of the resolver, by outcome",
+            resolver_probes.clone(),
+        );
+        let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
         Metrics {
             registry,
+            ready,
+            resolver_probes,
+            connections,
             checks,
             check_duration,
             dns_lookups,

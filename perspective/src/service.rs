@@ -11,16 +11,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hickory_proto::rr::RecordType;
 use mpic_common::api::{
     CaaPerspectiveRequest, CheckDetails, CheckResponse, CheckType, DcvPerspectiveRequest,
     MpicError, ValidationMethod, error_type,
 };
-use mpic_common::http::{self, bad_request, overloaded, read_json};
+use mpic_common::http::{bad_request, overloaded, read_json};
+use mpic_common::operations::{self, Operations};
 use mpic_common::target::Target;
 use mpic_common::validate::{self, CaaParams};
 use tokio::sync::Semaphore;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument as _;
 
@@ -32,9 +31,6 @@ use crate::metrics::{CheckLabels, KindLabels, Metrics};
 
 /// The header naming the perspective that answered (api.md section 2).
 pub const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
-
-/// How long `/readyz` waits for the resolver.
-const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Everything a request handler needs.
 #[derive(Debug)]
@@ -48,6 +44,7 @@ pub struct AppState {
     checks: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     configz: serde_json::Value,
+    readiness: crate::readiness::Readiness,
 }
 
 impl AppState {
@@ -75,32 +72,57 @@ impl AppState {
             configz: serde_json::json!({
                 "service": "mpic-perspective",
                 "version": env!("CARGO_PKG_VERSION"),
-                // TLS material appears only as file paths; nothing secret is in this file.
-                "config": config,
+                "config": config.public_view(),
             }),
+            readiness: crate::readiness::Readiness::default(),
         }
     }
 }
 
-/// The router, with the identity header, panic guard and fallbacks applied to every route.
+impl AppState {
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+impl Operations for AppState {
+    async fn readiness(&self) -> (bool, serde_json::Value) {
+        let report = self.readiness.report(&self.dns, &self.metrics).await;
+        (
+            report.is_ready(),
+            serde_json::to_value(&report).unwrap_or_default(),
+        )
+    }
+
+    fn registry(&self) -> &prometheus_client::registry::Registry {
+        &self.metrics.registry
+    }
+
+    fn configz(&self) -> &serde_json::Value {
+        &self.configz
+    }
+}
+
+/// The API's router (mutual TLS: only the coordinator reaches it), with the identity
+/// header, panic guard and fallbacks applied to every route.
 pub fn router(state: Arc<AppState>) -> Router {
     let identity = HeaderValue::from_str(&state.code)
         .unwrap_or_else(|_| HeaderValue::from_static("invalid-code"));
-    Router::new()
-        .route("/caa", post(post_caa))
-        .route("/dcv", post(post_dcv))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/configz", get(configz))
-        .fallback(http::not_found)
-        .method_not_allowed_fallback(http::method_not_allowed)
-        .with_state(state)
-        .layer(CatchPanicLayer::custom(http::panicked))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static(PERSPECTIVE_HEADER),
-            identity,
-        ))
+    operations::finish(
+        Router::new()
+            .route("/caa", post(post_caa))
+            .route("/dcv", post(post_dcv))
+            .route("/healthz", get(operations::healthz))
+            .route("/readyz", get(operations::readyz::<AppState>))
+            .route("/metrics", get(operations::metrics::<AppState>))
+            .route("/configz", get(operations::configz::<AppState>))
+            .with_state(state),
+    )
+    .layer(SetResponseHeaderLayer::overriding(
+        HeaderName::from_static(PERSPECTIVE_HEADER),
+        identity,
+    ))
 }
 
 async fn post_caa(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -241,50 +263,6 @@ async fn run_check(
         );
     });
     (StatusCode::OK, axum::Json(response)).into_response()
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    http::metrics(&state.metrics.registry)
-}
-
-async fn configz(State(state): State<Arc<AppState>>) -> Response {
-    http::status(StatusCode::OK, state.configz.clone())
-}
-
-async fn healthz() -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"status": "ok"})),
-    )
-        .into_response()
-}
-
-/// Ready when the resolver answers at all (any rcode: a SERVFAIL still proves it is there).
-/// The question is `localhost. A`, which a resolver answers from its own data (RFC 6761
-/// 6.3; Unbound's default local zone), so readiness does not depend on reaching the root.
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match tokio::time::timeout(
-        READY_PROBE_TIMEOUT,
-        state.dns.query("localhost.", RecordType::A),
-    )
-    .await
-    {
-        Ok(Ok(_)) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready"})),
-        )
-            .into_response(),
-        Ok(Err(e)) => not_ready(&e.to_string()),
-        Err(_) => not_ready("the resolver did not answer in time"),
-    }
-}
-
-fn not_ready(why: &str) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(serde_json::json!({"status": "not-ready", "reason": why})),
-    )
-        .into_response()
 }
 
 /// A check that ran out of time: not completed, not passed.

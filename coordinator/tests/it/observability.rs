@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{API_KEY, FleetSpec, Kind, all_real, dns, fleet};
+use mpic_coordinator::policy::PolicyMode;
+
+use crate::support::{API_KEY, FleetSpec, Kind, all_real, dns, fleet, get_text};
 
 /// A validator for `#/components/schemas/<name>` of the served OpenAPI document.
 fn validator(name: &str) -> jsonschema::Validator {
@@ -159,7 +161,7 @@ async fn metrics_move_with_valid_invalid_and_failed_requests() {
 
     let response = f
         .client
-        .get(f.url.replace("/mpic", "/metrics"))
+        .get(format!("{}/metrics", f.ops))
         .send()
         .await
         .unwrap();
@@ -219,22 +221,83 @@ async fn metrics_move_with_valid_invalid_and_failed_requests() {
 async fn configz_shows_the_effective_configuration_without_secrets() {
     let dns = dns().await;
     let f = fleet(FleetSpec::new(all_real(6), dns.addr())).await;
-    let text = f
-        .client
-        .get(f.url.replace("/mpic", "/configz"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&f.client, &format!("{}/configz", f.ops)).await;
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["service"], "mpic-coordinator");
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["config"]["default_perspective_count"], 6);
     assert_eq!(v["config"]["perspectives"].as_array().unwrap().len(), 6);
+    assert_eq!(v["config"]["perspectives"][0]["rir"], "ARIN");
     assert!(
         !text.contains(API_KEY) && !text.contains(crate::support::SECRET),
         "{text}"
     );
+    // Nothing of the deployment's layout: no certificate or key files, no variable names,
+    // no perspective addresses.
+    for leak in [".crt", ".key", ".pem", "UNUSED", "https://"] {
+        assert!(!text.contains(leak), "{leak}: {text}");
+    }
+    for p in v["config"]["perspectives"].as_array().unwrap() {
+        assert!(p.get("url").is_none(), "{p}");
+    }
+    assert_eq!(v["config"]["perspective_tls"], true);
+    assert_eq!(v["config"]["api_keys"], "configured");
+}
+
+/// `/metrics` and `/configz` are not public: on the API port they need the API key; on the
+/// operations listener they need none; `/readyz` answers from the background probe.
+#[tokio::test]
+async fn operational_endpoints_need_the_key_on_the_api_port() {
+    let dns = dns().await;
+    let f = fleet(FleetSpec {
+        policy: PolicyMode::Warn,
+        ..FleetSpec::new(all_real(3), dns.addr())
+    })
+    .await;
+    let api = f.url.trim_end_matches("/mpic").to_owned();
+    for path in ["/metrics", "/configz"] {
+        let anonymous = f.client.get(format!("{api}{path}")).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401, "{path} without a key");
+        let keyed = f
+            .client
+            .get(format!("{api}{path}"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(keyed.status(), 200, "{path} with the key");
+        let ops = f
+            .client
+            .get(format!("{}{path}", f.ops))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ops.status(), 200, "{path} on the operations listener");
+    }
+    for base in [&api, &f.ops] {
+        let health = f
+            .client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200, "{base}/healthz");
+    }
+    // The first background probe runs at start; readiness follows it.
+    for base in [&api, &f.ops] {
+        assert_eq!(
+            f.readiness(base).await,
+            (
+                StatusCode::OK,
+                json!({"status": "ready", "healthy_perspectives": 3})
+            )
+        );
+    }
+    let mpic = f
+        .client
+        .get(format!("{}/mpic", f.ops))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mpic.status(), 404, "no checks on the operations listener");
 }

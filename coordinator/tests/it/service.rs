@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{API_KEY, Fleet, FleetSpec, Kind, all_real, dns, fleet};
+use crate::support::{API_KEY, Fleet, FleetSpec, Kind, all_real, dns, fleet, get_text};
 
 fn codes(perspectives: &Value) -> Vec<String> {
     perspectives
@@ -395,22 +395,15 @@ async fn readiness_follows_the_perspectives() {
             .status(),
         200
     );
-    assert_eq!(
-        f.client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(f.readiness(&base).await.0, 200);
 
     let mut kinds = all_real(6);
     kinds[1] = Kind::Refuses;
     let g = fleet(FleetSpec::new(kinds, dns.addr())).await;
     let base = g.url.trim_end_matches("/mpic").to_owned();
-    let r = g.client.get(format!("{base}/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), 503, "a default cohort of 6 needs all six");
+    let (status, body) = g.readiness(&base).await;
+    assert_eq!(status, 503, "a default cohort of 6 needs all six: {body}");
+    assert_eq!(body["healthy_perspectives"], 5);
 }
 
 /// A coordinator with one request slot, held by a request to six perspectives that never
@@ -536,15 +529,7 @@ async fn load_beyond_the_limit_is_shed_not_queued() {
         200,
         "the request in flight still completes"
     );
-    let metrics = f
-        .client
-        .get(f.url.replace("/mpic", "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&f.client, &format!("{}/metrics", f.ops)).await;
     assert!(
         metrics.lines().any(|l| l == "mpic_load_shed_total 1"),
         "{metrics}"

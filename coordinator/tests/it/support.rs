@@ -77,6 +77,8 @@ pub fn pki(dir: &Path) -> DevPkiFiles {
 /// A running fleet.
 pub struct Fleet {
     pub url: String,
+    /// Base URL of the operations listener (`http://127.0.0.1:port`).
+    pub ops: String,
     pub client: reqwest::Client,
     pub config: CoordinatorConfig,
     _tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -167,6 +169,8 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                 };
                 let config = PerspectiveConfig {
                     listen: "127.0.0.1:0".parse().unwrap(),
+                    ops_listen: None,
+                    connections: Default::default(),
                     perspective: Identity {
                         code: identity.to_owned(),
                         rir,
@@ -208,7 +212,11 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                         l,
                         router,
                         Some(tls),
-                        mpic_common::serve::DEFAULT_MAX_CONNECTIONS,
+                        mpic_common::serve::ServeOptions::new(
+                            "api",
+                            mpic_common::serve::ConnectionLimits::default(),
+                            mpic_common::serve::Exposure::Authenticated,
+                        ),
                         std::future::pending(),
                     )
                     .await;
@@ -228,6 +236,8 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
     }
     let config = CoordinatorConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        ops_listen: Some("127.0.0.1:0".parse().unwrap()),
+        connections: Default::default(),
         api_tls: None,
         api_keys: SecretSource {
             env: Some("UNUSED".into()),
@@ -259,11 +269,13 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
     };
     let coordinator = Coordinator::bind(&config, secrets).await.unwrap();
     let addr = coordinator.local_addr().unwrap();
+    let ops = coordinator.ops_addr().unwrap();
     tasks.push(tokio::spawn(async move {
         let _ = coordinator.serve(std::future::pending()).await;
     }));
     Fleet {
         url: format!("http://{addr}/mpic"),
+        ops: format!("http://{ops}"),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -274,7 +286,35 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
     }
 }
 
+/// The body of `GET url`, whatever its status.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 impl Fleet {
+    /// `GET {base}/readyz` once the background probe has run (before it, readiness says
+    /// the perspectives have not been probed yet).
+    pub async fn readiness(&self, base: &str) -> (StatusCode, serde_json::Value) {
+        for _ in 0..100 {
+            let r = self
+                .client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .unwrap();
+            let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+            let body: serde_json::Value = r.json().await.unwrap();
+            let probed = !body["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("not been probed"));
+            if probed {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{base}/readyz: no probe within 5 s");
+    }
+
     /// POSTs `body` with the API key; returns status and JSON.
     pub async fn post(&self, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
         let r = self

@@ -83,7 +83,11 @@ app.kubernetes.io/part-of: mpic
 {{- define "mpic.perspectiveConfig" -}}
 {{- $s := fromYaml (include "mpic.perspectiveSettings" .) -}}
 {{- $cfg := deepCopy (default dict $s.config) -}}
+{{- if eq (int $s.port) (int $s.opsPort) -}}
+{{- fail (printf "perspective %s: port and opsPort are both %d; the operations listener needs its own port" .p.code (int $s.port)) -}}
+{{- end -}}
 {{- $_ := set $cfg "listen" (printf "0.0.0.0:%d" (int $s.port)) -}}
+{{- $_ := set $cfg "ops_listen" (printf "0.0.0.0:%d" (int $s.opsPort)) -}}
 {{- $_ := set $cfg "perspective" (dict "code" .p.code "rir" .p.rir) -}}
 {{- $resolver := default dict (get $cfg "resolver") -}}
 {{- $_ := set $resolver "address" (printf "127.0.0.1:%s" (include "mpic.unboundPort" .root)) -}}
@@ -96,7 +100,15 @@ app.kubernetes.io/part-of: mpic
 {{- define "mpic.coordinatorConfig" -}}
 {{- $c := .Values.coordinator -}}
 {{- $cfg := deepCopy (default dict $c.config) -}}
+{{- if eq (int $c.port) (int $c.opsPort) -}}
+{{- fail (printf "coordinator: port and opsPort are both %d; the operations listener needs its own port" (int $c.port)) -}}
+{{- end -}}
+{{- $conn := default dict (get $cfg "connections") -}}
+{{- if gt (int (default 1024 $conn.max_per_peer)) (int (default 4096 $conn.max_open)) -}}
+{{- fail (printf "coordinator.config.connections: max_per_peer (%d) must not exceed max_open (%d); lower both together" (int (default 1024 $conn.max_per_peer)) (int (default 4096 $conn.max_open))) -}}
+{{- end -}}
 {{- $_ := set $cfg "listen" (printf "0.0.0.0:%d" (int $c.port)) -}}
+{{- $_ := set $cfg "ops_listen" (printf "0.0.0.0:%d" (int $c.opsPort)) -}}
 {{- $_ := set $cfg "api_keys" (dict "file" (printf "/etc/mpic/secrets/api-keys/%s" $c.apiKeys.key)) -}}
 {{- $_ := set $cfg "hash_secret" (dict "file" (printf "/etc/mpic/secrets/hash-secret/%s" $c.hashSecret.key)) -}}
 {{- $_ := set $cfg "perspective_tls" (dict "certificate" "/etc/mpic/tls/tls.crt" "private_key" "/etc/mpic/tls/tls.key" "ca" "/etc/mpic/tls/ca.crt") -}}

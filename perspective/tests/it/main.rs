@@ -11,4 +11,5 @@ mod dcv_tls_alpn;
 mod dcv_web;
 mod e2e;
 mod malformed;
+mod operations;
 mod support;

@@ -36,6 +36,8 @@ pub fn target(s: &str) -> Target {
 pub fn plain_config(code: &str, resolver: SocketAddr) -> PerspectiveConfig {
     PerspectiveConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        ops_listen: None,
+        connections: Default::default(),
         perspective: Identity {
             code: code.to_owned(),
             rir: mpic_common::config::Rir::Arin,
