@@ -66,7 +66,8 @@ pub fn status(code: StatusCode, value: serde_json::Value) -> Response {
 }
 
 /// Reads a JSON body of at most `limit` bytes into `T`: 415 when the content type is given
-/// and is not JSON, 413 when too large, 400 naming the field when it does not parse.
+/// and is not JSON, 413 when too large, 400 when its framing is malformed, 400 naming the
+/// field when it does not parse.
 pub async fn read_json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
@@ -85,9 +86,22 @@ pub async fn read_json<T: DeserializeOwned>(
             ));
         }
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"))?;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = e
+            .into_inner()
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some();
+        if too_large {
+            error(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large")
+        } else {
+            // Malformed framing (a bad chunk size, a body cut short): the request, not its
+            // size, is at fault.
+            bad_request(vec![crate::validate::issue_at(
+                crate::validate::issue::INVALID_JSON,
+                "the body could not be read: its framing is malformed or it ended early",
+            )])
+        }
+    })?;
     crate::validate::parse_json::<T>(&bytes).map_err(|issue| bad_request(vec![issue]))
 }
 

@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod operations;
 pub mod serve;
+pub mod strict_json;
 pub mod target;
 pub mod telemetry;
 pub mod text;

@@ -40,8 +40,8 @@ pub mod issue {
     pub const INVALID_DCV_PARAMETER: &str = "invalid-dcv-parameter";
 }
 
-/// Longest `trace_identifier` accepted, in bytes.
-pub const MAX_TRACE_IDENTIFIER_BYTES: usize = 256;
+/// Longest `trace_identifier` accepted, in characters (as JSON Schema's `maxLength`).
+pub const MAX_TRACE_IDENTIFIER_CHARS: usize = 256;
 /// Most `caa_domains` / `issuer_domain_names` accepted.
 pub const MAX_ISSUER_DOMAINS: usize = 32;
 /// Longest free-text parameter (challenge values, tokens, URIs), in bytes.
@@ -54,31 +54,10 @@ pub const MAX_REGEX_DFA_BYTES: usize = 1024 * 1024;
 /// Deepest nesting of groups and repetitions in a `match_regex`.
 pub const MAX_REGEX_NESTING: u32 = 32;
 
-/// Parses a JSON body into `T`, naming the failing field path in the issue.
+/// Parses a JSON body into `T` strictly ([`crate::strict_json`]), naming the failing field
+/// path in the issue.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationIssue> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(value) => Ok(value),
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            let (issue_type, what) = match inner.classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                    (issue::INVALID_JSON, "the body is not valid JSON")
-                }
-                serde_json::error::Category::Io => {
-                    (issue::INVALID_JSON, "the body could not be read")
-                }
-                serde_json::error::Category::Data => (issue::INVALID_FIELD, "invalid field"),
-            };
-            let message = if path == "." || issue_type == issue::INVALID_JSON {
-                format!("{what}: {inner}")
-            } else {
-                format!("field `{path}`: {inner}")
-            };
-            Err(issue_at(issue_type, truncate_for_echo(&message, 512)))
-        }
-    }
+    crate::strict_json::parse(body)
 }
 
 /// Parses `domain_or_ip_target`.
@@ -97,9 +76,11 @@ pub fn target(input: &str) -> Result<Target, ValidationIssue> {
 /// Checks `trace_identifier`.
 pub fn trace_identifier(value: Option<&str>) -> Result<(), ValidationIssue> {
     match value {
-        Some(t) if t.len() > MAX_TRACE_IDENTIFIER_BYTES => Err(issue_at(
+        Some(t) if t.chars().count() > MAX_TRACE_IDENTIFIER_CHARS => Err(issue_at(
             issue::INVALID_FIELD,
-            format!("field `trace_identifier`: longer than {MAX_TRACE_IDENTIFIER_BYTES} bytes"),
+            format!(
+                "field `trace_identifier`: longer than {MAX_TRACE_IDENTIFIER_CHARS} characters"
+            ),
         )),
         _ => Ok(()),
     }

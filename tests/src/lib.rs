@@ -11,5 +11,6 @@
 
 pub mod dns;
 pub mod fixtures;
+pub mod hostile;
 pub mod process;
 pub mod web;

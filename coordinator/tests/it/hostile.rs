@@ -171,3 +171,20 @@ async fn post(
         .unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
+
+/// At least a hundred hostile requests against the coordinator: each answered with the
+/// status the contract demands, naming what is wrong; none a 5xx, none a pass.
+#[tokio::test]
+async fn hostile_requests_are_refused_with_what_is_wrong_named() {
+    let dns = dns().await;
+    let f = fleet(FleetSpec::new(all_real(4), dns.addr())).await;
+    let addr: std::net::SocketAddr = f
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/mpic")
+        .parse()
+        .unwrap();
+    let cases = mpic_tests::hostile::cases(mpic_tests::hostile::Service::Coordinator, API_KEY);
+    assert!(cases.len() >= 100, "{} cases", cases.len());
+    mpic_tests::hostile::run(addr, &cases).await;
+}

@@ -480,3 +480,21 @@ async fn metrics_and_configz() {
         server.addr().to_string()
     );
 }
+
+/// The shared table of hostile requests (the test kit's `hostile`), over a real socket:
+/// each answered with the status the contract demands, naming what is wrong; none a 5xx,
+/// none a pass.
+#[tokio::test]
+async fn hostile_requests_over_the_wire() {
+    let server = DnsServer::start(Zone::new().caa("example.com", 0, "issue", "ca.example"))
+        .await
+        .unwrap();
+    let perspective = mpic_perspective::Perspective::bind(&plain_config("p1", server.addr()))
+        .await
+        .unwrap();
+    let addr = perspective.local_addr().unwrap();
+    tokio::spawn(perspective.serve(std::future::pending()));
+    let cases = mpic_tests::hostile::cases(mpic_tests::hostile::Service::Perspective, "");
+    assert!(cases.len() >= 100, "{} cases", cases.len());
+    mpic_tests::hostile::run(addr, &cases).await;
+}
