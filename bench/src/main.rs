@@ -4,7 +4,7 @@
 //! authoritative DNS, drives `POST /mpic` open-loop at a fixed rate (latency from the intended
 //! send time) and closed-loop at maximum, and reports throughput, latency percentiles, sheds,
 //! errors, wrong verdicts, the peak RSS of every process, the connections the perspectives
-//! accepted, and the targets met or missed. See the README section "Benchmark".
+//! accepted, and the targets met or missed. See bench/README.md.
 
 mod fleet;
 mod load;

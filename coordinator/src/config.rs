@@ -449,8 +449,8 @@ fn default_grace_ms() -> u64 {
 fn default_max_body_bytes() -> usize {
     64 * 1024
 }
-/// Size it as sustained rate × the latency you accept: beyond what the fleet can answer in
-/// time, queued work only turns into timeouts (measured with `mpic-bench --scenario overload`).
+/// Size it as sustained rate × the latency you accept (Little's law): beyond what the fleet
+/// can answer in time, queued work only turns into timeouts.
 fn default_max_concurrent_requests() -> usize {
     256
 }

@@ -20,11 +20,10 @@ struct Args {
 }
 
 /// jemalloc with one arena that hands freed pages back to the system at once (built in by
-/// `.cargo/config.toml`). With the system allocator's per-thread arenas the coordinator held
-/// 53–55 MiB at 1,000 requests in flight over HTTP/1.1, about 13 MiB of it free memory kept
-/// by the arenas: a request's allocations move between tokio workers with its task. Now it
-/// holds about 45 MiB, drops back to about 33 MiB once the burst is over, and spends no more
-/// CPU per request on the benchmark (README, "Benchmark").
+/// `.cargo/config.toml`). A request's allocations move between tokio workers with its task, so
+/// the system allocator's per-thread arenas each keep free memory that the others cannot use;
+/// one arena with no kept pages holds what is in use and little more (the measurements are in
+/// bench/README.md).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
