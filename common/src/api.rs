@@ -731,6 +731,41 @@ pub mod error_type {
     pub const COORDINATOR_COHORT_SELECTION: &str = "mpic_error:coordinator:cohort_selection";
     /// Prefix of the TLS-ALPN certificate errors.
     pub const TLS_ALPN_CERTIFICATE_PREFIX: &str = "mpic_error:dcv_checker:tls_alpn:certificate:";
+    /// *New*: a TLS-ALPN check could not connect or complete its handshake (the reference
+    /// reports these as lookup errors).
+    pub const TLS_ALPN_CONNECTION: &str = "mpic_error:dcv_checker:tls_alpn:connection";
+
+    /// The TLS-ALPN certificate rules (api.md; the last four are *new*, of the same form).
+    pub mod tls_alpn_certificate {
+        /// No subjectAltName or no acmeIdentifier extension.
+        pub const EXTENSION_MISSING: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:extension_missing";
+        /// The acmeIdentifier extension is not critical.
+        pub const NONCRITICAL_ALPN_EXTENSION: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:noncritical_alpn_extension";
+        /// Not exactly one subjectAltName entry.
+        pub const NO_SINGLE_SAN: &str = "mpic_error:dcv_checker:tls_alpn:certificate:no_single_san";
+        /// A domain target whose one SAN is not a dNSName.
+        pub const SAN_NOT_DNSNAME: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:san_not_dnsname";
+        /// An IP target whose one SAN is not an iPAddress.
+        pub const SAN_TYPE_NOT_MATCH: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:san_type_not_match";
+        /// The one SAN names something else than the target.
+        pub const SAN_NOT_HOSTNAME: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:san_not_hostname";
+        /// *New*: the acmeIdentifier holds another digest than the request's.
+        pub const DIGEST_MISMATCH: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:digest_mismatch";
+        /// *New*: the acmeIdentifier value is not a DER OCTET STRING of 32 bytes.
+        pub const MALFORMED_ALPN_EXTENSION: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:malformed_alpn_extension";
+        /// *New*: the server did not negotiate `acme-tls/1`.
+        pub const ALPN_NOT_NEGOTIATED: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:alpn_not_negotiated";
+        /// *New*: the certificate is not a parsable X.509 certificate.
+        pub const UNPARSABLE: &str = "mpic_error:dcv_checker:tls_alpn:certificate:unparsable";
+    }
 }
 
 /// `details`, by check. Untagged: each shape denies unknown fields and has required keys, so

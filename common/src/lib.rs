@@ -8,6 +8,7 @@ pub mod digest;
 pub mod http;
 pub mod metrics;
 pub mod operations;
+pub mod outcome;
 pub mod serve;
 pub mod strict_json;
 pub mod target;

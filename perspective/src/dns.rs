@@ -165,6 +165,18 @@ pub struct LookupFailure {
 }
 
 impl LookupFailure {
+    /// The problem a check of `checker` reports for this failure: a DNSSEC failure or a
+    /// lookup failure.
+    pub fn problem(&self, checker: mpic_common::outcome::Checker) -> mpic_common::outcome::Problem {
+        use mpic_common::outcome::{Problem, ProblemKind};
+        let kind = if self.dnssec {
+            ProblemKind::Dnssec(checker)
+        } else {
+            ProblemKind::Lookup(checker)
+        };
+        Problem::new(kind, self.message.clone())
+    }
+
     /// No answer message: a timeout or a broken exchange.
     pub fn no_answer(name: &str, rtype: RecordType, error: &DnsError) -> LookupFailure {
         LookupFailure {

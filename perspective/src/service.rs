@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mpic_common::api::{
     CaaPerspectiveRequest, CheckDetails, CheckResponse, CheckType, DcvPerspectiveRequest,
-    MpicError, ValidationMethod, error_type,
+    ValidationMethod,
 };
 use mpic_common::http::{bad_request, overloaded, read_json};
 use mpic_common::operations::{self, Operations};
+use mpic_common::outcome::{Checker, Outcome, Problem, ProblemKind};
 use mpic_common::target::Target;
 use mpic_common::validate::{self, CaaParams};
 use tokio::sync::Semaphore;
@@ -271,22 +272,16 @@ fn deadline_exceeded(
     method: Option<mpic_common::api::ValidationMethod>,
     limit: Duration,
 ) -> CheckResponse {
-    let (kind, details) = match (check_type, method) {
-        (CheckType::Dcv, Some(m)) => (error_type::DCV_LOOKUP, CheckDetails::empty_for(m)),
+    let (checker, details) = match (check_type, method) {
+        (CheckType::Dcv, Some(m)) => (Checker::Dcv, CheckDetails::empty_for(m)),
         _ => (
-            error_type::CAA_LOOKUP,
+            Checker::Caa,
             CheckDetails::Caa(mpic_common::api::CaaDetails::default()),
         ),
     };
-    CheckResponse {
-        check_type,
-        check_completed: false,
-        check_passed: false,
-        errors: Some(vec![MpicError::new(
-            kind,
-            format!("the check did not finish within {} ms", limit.as_millis()),
-        )]),
-        timestamp_ns: crate::now_ns(),
-        details,
-    }
+    Outcome::NotCompleted(Problem::new(
+        ProblemKind::Lookup(checker),
+        format!("the check did not finish within {} ms", limit.as_millis()),
+    ))
+    .into_response(details)
 }

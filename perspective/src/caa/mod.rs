@@ -19,9 +19,8 @@ pub mod policy;
 use futures_util::future::join_all;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use mpic_common::api::{
-    CaaDetails, CheckDetails, CheckResponse, CheckType, LookupFailureReport, MpicError, error_type,
-};
+use mpic_common::api::{CaaDetails, CheckDetails, CheckResponse, LookupFailureReport};
+use mpic_common::outcome::{Checker, Outcome};
 use mpic_common::target::Target;
 use mpic_common::validate::CaaParams;
 
@@ -57,16 +56,11 @@ impl CaaChecker {
             Target::Domain(d) => d,
             // CAA governs domain names only (RFC 8659 1, BR 3.2.2.8 "dNSName").
             Target::Ip(_) => {
-                return response(
-                    true,
-                    true,
-                    None,
-                    CaaDetails {
-                        caa_record_present: Some(false),
-                        reason: Some(REASON_IP_TARGET.to_owned()),
-                        ..CaaDetails::default()
-                    },
-                );
+                return Outcome::Passed.into_response(CheckDetails::Caa(CaaDetails {
+                    caa_record_present: Some(false),
+                    reason: Some(REASON_IP_TARGET.to_owned()),
+                    ..CaaDetails::default()
+                }));
             }
         };
         let issuers = if params.caa_domains.is_empty() {
@@ -92,19 +86,14 @@ impl CaaChecker {
                     policy::evaluate(&records, &request)
                 };
                 let present = !records.is_empty();
-                response(
-                    true,
-                    reason.permits(),
-                    None,
-                    CaaDetails {
-                        caa_record_present: Some(present),
-                        found_at: present.then_some(relevant.found_at),
-                        records_seen: Some(records.iter().map(CaaRecord::presentation).collect()),
-                        ad_flag: Some(relevant.answer.authentic_data),
-                        reason: Some(reason.code().to_owned()),
-                        lookup_failure: None,
-                    },
-                )
+                Outcome::from_match(reason.permits()).into_response(CheckDetails::Caa(CaaDetails {
+                    caa_record_present: Some(present),
+                    found_at: present.then_some(relevant.found_at),
+                    records_seen: Some(records.iter().map(CaaRecord::presentation).collect()),
+                    ad_flag: Some(relevant.answer.authentic_data),
+                    reason: Some(reason.code().to_owned()),
+                    lookup_failure: None,
+                }))
             }
             Err(failure) => self.failed(failure, climbed.retried, params).await,
         }
@@ -130,32 +119,19 @@ impl CaaChecker {
         report.treated_as_permission =
             report.allow_lookup_failure && report.retried && report.dnssec_insecure;
         if report.treated_as_permission {
-            return response(
-                true,
-                true,
-                None,
-                CaaDetails {
-                    reason: Some(REASON_LOOKUP_FAILURE_ALLOWED.to_owned()),
-                    lookup_failure: Some(report),
-                    ..CaaDetails::default()
-                },
-            );
+            return Outcome::Passed.into_response(CheckDetails::Caa(CaaDetails {
+                reason: Some(REASON_LOOKUP_FAILURE_ALLOWED.to_owned()),
+                lookup_failure: Some(report),
+                ..CaaDetails::default()
+            }));
         }
-        let kind = if failure.dnssec {
-            error_type::CAA_DNSSEC
-        } else {
-            error_type::CAA_LOOKUP
-        };
-        response(
-            false,
-            false,
-            Some(vec![MpicError::new(kind, &failure.message)]),
+        Outcome::NotCompleted(failure.problem(Checker::Caa)).into_response(CheckDetails::Caa(
             CaaDetails {
                 reason: Some(REASON_LOOKUP_FAILED.to_owned()),
                 lookup_failure: Some(report),
                 ..CaaDetails::default()
             },
-        )
+        ))
     }
 }
 
@@ -192,22 +168,4 @@ pub async fn provably_insecure(dns: &DnsClient, name: &str) -> bool {
         ds_denied && not_a_non_cut
     });
     join_all(checks).await.into_iter().any(|proven| proven)
-}
-
-fn response(
-    completed: bool,
-    passed: bool,
-    errors: Option<Vec<MpicError>>,
-    details: CaaDetails,
-) -> CheckResponse {
-    CheckResponse {
-        check_type: CheckType::Caa,
-        check_completed: completed,
-        // Fail closed: a check that did not complete never passes unless the lookup-failure
-        // rule explicitly made it complete.
-        check_passed: passed && completed,
-        errors,
-        timestamp_ns: crate::now_ns(),
-        details: CheckDetails::Caa(details),
-    }
 }

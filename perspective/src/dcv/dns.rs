@@ -26,9 +26,9 @@ use std::borrow::Cow;
 
 use hickory_proto::rr::{RData, Record, RecordType};
 use mpic_common::api::{
-    CheckDetails, CheckResponse, CheckType, DcvCheckParameters, DnsDetails, MpicError,
-    ValidationMethod, error_type,
+    CheckDetails, CheckResponse, DcvCheckParameters, DnsDetails, ValidationMethod,
 };
+use mpic_common::outcome::{Checker, Outcome, Problem, ProblemKind};
 use mpic_common::target::{Target, prefixed_name, reverse_name};
 use mpic_common::text::{MAX_RECORD_ECHO_BYTES, bytes_for_echo};
 
@@ -203,13 +203,11 @@ pub fn respond(
     outcome: Result<DnsAnswer, LookupFailure>,
     evaluate: impl FnOnce(&[Record]) -> Evaluation,
 ) -> CheckResponse {
-    match outcome {
+    let (outcome, details) = match outcome {
         Ok(answer) if !answer.records.is_empty() => {
             let evaluation = evaluate(&answer.records);
-            response(
-                true,
-                evaluation.passed,
-                None,
+            (
+                Outcome::from_match(evaluation.passed),
                 details(
                     method,
                     found_at,
@@ -228,37 +226,26 @@ pub fn respond(
                     format!(" after the CNAME chain {}", answer.cname_chain.join(" → "))
                 }
             );
-            response(
-                true,
-                false,
-                Some(vec![MpicError::new(error_type::DCV_LOOKUP, message)]),
+            (
+                Outcome::NotPassed(vec![Problem::new(
+                    ProblemKind::Lookup(Checker::Dcv),
+                    message,
+                )]),
                 details(method, found_at, Some(&answer), Some(Vec::new())),
             )
         }
-        Err(failure) => {
-            let kind = if failure.dnssec {
-                error_type::DCV_DNSSEC
-            } else {
-                error_type::DCV_LOOKUP
-            };
-            response(
-                false,
-                false,
-                Some(vec![MpicError::new(kind, &failure.message)]),
-                details(method, &failure.name, failure.answer.as_ref(), None),
-            )
-        }
-    }
+        Err(failure) => (
+            Outcome::NotCompleted(failure.problem(Checker::Dcv)),
+            details(method, &failure.name, failure.answer.as_ref(), None),
+        ),
+    };
+    outcome.into_response(CheckDetails::Dns(details))
 }
 
 /// A parameter the check cannot use (normally refused with a 400 before it gets here).
-pub fn parameter_error(method: ValidationMethod, message: impl AsRef<str>) -> CheckResponse {
-    response(
-        false,
-        false,
-        Some(vec![MpicError::new(error_type::DCV_PARAMETER, message)]),
-        details(method, "", None, None),
-    )
+pub fn parameter_error(method: ValidationMethod, message: impl Into<String>) -> CheckResponse {
+    Outcome::NotCompleted(Problem::new(ProblemKind::Parameter, message))
+        .into_response(CheckDetails::Dns(details(method, "", None, None)))
 }
 
 fn details(
@@ -274,23 +261,6 @@ fn details(
         ad_flag: answer.map(|a| a.authentic_data),
         found_at: (!found_at.is_empty()).then(|| found_at.trim_end_matches('.').to_owned()),
         cname_chain: answer.map(|a| a.cname_chain.clone()),
-    }
-}
-
-fn response(
-    completed: bool,
-    passed: bool,
-    errors: Option<Vec<MpicError>>,
-    details: DnsDetails,
-) -> CheckResponse {
-    CheckResponse {
-        check_type: CheckType::Dcv,
-        check_completed: completed,
-        // Fail closed: nothing that did not complete passes.
-        check_passed: passed && completed,
-        errors,
-        timestamp_ns: crate::now_ns(),
-        details: CheckDetails::Dns(details),
     }
 }
 

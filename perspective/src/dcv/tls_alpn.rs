@@ -19,9 +19,9 @@
 use std::net::IpAddr;
 
 use mpic_common::api::{
-    AcmeTlsAlpn01Parameters, CheckDetails, CheckResponse, CheckType, MpicError, TlsAlpnDetails,
-    ValidationMethod,
+    AcmeTlsAlpn01Parameters, CheckDetails, CheckResponse, TlsAlpnDetails, ValidationMethod,
 };
+use mpic_common::outcome::{CertificateRule, Outcome, Problem, ProblemKind};
 use mpic_common::target::{Target, reverse_name};
 use mpic_common::text::{bytes_for_echo, truncate_for_echo};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -31,7 +31,7 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 use super::DcvContext;
 use super::http_fetch::tls_cause;
 use super::tls_client::ACME_TLS_ALPN_PROTOCOL;
-use super::web_failure::{Failure, TlsCause, report};
+use super::web_failure::{self, Failure, TlsCause};
 use crate::net::{self, Host};
 use tracing::Instrument as _;
 
@@ -67,9 +67,8 @@ pub async fn check(
                     rustls::CertificateError::BadEncoding,
                 )),
         })) => {
-            let v = Violation::Unparsable;
-            let error = MpicError::new(v.error_type(), format!("{ip}: {v}"));
-            return response(true, false, Some(vec![error]), None, Some(ip));
+            let problem = Violation::Unparsable.problem(ip);
+            return response(Outcome::NotPassed(vec![problem]), None, Some(ip));
         }
         Ok(Err(failure)) => return failed(method, &failure, dialling),
         Err(_) => {
@@ -87,49 +86,14 @@ pub async fn check(
         }
         Presented::Certificate(der) => evaluate(&der, &expected, &digest),
     };
-    let errors: Vec<MpicError> = violations
-        .iter()
-        .map(|v| MpicError::new(v.error_type(), format!("{ip}: {v}")))
-        .collect();
     // The server answered with a certificate: the check completed, passed or not (reference
     // behaviour).
-    response(
-        true,
-        errors.is_empty(),
-        (!errors.is_empty()).then_some(errors),
-        common_name,
-        Some(ip),
-    )
-}
-
-/// `error_type`s of the certificate rules (api.md; the last four are *new*, of the same form).
-pub mod certificate_error {
-    /// No subjectAltName or no acmeIdentifier extension.
-    pub const EXTENSION_MISSING: &str =
-        "mpic_error:dcv_checker:tls_alpn:certificate:extension_missing";
-    /// The acmeIdentifier extension is not critical.
-    pub const NONCRITICAL_ALPN_EXTENSION: &str =
-        "mpic_error:dcv_checker:tls_alpn:certificate:noncritical_alpn_extension";
-    /// Not exactly one subjectAltName entry.
-    pub const NO_SINGLE_SAN: &str = "mpic_error:dcv_checker:tls_alpn:certificate:no_single_san";
-    /// A domain target whose one SAN is not a dNSName.
-    pub const SAN_NOT_DNSNAME: &str = "mpic_error:dcv_checker:tls_alpn:certificate:san_not_dnsname";
-    /// An IP target whose one SAN is not an iPAddress.
-    pub const SAN_TYPE_NOT_MATCH: &str =
-        "mpic_error:dcv_checker:tls_alpn:certificate:san_type_not_match";
-    /// The one SAN names something else than the target.
-    pub const SAN_NOT_HOSTNAME: &str =
-        "mpic_error:dcv_checker:tls_alpn:certificate:san_not_hostname";
-    /// *New*: the acmeIdentifier holds another digest than the request's.
-    pub const DIGEST_MISMATCH: &str = "mpic_error:dcv_checker:tls_alpn:certificate:digest_mismatch";
-    /// *New*: the acmeIdentifier value is not a DER OCTET STRING of 32 bytes.
-    pub const MALFORMED_ALPN_EXTENSION: &str =
-        "mpic_error:dcv_checker:tls_alpn:certificate:malformed_alpn_extension";
-    /// *New*: the server did not negotiate `acme-tls/1`.
-    pub const ALPN_NOT_NEGOTIATED: &str =
-        "mpic_error:dcv_checker:tls_alpn:certificate:alpn_not_negotiated";
-    /// *New*: the certificate is not a parsable X.509 certificate.
-    pub const UNPARSABLE: &str = "mpic_error:dcv_checker:tls_alpn:certificate:unparsable";
+    let outcome = if violations.is_empty() {
+        Outcome::Passed
+    } else {
+        Outcome::NotPassed(violations.iter().map(|v| v.problem(ip)).collect())
+    };
+    response(outcome, common_name, Some(ip))
 }
 
 /// A rule the server broke.
@@ -178,21 +142,29 @@ pub enum Violation {
 }
 
 impl Violation {
-    /// The `error_type` of this rule.
-    pub fn error_type(&self) -> &'static str {
-        use certificate_error as E;
+    /// The rule broken (its `error_type` is [`ProblemKind::error_type`]'s).
+    pub fn rule(&self) -> CertificateRule {
+        use CertificateRule as R;
         match self {
-            Violation::AlpnNotNegotiated { .. } => E::ALPN_NOT_NEGOTIATED,
-            Violation::Unparsable => E::UNPARSABLE,
-            Violation::ExtensionMissing { .. } => E::EXTENSION_MISSING,
-            Violation::NonCriticalAcmeIdentifier => E::NONCRITICAL_ALPN_EXTENSION,
-            Violation::NoSingleSan { .. } => E::NO_SINGLE_SAN,
-            Violation::SanNotDnsName { .. } => E::SAN_NOT_DNSNAME,
-            Violation::SanTypeNotMatch { .. } => E::SAN_TYPE_NOT_MATCH,
-            Violation::SanNotTarget { .. } => E::SAN_NOT_HOSTNAME,
-            Violation::MalformedAcmeIdentifier => E::MALFORMED_ALPN_EXTENSION,
-            Violation::DigestMismatch => E::DIGEST_MISMATCH,
+            Violation::AlpnNotNegotiated { .. } => R::AlpnNotNegotiated,
+            Violation::Unparsable => R::Unparsable,
+            Violation::ExtensionMissing { .. } => R::ExtensionMissing,
+            Violation::NonCriticalAcmeIdentifier => R::NonCriticalAlpnExtension,
+            Violation::NoSingleSan { .. } => R::NoSingleSan,
+            Violation::SanNotDnsName { .. } => R::SanNotDnsName,
+            Violation::SanTypeNotMatch { .. } => R::SanTypeNotMatch,
+            Violation::SanNotTarget { .. } => R::SanNotHostname,
+            Violation::MalformedAcmeIdentifier => R::MalformedAlpnExtension,
+            Violation::DigestMismatch => R::DigestMismatch,
         }
+    }
+
+    /// The problem a server at `ip` breaking this rule is reported as.
+    pub fn problem(&self, ip: IpAddr) -> Problem {
+        Problem::new(
+            ProblemKind::TlsAlpnCertificate(self.rule()),
+            format!("{ip}: {self}"),
+        )
     }
 }
 
@@ -438,35 +410,15 @@ fn general_name_kind(name: &GeneralName<'_>) -> &'static str {
 pub const ACME_IDENTIFIER_OID: &str = "1.3.6.1.5.5.7.1.31";
 
 fn failed(method: ValidationMethod, failure: &Failure, ip: Option<IpAddr>) -> CheckResponse {
-    let reported = report(failure, method);
-    response(
-        reported.completed,
-        false,
-        Some(vec![reported.error]),
-        None,
-        ip,
-    )
+    response(web_failure::outcome(failure, method), None, ip)
 }
 
-fn response(
-    completed: bool,
-    passed: bool,
-    errors: Option<Vec<MpicError>>,
-    common_name: Option<String>,
-    ip: Option<IpAddr>,
-) -> CheckResponse {
-    CheckResponse {
-        check_type: CheckType::Dcv,
-        check_completed: completed,
-        check_passed: passed,
-        errors,
-        timestamp_ns: crate::now_ns(),
-        details: CheckDetails::TlsAlpn(TlsAlpnDetails {
-            validation_method: ValidationMethod::AcmeTlsAlpn01,
-            common_name,
-            resolved_ip: ip.map(|ip| ip.to_string()),
-        }),
-    }
+fn response(outcome: Outcome, common_name: Option<String>, ip: Option<IpAddr>) -> CheckResponse {
+    outcome.into_response(CheckDetails::TlsAlpn(TlsAlpnDetails {
+        validation_method: ValidationMethod::AcmeTlsAlpn01,
+        common_name,
+        resolved_ip: ip.map(|ip| ip.to_string()),
+    }))
 }
 
 #[cfg(test)]
@@ -492,7 +444,7 @@ mod tests {
         ];
         let mut seen = std::collections::BTreeSet::new();
         for v in all {
-            let t = v.error_type();
+            let t = ProblemKind::TlsAlpnCertificate(v.rule()).error_type();
             assert!(
                 t.starts_with(mpic_common::api::error_type::TLS_ALPN_CERTIFICATE_PREFIX),
                 "{t}"

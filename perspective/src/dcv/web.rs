@@ -13,15 +13,16 @@ use std::time::Duration;
 use base64::Engine as _;
 use http::HeaderValue;
 use mpic_common::api::{
-    AcmeHttp01Parameters, CheckDetails, CheckResponse, CheckType, HttpDetails, MpicError,
-    UrlScheme, ValidationMethod, WebsiteChangeParameters, error_type,
+    AcmeHttp01Parameters, CheckDetails, CheckResponse, HttpDetails, UrlScheme, ValidationMethod,
+    WebsiteChangeParameters,
 };
+use mpic_common::outcome::{Outcome, Problem, ProblemKind};
 use mpic_common::target::Target;
 
 use super::DcvContext;
 use super::http_fetch::{self, FetchFailure, Fetched, Ports, Trail};
 use super::tls_client;
-use super::web_failure::{Failure, report};
+use super::web_failure::{self, Failure};
 use crate::config::WebConfig;
 use crate::net::AddressPolicy;
 use tracing::Instrument as _;
@@ -184,14 +185,14 @@ pub async fn website_change(
                 .contains(&p.challenge_value.to_lowercase())
         };
     let regex_ok = regex.as_ref().is_none_or(|r| r.is_match(text));
-    let errors = match (found, regex_ok) {
-        (true, true) => None,
-        _ => Some(vec![MpicError::new(
-            error_type::HTTP,
+    let outcome = match (found, regex_ok) {
+        (true, true) => Outcome::Passed,
+        _ => Outcome::NotPassed(vec![Problem::new(
+            ProblemKind::Http,
             not_found_message(&fetched, found, regex_ok),
         )]),
     };
-    done(method, true, found && regex_ok, errors, &fetched, echo_len)
+    done(method, outcome, &fetched, echo_len)
 }
 
 /// BR 3.2.2.4.19 / 3.2.2.5.6, RFC 8555 section 8.3:
@@ -215,9 +216,11 @@ pub async fn acme_http01(
     }
     let passed =
         !fetched.truncated && String::from_utf8_lossy(&fetched.body).trim() == p.key_authorization;
-    let errors = (!passed).then(|| {
-        vec![MpicError::new(
-            error_type::HTTP,
+    let outcome = if passed {
+        Outcome::Passed
+    } else {
+        Outcome::NotPassed(vec![Problem::new(
+            ProblemKind::Http,
             if fetched.truncated {
                 format!(
                     "{}: the body is longer than {} bytes, so it is not the key authorization",
@@ -230,9 +233,9 @@ pub async fn acme_http01(
                     fetched.trail.final_url
                 )
             },
-        )]
-    });
-    done(method, true, passed, errors, &fetched, echo_len)
+        )])
+    };
+    done(method, outcome, &fetched, echo_len)
 }
 
 /// Where the website-change file lives (BR 3.2.2.4.18).
@@ -298,22 +301,20 @@ fn wrong_status(
     wanted: &str,
     echo_len: usize,
 ) -> CheckResponse {
-    let error = MpicError::new(
-        error_type::HTTP,
+    let problem = Problem::new(
+        ProblemKind::Http,
         format!(
             "{}: status {}, {wanted} is required",
             fetched.trail.final_url, fetched.status
         ),
     );
     // Reference behaviour: the server answered, so the check completed (and failed).
-    done(method, true, false, Some(vec![error]), fetched, echo_len)
+    done(method, Outcome::NotPassed(vec![problem]), fetched, echo_len)
 }
 
 fn done(
     method: ValidationMethod,
-    completed: bool,
-    passed: bool,
-    errors: Option<Vec<MpicError>>,
+    outcome: Outcome,
     fetched: &Fetched,
     echo_len: usize,
 ) -> CheckResponse {
@@ -324,17 +325,11 @@ fn done(
     let mut details = details(method, Some(&fetched.trail));
     details.response_status_code = Some(fetched.status);
     details.response_page = Some(base64::engine::general_purpose::STANDARD.encode(echo));
-    response(completed, passed, errors, details)
+    outcome.into_response(CheckDetails::Http(details))
 }
 
 fn failed(method: ValidationMethod, failure: &Failure, trail: Option<&Trail>) -> CheckResponse {
-    let reported = report(failure, method);
-    response(
-        reported.completed,
-        false,
-        Some(vec![reported.error]),
-        details(method, trail),
-    )
+    web_failure::outcome(failure, method).into_response(CheckDetails::Http(details(method, trail)))
 }
 
 fn details(method: ValidationMethod, trail: Option<&Trail>) -> HttpDetails {
@@ -348,21 +343,5 @@ fn details(method: ValidationMethod, trail: Option<&Trail>) -> HttpDetails {
         response_page: None,
         final_url: trail.map(|t| t.final_url.clone()),
         resolved_ip: trail.and_then(|t| t.resolved_ip).map(|ip| ip.to_string()),
-    }
-}
-
-fn response(
-    completed: bool,
-    passed: bool,
-    errors: Option<Vec<MpicError>>,
-    details: HttpDetails,
-) -> CheckResponse {
-    CheckResponse {
-        check_type: CheckType::Dcv,
-        check_completed: completed,
-        check_passed: passed,
-        errors,
-        timestamp_ns: crate::now_ns(),
-        details: CheckDetails::Http(details),
     }
 }

@@ -1,4 +1,4 @@
-//! Why an HTTP or TLS-ALPN check got no answer to judge, and [`report`]: the one place where
+//! Why an HTTP or TLS-ALPN check got no answer to judge, and [`outcome`]: the one place where
 //! those low-level failures become the error a user sees (Boulder's `detailedError`).
 //!
 //! Messages name the host or the address that failed ("203.0.113.5: connection refused") and
@@ -7,13 +7,10 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use mpic_common::api::{MpicError, ValidationMethod, error_type};
+use mpic_common::api::ValidationMethod;
+use mpic_common::outcome::{Checker, Outcome, Problem, ProblemKind};
 
 use crate::net::{Forbidden, NetError};
-
-/// `error_type` of a TLS-ALPN check that could not connect or complete the handshake. *New*,
-/// of the form of api.md's `tls_alpn` types (the reference reports these as lookup errors).
-pub const TLS_ALPN_CONNECTION: &str = "mpic_error:dcv_checker:tls_alpn:connection";
 
 /// A check that got no answer to judge. Grouped by who is at fault: the target's DNS
 /// ([`Failure::Net`] lookups), the target's network ([`Failure::Net`] dials, [`Failure::Tls`],
@@ -120,17 +117,6 @@ pub enum RedirectReason {
     Forbidden(Forbidden),
 }
 
-/// What a user sees of a [`Failure`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reported {
-    /// The `errors` entry.
-    pub error: MpicError,
-    /// `check_completed`: true when the failure is a definitive answer about the target
-    /// (its name does not exist, it points at a forbidden address, it redirects against the
-    /// policy); false when the check could not finish (an outage, a timeout, a broken peer).
-    pub completed: bool,
-}
-
 /// Maps a failure of `method` to the error a user sees.
 ///
 /// | failure | `error_type` | completed |
@@ -142,29 +128,35 @@ pub struct Reported {
 /// | dial, TLS, HTTP, timeout | `mpic_error:http` / TLS-ALPN connection | no |
 /// | redirect policy | `mpic_error:redirect:invalid` | yes (reference behaviour) |
 /// | parameter | `mpic_error:dcv_checker:parameter` | no |
-pub fn report(failure: &Failure, method: ValidationMethod) -> Reported {
+pub fn outcome(failure: &Failure, method: ValidationMethod) -> Outcome {
     let network = if method == ValidationMethod::AcmeTlsAlpn01 {
-        TLS_ALPN_CONNECTION
+        ProblemKind::TlsAlpnConnection
     } else {
-        error_type::HTTP
+        ProblemKind::Http
     };
     let (kind, completed) = match failure {
         Failure::Net(NetError::NoSuchName { .. } | NetError::NoAddresses { .. }) => {
-            (error_type::DCV_LOOKUP, true)
+            (ProblemKind::Lookup(Checker::Dcv), true)
         }
-        Failure::Net(NetError::Lookup { dnssec: true, .. }) => (error_type::DCV_DNSSEC, false),
-        Failure::Net(NetError::Lookup { .. }) => (error_type::DCV_LOOKUP, false),
+        Failure::Net(NetError::Lookup { dnssec: true, .. }) => {
+            (ProblemKind::Dnssec(Checker::Dcv), false)
+        }
+        Failure::Net(NetError::Lookup { .. }) => (ProblemKind::Lookup(Checker::Dcv), false),
         Failure::Net(NetError::Forbidden(_)) => (network, true),
         Failure::Net(NetError::Dial { .. })
         | Failure::Tls { .. }
         | Failure::Http { .. }
         | Failure::Timeout { .. } => (network, false),
-        Failure::Redirect(_) => (error_type::REDIRECT_INVALID, true),
-        Failure::Parameter { .. } => (error_type::DCV_PARAMETER, false),
+        Failure::Redirect(_) => (ProblemKind::Redirect, true),
+        Failure::Parameter { .. } => (ProblemKind::Parameter, false),
     };
-    Reported {
-        error: MpicError::new(kind, failure.to_string()),
-        completed,
+    let problem = Problem::new(kind, failure.to_string());
+    if completed {
+        // A definitive answer about the target (its name does not exist, it points at a
+        // forbidden address, it redirects against the policy).
+        Outcome::NotPassed(vec![problem])
+    } else {
+        Outcome::NotCompleted(problem)
     }
 }
 
@@ -504,10 +496,17 @@ mod tests {
             },
         ];
         for c in cases {
-            let got = report(&c.failure, c.method);
-            assert_eq!(got.error.error_type, c.want_type, "case {:?}", c.name);
-            assert_eq!(got.error.error_message, c.want_message, "case {:?}", c.name);
-            assert_eq!(got.completed, c.want_completed, "case {:?}", c.name);
+            let (problem, completed) = match outcome(&c.failure, c.method) {
+                Outcome::NotPassed(mut problems) if problems.len() == 1 => {
+                    (problems.remove(0), true)
+                }
+                Outcome::NotCompleted(problem) => (problem, false),
+                other => panic!("case {:?}: {other:?}", c.name),
+            };
+            let error = problem.to_wire();
+            assert_eq!(error.error_type, c.want_type, "case {:?}", c.name);
+            assert_eq!(error.error_message, c.want_message, "case {:?}", c.name);
+            assert_eq!(completed, c.want_completed, "case {:?}", c.name);
         }
     }
 
