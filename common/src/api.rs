@@ -6,8 +6,6 @@
 //! empty. Semantic checks that serde cannot express (targets, counts, prefixes, digests) live in
 //! [`crate::validate`], which turns these shapes into typed values before any check runs.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `check_type`: which family of check a request or response is about.
@@ -322,206 +320,16 @@ impl DcvCheckParameters {
     }
 }
 
-/// `website-change`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebsiteChangeParameters {
-    /// Path below `/.well-known/pki-validation/`.
-    pub http_token_path: String,
-    /// The value to find in the body.
-    pub challenge_value: String,
-    /// `http` (default; `null` accepted as the default) or `https`.
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub url_scheme: UrlScheme,
-    /// A regular expression the body must also match.
-    #[serde(default)]
-    pub match_regex: Option<String>,
-    /// Extra request headers.
-    #[serde(default)]
-    pub http_headers: Option<BTreeMap<String, String>>,
-    /// Case-sensitive search (default true).
-    #[serde(default = "default_true", deserialize_with = "null_as_true")]
-    pub require_exact_case: bool,
-}
-
-/// `url_scheme`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum UrlScheme {
-    /// Port 80.
-    #[default]
-    Http,
-    /// Port 443; the certificate is not validated (the BR does not require it).
-    Https,
-}
-
-/// `acme-http-01`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcmeHttp01Parameters {
-    /// The ACME token (last path segment).
-    pub token: String,
-    /// The expected body, `token.thumbprint`.
-    pub key_authorization: String,
-    /// Extra request headers.
-    #[serde(default)]
-    pub http_headers: Option<BTreeMap<String, String>>,
-    /// Fixed `true`.
-    #[serde(default)]
-    pub require_exact_case: FixedTrue,
-}
-
-/// `acme-dns-01`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcmeDns01Parameters {
-    /// base64url(SHA-256(key authorization)), compared exactly.
-    pub key_authorization_hash: String,
-    /// Fixed `TXT`.
-    #[serde(default)]
-    pub dns_record_type: Fixed<TxtType>,
-    /// Fixed `_acme-challenge`.
-    #[serde(default)]
-    pub dns_name_prefix: Fixed<AcmeChallengePrefix>,
-}
-
-/// `acme-tls-alpn-01`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AcmeTlsAlpn01Parameters {
-    /// Hex SHA-256 of the key authorization (reference); unpadded base64url accepted too.
-    pub key_authorization_hash: String,
-}
-
-/// `dns-change`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DnsChangeParameters {
-    /// The value to find.
-    pub challenge_value: String,
-    /// `CNAME`, `TXT` or `CAA`.
-    pub dns_record_type: DnsChangeRecordType,
-    /// Label(s) put in front of the target.
-    #[serde(default)]
-    pub dns_name_prefix: Option<String>,
-    /// Exact match instead of substring (default false).
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub require_exact_match: bool,
-    /// Case-sensitive (default true; only TXT honours it, others are case-insensitive).
-    #[serde(default = "default_true", deserialize_with = "null_as_true")]
-    pub require_exact_case: bool,
-}
-
-/// Record types `dns-change` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum DnsChangeRecordType {
-    /// CNAME target.
-    #[serde(rename = "CNAME")]
-    Cname,
-    /// TXT strings, concatenated.
-    #[serde(rename = "TXT")]
-    Txt,
-    /// CAA record value.
-    #[serde(rename = "CAA")]
-    Caa,
-}
-
-/// `dns-persistent`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DnsPersistentParameters {
-    /// Issuer domain names that identify this CA (non-empty).
-    pub issuer_domain_names: Vec<String>,
-    /// The account URI the record must name.
-    pub expected_account_uri: String,
-    /// Fixed `TXT`.
-    #[serde(default)]
-    pub dns_record_type: Fixed<TxtType>,
-    /// Fixed `_validation-persist`.
-    #[serde(default)]
-    pub dns_name_prefix: Fixed<PersistPrefix>,
-}
-
-/// `dns-account-01` (*extension*).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DnsAccount01Parameters {
-    /// The ACME account URL the label is derived from.
-    pub account_uri: String,
-    /// base64url(SHA-256(key authorization)).
-    pub key_authorization_hash: String,
-    /// Fixed `TXT`.
-    #[serde(default)]
-    pub dns_record_type: Fixed<TxtType>,
-}
-
-/// `contact-email-txt` / `contact-phone-txt`; `P` fixes the prefix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    bound(deserialize = "P: FixedValue", serialize = "P: FixedValue")
-)]
-pub struct ContactTxtParameters<P> {
-    /// The contact (email address or phone number), matched exactly, case-insensitively.
-    pub challenge_value: String,
-    /// Fixed `TXT`.
-    #[serde(default)]
-    pub dns_record_type: Fixed<TxtType>,
-    /// Fixed `_validation-contactemail` / `_validation-contactphone`.
-    #[serde(default)]
-    pub dns_name_prefix: Fixed<P>,
-}
-
-/// `contact-email-caa` / `contact-phone-caa`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContactCaaParameters {
-    /// The contact, matched exactly, case-insensitively.
-    pub challenge_value: String,
-    /// Label(s) put in front of the target.
-    #[serde(default)]
-    pub dns_name_prefix: Option<String>,
-    /// Fixed `CAA`.
-    #[serde(default)]
-    pub dns_record_type: Fixed<CaaType>,
-}
-
-/// `ip-address`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IpAddressParameters {
-    /// The expected address.
-    pub challenge_value: String,
-    /// `A` or `AAAA`.
-    pub dns_record_type: AddressRecordType,
-    /// Label(s) put in front of the target.
-    #[serde(default)]
-    pub dns_name_prefix: Option<String>,
-}
-
-/// Record types `ip-address` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AddressRecordType {
-    /// IPv4.
-    A,
-    /// IPv6.
-    #[serde(rename = "AAAA")]
-    Aaaa,
-}
-
-/// `reverse-address-lookup`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReverseAddressLookupParameters {
-    /// The expected PTR target.
-    pub challenge_value: String,
-    /// Label(s) put in front of the target.
-    #[serde(default)]
-    pub dns_name_prefix: Option<String>,
-    /// Fixed `PTR`.
-    #[serde(default)]
-    pub dns_record_type: Fixed<PtrType>,
-}
+pub use crate::dcv::acme_dns01::AcmeDns01Parameters;
+pub use crate::dcv::acme_http01::AcmeHttp01Parameters;
+pub use crate::dcv::acme_tls_alpn01::AcmeTlsAlpn01Parameters;
+pub use crate::dcv::contact::{ContactCaaParameters, ContactTxtParameters};
+pub use crate::dcv::dns_account01::DnsAccount01Parameters;
+pub use crate::dcv::dns_change::{DnsChangeParameters, DnsChangeRecordType};
+pub use crate::dcv::dns_persistent::DnsPersistentParameters;
+pub use crate::dcv::ip_address::{AddressRecordType, IpAddressParameters};
+pub use crate::dcv::reverse_address_lookup::ReverseAddressLookupParameters;
+pub use crate::dcv::website_change::{UrlScheme, WebsiteChangeParameters};
 
 // ---------------------------------------------------------------------------------------------
 // Fixed fields: "Fixed fields may be omitted; a different value is a 400" (api.md section 1).
@@ -996,7 +804,7 @@ pub struct ErrorBody {
 // ---------------------------------------------------------------------------------------------
 
 /// `null` and absent both mean the default (api.md: "`null` accepted as default").
-fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
@@ -1004,10 +812,10 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-fn null_as_true<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+pub(crate) fn null_as_true<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     Ok(Option::<bool>::deserialize(deserializer)?.unwrap_or(true))
 }
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod dcv;
 pub mod devcerts;
 pub mod digest;
 pub mod http;

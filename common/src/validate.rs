@@ -4,14 +4,10 @@
 //! Both the coordinator and the perspectives run these checks, so a request the API forbids is
 //! refused at the edge of either service with the same words.
 
-use std::net::IpAddr;
-
 use serde::de::DeserializeOwned;
 
-use crate::api::{
-    AddressRecordType, CaaCheckParameters, CertificateType, DcvCheckParameters, ValidationIssue,
-};
-use crate::target::{Target, TargetError, parse_name_prefix, prefixed_name, reverse_name};
+use crate::api::{CaaCheckParameters, CertificateType, DcvCheckParameters, ValidationIssue};
+use crate::target::Target;
 use crate::text::truncate_for_echo;
 
 /// Issue types (kebab-case, as the reference names them where it has one).
@@ -107,7 +103,7 @@ impl CaaParams {
         let default = CaaCheckParameters::default();
         let wire = wire.unwrap_or(&default);
         let mut issues = Vec::new();
-        let caa_domains = issuer_domains(
+        let caa_domains = check_issuer_domains(
             "caa_check_parameters.caa_domains",
             wire.caa_domains.as_deref().unwrap_or(&[]),
             issue::INVALID_CAA_DOMAIN,
@@ -148,299 +144,10 @@ impl CaaParams {
     }
 }
 
-/// Checks a DCV parameter set against its target: the combinations the API forbids.
+/// The issues of a request's `dcv_check_parameters` for `target`: each method's rules
+/// ([`crate::dcv`]).
 pub fn dcv_params(target: &Target, params: &DcvCheckParameters) -> Vec<ValidationIssue> {
-    use DcvCheckParameters as P;
-    let mut issues = Vec::new();
-    let method = params.method();
-    let field = |name: &str| format!("dcv_check_parameters.{name}");
-    // The name a DNS method queries is its prefix in front of the target's base name (the
-    // reverse name of an IP target for reverse-address-lookup). It must fit in 253 octets
-    // (RFC 1035 §2.3.4), or there is nothing to look up.
-    let base = match target {
-        Target::Domain(d) => Some(d.name().to_owned()),
-        Target::Ip(ip) if matches!(params, P::ReverseAddressLookup(_)) => Some(reverse_name(*ip)),
-        Target::Ip(_) => None,
-    };
-    let fits = |prefix: &str,
-                shown: &str,
-                field_name: &str,
-                issue_type: &str,
-                issues: &mut Vec<ValidationIssue>| {
-        if let Some(base) = &base
-            && let Err(TargetError::TooLong { len }) = prefixed_name(prefix, base)
-        {
-            issues.push(issue_at(
-                issue_type,
-                format!(
-                    "field `{field_name}`: with `{shown}.` in front of the target, the name to query is {len} octets long; the limit is 253 (RFC 1035 §2.3.4)"
-                ),
-            ));
-        }
-    };
-    let prefix = |value: &Option<String>, issues: &mut Vec<ValidationIssue>| {
-        // An empty prefix is no prefix, as the reference treats it.
-        let Some(p) = value.as_deref().filter(|p| !p.is_empty()) else {
-            return;
-        };
-        match parse_name_prefix(p) {
-            Err(e) => issues.push(issue_at(
-                issue::INVALID_DCV_PARAMETER,
-                format!("field `{}`: {e}", field("dns_name_prefix")),
-            )),
-            Ok(_) => fits(
-                p,
-                p,
-                &field("dns_name_prefix"),
-                issue::INVALID_DCV_PARAMETER,
-                issues,
-            ),
-        }
-    };
-    // A method's own fixed prefix: the target is what is too long.
-    let fixed_prefix = |p: &str, shown: &str, issues: &mut Vec<ValidationIssue>| {
-        fits(
-            p,
-            shown,
-            "domain_or_ip_target",
-            issue::INVALID_TARGET_FOR_METHOD,
-            issues,
-        );
-    };
-    let fixed = |p: &str, issues: &mut Vec<ValidationIssue>| fixed_prefix(p, p, issues);
-    let bounded = |name: &str, value: &str, issues: &mut Vec<ValidationIssue>| {
-        if value.len() > MAX_PARAMETER_BYTES {
-            issues.push(issue_at(
-                issue::INVALID_DCV_PARAMETER,
-                format!(
-                    "field `{}`: longer than {MAX_PARAMETER_BYTES} bytes",
-                    field(name)
-                ),
-            ));
-        }
-    };
-
-    // Which targets each method can prove control of.
-    let wildcard_ok = matches!(
-        params,
-        P::AcmeDns01(_)
-            | P::DnsChange(_)
-            | P::DnsPersistent(_)
-            | P::DnsAccount01(_)
-            | P::ContactEmailTxt(_)
-            | P::ContactPhoneTxt(_)
-            | P::ContactEmailCaa(_)
-            | P::ContactPhoneCaa(_)
-            | P::IpAddress(_)
-    );
-    let ip_ok = matches!(
-        params,
-        P::WebsiteChange(_) | P::AcmeHttp01(_) | P::AcmeTlsAlpn01(_) | P::ReverseAddressLookup(_)
-    );
-    if target.is_wildcard() && !wildcard_ok {
-        issues.push(issue_at(
-            issue::INVALID_TARGET_FOR_METHOD,
-            format!(
-                "field `domain_or_ip_target`: a wildcard cannot be validated with {} (RFC 8555 8.3, BR 3.2.2.4)",
-                method.as_str()
-            ),
-        ));
-    }
-    if matches!(target, Target::Ip(_)) && !ip_ok {
-        issues.push(issue_at(
-            issue::INVALID_TARGET_FOR_METHOD,
-            format!(
-                "field `domain_or_ip_target`: an IP address cannot be validated with {}, which needs a domain name",
-                method.as_str()
-            ),
-        ));
-    }
-
-    match params {
-        P::WebsiteChange(p) => {
-            bounded("http_token_path", &p.http_token_path, &mut issues);
-            bounded("challenge_value", &p.challenge_value, &mut issues);
-            if p.challenge_value.is_empty() && p.match_regex.as_deref().unwrap_or("").is_empty() {
-                issues.push(issue_at(
-                    issue::EMPTY_CHALLENGE_VALUE,
-                    "field `dcv_check_parameters.challenge_value`: empty, and no `match_regex` given".to_owned(),
-                ));
-            }
-            if p.http_token_path.is_empty() {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!("field `{}`: must not be empty", field("http_token_path")),
-                ));
-            }
-            if let Err(e) = check_token_path(&p.http_token_path) {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!("field `{}`: {e}", field("http_token_path")),
-                ));
-            }
-            if let Some(r) = &p.match_regex {
-                bounded("match_regex", r, &mut issues);
-                if !r.is_empty()
-                    && r.len() <= MAX_PARAMETER_BYTES
-                    && let Err(e) = match_regex(r)
-                {
-                    issues.push(issue_at(
-                        issue::INVALID_DCV_PARAMETER,
-                        format!("field `{}`: {e}", field("match_regex")),
-                    ));
-                }
-            }
-            headers(p.http_headers.as_ref(), &mut issues);
-        }
-        P::AcmeHttp01(p) => {
-            bounded("key_authorization", &p.key_authorization, &mut issues);
-            if p.token.is_empty() || !p.token.bytes().all(is_base64url_byte) {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!(
-                        "field `{}`: an ACME token is non-empty base64url (RFC 8555 8.1)",
-                        field("token")
-                    ),
-                ));
-            }
-            if p.key_authorization.is_empty() {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!("field `{}`: must not be empty", field("key_authorization")),
-                ));
-            }
-            headers(p.http_headers.as_ref(), &mut issues);
-        }
-        P::AcmeDns01(p) => {
-            non_empty(
-                "key_authorization_hash",
-                &p.key_authorization_hash,
-                &mut issues,
-            );
-            bounded(
-                "key_authorization_hash",
-                &p.key_authorization_hash,
-                &mut issues,
-            );
-            fixed("_acme-challenge", &mut issues);
-        }
-        P::AcmeTlsAlpn01(p) => {
-            if crate::digest::parse_sha256(&p.key_authorization_hash).is_none() {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!(
-                        "field `{}`: must be the SHA-256 digest of the key authorization as 64 hex digits (or 43 base64url characters)",
-                        field("key_authorization_hash")
-                    ),
-                ));
-            }
-        }
-        P::DnsChange(p) => {
-            non_empty("challenge_value", &p.challenge_value, &mut issues);
-            bounded("challenge_value", &p.challenge_value, &mut issues);
-            prefix(&p.dns_name_prefix, &mut issues);
-        }
-        P::DnsPersistent(p) => {
-            if p.issuer_domain_names.is_empty() {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!(
-                        "field `{}`: must not be empty",
-                        field("issuer_domain_names")
-                    ),
-                ));
-            }
-            issuer_domains(
-                "dcv_check_parameters.issuer_domain_names",
-                &p.issuer_domain_names,
-                issue::INVALID_DCV_PARAMETER,
-                &mut issues,
-            );
-            if let Err(e) = check_uri(&p.expected_account_uri) {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!("field `{}`: {e}", field("expected_account_uri")),
-                ));
-            }
-            fixed("_validation-persist", &mut issues);
-        }
-        P::DnsAccount01(p) => {
-            if let Err(e) = check_uri(&p.account_uri) {
-                issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!("field `{}`: {e}", field("account_uri")),
-                ));
-            }
-            non_empty(
-                "key_authorization_hash",
-                &p.key_authorization_hash,
-                &mut issues,
-            );
-            bounded(
-                "key_authorization_hash",
-                &p.key_authorization_hash,
-                &mut issues,
-            );
-            // The account label is always `_` and 16 base32 characters (BR 3.2.2.4.21).
-            fixed_prefix(
-                "_aaaaaaaaaaaaaaaa._acme-challenge",
-                "_<account label>._acme-challenge",
-                &mut issues,
-            );
-        }
-        P::ContactEmailTxt(p) => {
-            non_empty("challenge_value", &p.challenge_value, &mut issues);
-            bounded("challenge_value", &p.challenge_value, &mut issues);
-            fixed_prefix(
-                "_validation-contactemail",
-                "_validation-contactemail",
-                &mut issues,
-            );
-        }
-        P::ContactPhoneTxt(p) => {
-            non_empty("challenge_value", &p.challenge_value, &mut issues);
-            bounded("challenge_value", &p.challenge_value, &mut issues);
-            fixed_prefix(
-                "_validation-contactphone",
-                "_validation-contactphone",
-                &mut issues,
-            );
-        }
-        P::ContactEmailCaa(p) | P::ContactPhoneCaa(p) => {
-            non_empty("challenge_value", &p.challenge_value, &mut issues);
-            bounded("challenge_value", &p.challenge_value, &mut issues);
-            prefix(&p.dns_name_prefix, &mut issues);
-        }
-        P::IpAddress(p) => {
-            match (p.challenge_value.parse::<IpAddr>(), p.dns_record_type) {
-                (Ok(IpAddr::V4(_)), AddressRecordType::A)
-                | (Ok(IpAddr::V6(_)), AddressRecordType::Aaaa) => {}
-                (Ok(_), t) => issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!(
-                        "field `{}`: the address family does not match dns_record_type {}",
-                        field("challenge_value"),
-                        if t == AddressRecordType::A {
-                            "A"
-                        } else {
-                            "AAAA"
-                        }
-                    ),
-                )),
-                (Err(_), _) => issues.push(issue_at(
-                    issue::INVALID_DCV_PARAMETER,
-                    format!("field `{}`: not an IP address", field("challenge_value")),
-                )),
-            }
-            prefix(&p.dns_name_prefix, &mut issues);
-        }
-        P::ReverseAddressLookup(p) => {
-            non_empty("challenge_value", &p.challenge_value, &mut issues);
-            bounded("challenge_value", &p.challenge_value, &mut issues);
-            prefix(&p.dns_name_prefix, &mut issues);
-        }
-    }
-    issues
+    crate::dcv::check(target, params)
 }
 
 /// Compiles a website-change `match_regex` with the bounds that keep a request from costing
@@ -509,7 +216,7 @@ pub fn is_rfc8657_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-fn issuer_domains(
+pub(crate) fn check_issuer_domains(
     path: &str,
     names: &[String],
     issue_type: &str,
@@ -542,16 +249,9 @@ fn issuer_domains(
     out
 }
 
-fn non_empty(name: &str, value: &str, issues: &mut Vec<ValidationIssue>) {
-    if value.is_empty() {
-        issues.push(issue_at(
-            issue::INVALID_DCV_PARAMETER,
-            format!("field `dcv_check_parameters.{name}`: must not be empty"),
-        ));
-    }
-}
-
-fn headers(
+/// The request headers of an HTTP method: at most 32, each a valid field, none that frames
+/// the message or names the host.
+pub(crate) fn check_headers(
     headers: Option<&std::collections::BTreeMap<String, String>>,
     issues: &mut Vec<ValidationIssue>,
 ) {
@@ -596,7 +296,7 @@ fn headers(
 
 /// A URI as RFC 3986 `scheme ":" hier-part`: enough to refuse obvious garbage; the value is
 /// compared byte for byte, never dereferenced.
-fn check_uri(uri: &str) -> Result<(), String> {
+pub(crate) fn check_uri(uri: &str) -> Result<(), String> {
     if uri.len() > MAX_PARAMETER_BYTES {
         return Err(format!("longer than {MAX_PARAMETER_BYTES} bytes"));
     }
@@ -622,7 +322,7 @@ fn check_uri(uri: &str) -> Result<(), String> {
 /// `http_token_path` must stay below `/.well-known/pki-validation/` (BR 3.2.2.4.18): RFC 3986
 /// path characters only, and no `.` or `..` segment (also percent-encoded, which URL parsers
 /// resolve as dot segments too) that would climb out of the directory.
-fn check_token_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_token_path(path: &str) -> Result<(), String> {
     let char_ok = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/".contains(&b);
     if !path.bytes().all(char_ok) {
         return Err(
@@ -640,7 +340,7 @@ fn check_token_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_base64url_byte(b: u8) -> bool {
+pub(crate) fn is_base64url_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 

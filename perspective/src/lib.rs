@@ -5,10 +5,10 @@
 pub mod caa;
 pub mod config;
 pub mod dcv;
-pub mod dns;
 pub mod metrics;
 pub mod net;
 pub mod readiness;
+pub mod resolver;
 pub mod service;
 
 use std::sync::Arc;

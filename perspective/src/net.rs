@@ -23,7 +23,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpStream;
 
-use crate::dns::{DnsAnswer, DnsClient, LookupFailure};
+use crate::resolver::{DnsAnswer, DnsClient, LookupFailure};
 
 /// Which addresses may be dialled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

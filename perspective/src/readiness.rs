@@ -16,8 +16,8 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::dns::DnsClient;
 use crate::metrics::{Metrics, ProbeLabels};
+use crate::resolver::DnsClient;
 
 /// How long a probe's result is reused.
 pub const PROBE_TTL: Duration = Duration::from_secs(3);

@@ -27,8 +27,8 @@ use tracing::Instrument as _;
 use crate::caa::CaaChecker;
 use crate::config::PerspectiveConfig;
 use crate::dcv;
-use crate::dns::DnsClient;
 use crate::metrics::{CheckLabels, KindLabels, Metrics};
+use crate::resolver::DnsClient;
 
 /// The header naming the perspective that answered (api.md section 2).
 pub const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
@@ -59,7 +59,7 @@ impl AppState {
             caa: CaaChecker::new(dns.clone(), config.caa.default_issuer_domains.clone()),
             dcv: dcv::DcvContext {
                 dns: dns.clone(),
-                web: dcv::web::WebSettings::from_config(
+                web: dcv::http_fetch::WebSettings::from_config(
                     &config.web,
                     &config.perspective.code,
                     config.check_timeout(),

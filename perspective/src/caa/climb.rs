@@ -14,7 +14,7 @@ use futures_util::stream::FuturesUnordered;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
-use crate::dns::{DnsAnswer, DnsClient, LookupFailure};
+use crate::resolver::{DnsAnswer, DnsClient, LookupFailure};
 
 use super::policy::CaaRecord;
 

@@ -24,8 +24,8 @@ use mpic_common::outcome::{Checker, Outcome};
 use mpic_common::target::Target;
 use mpic_common::validate::CaaParams;
 
-pub use crate::dns::rcode_text;
-use crate::dns::{DnsClient, LookupFailure};
+pub use crate::resolver::rcode_text;
+use crate::resolver::{DnsClient, LookupFailure};
 use policy::{CaaReason, CaaRecord, CaaRequest};
 
 /// Runs CAA checks through one perspective's resolver.

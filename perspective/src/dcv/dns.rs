@@ -1,4 +1,4 @@
-//! The DNS-based methods: dispatch to one file per method (below `dns/`), and what they share —
+//! The DNS-based methods, one file per method below `dns/`, and what they share —
 //! the owner name a method queries, the lookup through the perspective's validating resolver,
 //! the reading of record data, text matching, and the one mapping from a lookup's outcome to a
 //! [`CheckResponse`] with [`DnsDetails`].
@@ -25,45 +25,13 @@ pub mod reverse_lookup;
 use std::borrow::Cow;
 
 use hickory_proto::rr::{RData, Record, RecordType};
-use mpic_common::api::{
-    CheckDetails, CheckResponse, DcvCheckParameters, DnsDetails, ValidationMethod,
-};
+use mpic_common::api::{CheckDetails, CheckResponse, DnsDetails, ValidationMethod};
 use mpic_common::outcome::{Checker, Outcome, Problem, ProblemKind};
 use mpic_common::target::{Target, prefixed_name, reverse_name};
 use mpic_common::text::{MAX_RECORD_ECHO_BYTES, bytes_for_echo};
 
 use super::DcvContext;
-use crate::dns::{DnsAnswer, LookupFailure, rcode_text};
-
-/// Runs a DNS-based method. Never fails: problems are a failed [`CheckResponse`].
-pub async fn check(
-    ctx: &DcvContext,
-    target: &Target,
-    params: &DcvCheckParameters,
-) -> CheckResponse {
-    use DcvCheckParameters as P;
-    match params {
-        P::AcmeDns01(p) => acme_dns01::acme_dns01(ctx, target, p).await,
-        P::DnsAccount01(p) => acme_dns01::dns_account01(ctx, target, p).await,
-        P::DnsChange(p) => dns_change::check(ctx, target, p).await,
-        P::DnsPersistent(p) => dns_persistent::check(ctx, target, p).await,
-        P::ContactEmailTxt(p) => {
-            contact::txt(ctx, target, contact::Contact::Email, &p.challenge_value).await
-        }
-        P::ContactPhoneTxt(p) => {
-            contact::txt(ctx, target, contact::Contact::Phone, &p.challenge_value).await
-        }
-        P::ContactEmailCaa(p) => contact::caa(ctx, target, contact::Contact::Email, p).await,
-        P::ContactPhoneCaa(p) => contact::caa(ctx, target, contact::Contact::Phone, p).await,
-        P::IpAddress(p) => ip_address::check(ctx, target, p).await,
-        P::ReverseAddressLookup(p) => reverse_lookup::check(ctx, target, p).await,
-        // The dispatch in `dcv` never sends these here; answer safely if it ever did.
-        P::WebsiteChange(_) | P::AcmeHttp01(_) | P::AcmeTlsAlpn01(_) => parameter_error(
-            params.method(),
-            "this validation method does not use DNS records",
-        ),
-    }
-}
+use crate::resolver::{DnsAnswer, LookupFailure, rcode_text};
 
 /// What a method concluded from the records of its RRset.
 #[derive(Debug, Clone, PartialEq, Eq)]

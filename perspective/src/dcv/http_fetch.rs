@@ -6,6 +6,10 @@
 //! (hyper's HTTP/1.1 client, TLS by rustls without chain validation unless configured), so
 //! there is no connection pool, no proxy and no second resolver anywhere. The body read is
 //! capped; the whole fetch, redirects included, runs under one deadline.
+//!
+//! Also here: the perspective's HTTP and TLS settings ([`WebSettings`]), and what the two HTTP
+//! methods share around a fetch: the challenge fetch with its span and metric, and the
+//! `HttpDetails` of how far a fetch got.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,10 +26,130 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use url::Url;
 
-use super::web::WebSettings;
-use super::web_failure::{Failure, HttpCause, RedirectReason, RedirectRefusal, TlsCause};
-use crate::dns::DnsClient;
+use super::DcvContext;
+use super::tls_client;
+use super::web_failure::{self, Failure, HttpCause, RedirectReason, RedirectRefusal, TlsCause};
+use crate::config::WebConfig;
+use crate::net::AddressPolicy;
 use crate::net::{self, Host, NetError};
+use crate::resolver::DnsClient;
+use base64::Engine as _;
+use mpic_common::api::{CheckDetails, CheckResponse, HttpDetails, ValidationMethod};
+use mpic_common::outcome::{Outcome, Problem, ProblemKind};
+use std::sync::Arc;
+use tracing::Instrument as _;
+
+/// HTTP and TLS settings of the perspective, built once from its `web:` configuration.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    /// The `User-Agent` of every request.
+    pub(crate) user_agent: HeaderValue,
+    /// Most body bytes read from a response.
+    pub(crate) max_body_read_bytes: usize,
+    /// Bound of one dial.
+    pub(crate) connect_timeout: Duration,
+    /// Bound of one whole check (all hops, or the TLS-ALPN handshake).
+    pub(crate) deadline: Duration,
+    /// Which addresses may be dialled.
+    pub(crate) policy: AddressPolicy,
+    /// Ports dialled and allowed in redirects.
+    pub(crate) ports: Ports,
+    /// The port tls-alpn-01 dials (443, or `danger_tls_alpn_port`).
+    pub(crate) tls_alpn_port: u16,
+    /// The HTTPS client configuration.
+    pub(crate) https: Arc<rustls::ClientConfig>,
+    /// The tls-alpn-01 client configuration.
+    pub(crate) tls_alpn: Arc<rustls::ClientConfig>,
+}
+
+impl WebSettings {
+    /// Settings from the `web:` section of a perspective whose code is `perspective_code` and
+    /// whose whole-check deadline is `check_timeout`. Each `danger_` setting that is on is
+    /// logged at warn.
+    ///
+    /// The fetch deadline is nine tenths of the check's: the check then reports its own
+    /// timeout, naming the address it was waiting for, before the service's generic deadline
+    /// answer replaces it.
+    ///
+    /// Configuration validation ([`crate::config::PerspectiveConfig::validate`]) has already
+    /// loaded `https_ca_file`; if it cannot be read now, HTTPS fails closed (every HTTPS
+    /// fetch fails its handshake) rather than falling back to no validation.
+    pub fn from_config(
+        config: &WebConfig,
+        perspective_code: &str,
+        check_timeout: Duration,
+    ) -> WebSettings {
+        if config.danger_allow_loopback_targets {
+            tracing::warn!(
+                "web.danger_allow_loopback_targets is on: HTTP and TLS-ALPN checks may dial loopback addresses"
+            );
+        }
+        for (key, port) in [
+            ("web.danger_http_port", config.danger_http_port),
+            ("web.danger_https_port", config.danger_https_port),
+            ("web.danger_tls_alpn_port", config.danger_tls_alpn_port),
+        ] {
+            if let Some(port) = port {
+                tracing::warn!(
+                    setting = key,
+                    port,
+                    "{key} is on: checks dial port {port} instead of the standard one"
+                );
+            }
+        }
+        let user_agent = config
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| default_user_agent(perspective_code));
+        let https = match &config.https_ca_file {
+            None => tls_client::https_config(None),
+            Some(path) => mpic_common::tls::load_roots("web.https_ca_file", path)
+                .map_err(|e| rustls::Error::General(e.0))
+                .and_then(|roots| tls_client::https_config(Some(Arc::new(roots)))),
+        };
+        let https = https.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "web.https_ca_file unusable: every HTTPS fetch will fail");
+            tls_client::https_refusing_all()
+        });
+        WebSettings {
+            user_agent: HeaderValue::from_str(&user_agent)
+                .unwrap_or_else(|_| HeaderValue::from_static("mpic-perspective")),
+            max_body_read_bytes: config.max_body_read_bytes,
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+            deadline: check_timeout - check_timeout / 10,
+            policy: AddressPolicy {
+                danger_allow_loopback: config.danger_allow_loopback_targets,
+            },
+            ports: Ports {
+                danger_http: config.danger_http_port,
+                danger_https: config.danger_https_port,
+            },
+            tls_alpn_port: config.danger_tls_alpn_port.unwrap_or(443),
+            https,
+            tls_alpn: tls_client::tls_alpn_config(),
+        }
+    }
+}
+
+impl Default for WebSettings {
+    /// The production defaults, for a perspective called `perspective`.
+    fn default() -> Self {
+        WebSettings::from_config(
+            &WebConfig::default(),
+            "perspective",
+            Duration::from_secs(10),
+        )
+    }
+}
+
+/// The `User-Agent` when `web.user_agent` is not set: names the software and the
+/// perspective, so a site operator can tell which vantage point fetched.
+pub fn default_user_agent(perspective_code: &str) -> String {
+    format!(
+        "mpic-perspective/{} (perspective {perspective_code})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
 
 /// Most redirects followed (requirements.md "HTTP methods"; Boulder's limit too).
 pub const MAX_REDIRECTS: usize = 10;
@@ -497,10 +621,119 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// What a method makes of a fetch's final response.
+///
+/// Bytes of the body echoed in `response_page` are at least the reference's 100, or the
+/// challenge's length when that is longer (api.md).
+pub const RESPONSE_PAGE_MIN_BYTES: usize = 100;
+
+/// Fetches `<scheme>://<target><path>` for `method`, or returns the finished failed response.
+pub(crate) async fn fetch_challenge(
+    ctx: &DcvContext,
+    method: ValidationMethod,
+    target: &Target,
+    scheme: &str,
+    path: &str,
+    headers: Option<&BTreeMap<String, String>>,
+) -> Result<Fetched, Box<CheckResponse>> {
+    let url = challenge_url(scheme, target, path)
+        .map_err(|failure| Box::new(failed(method, &failure, None)))?;
+    let empty = BTreeMap::new();
+    // The span names scheme and host only: the path carries the token, which is not logged.
+    let span = mpic_common::detail_span!(
+        "http.fetch",
+        otel.name = %format!("HTTP {scheme}"),
+        url.scheme = scheme,
+        server.address = url.host_str().unwrap_or(""),
+    );
+    let started = std::time::Instant::now();
+    let result = fetch(&ctx.dns, &ctx.web, url, headers.unwrap_or(&empty))
+        .instrument(span)
+        .await;
+    if let Some(m) = ctx.dns.metrics() {
+        m.http_duration
+            .get_or_create(&crate::metrics::FetchLabels {
+                scheme: scheme.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    result
+        .map_err(|FetchFailure { failure, trail }| Box::new(failed(method, &failure, Some(&trail))))
+}
+
+/// The response of a method that judged `fetched` as `outcome`; `echo_len` is the challenge's
+/// length, for `response_page`.
+pub(crate) fn judged(
+    method: ValidationMethod,
+    outcome: Outcome,
+    fetched: &Fetched,
+    echo_len: usize,
+) -> CheckResponse {
+    let echo = &fetched.body[..fetched
+        .body
+        .len()
+        .min(echo_len.max(RESPONSE_PAGE_MIN_BYTES))];
+    let mut details = details(method, Some(&fetched.trail));
+    details.response_status_code = Some(fetched.status);
+    details.response_page = Some(base64::engine::general_purpose::STANDARD.encode(echo));
+    outcome.into_response(CheckDetails::Http(details))
+}
+
+/// A final status the method does not accept: the server answered, so the check completed
+/// and failed (reference behaviour).
+pub(crate) fn wrong_status(fetched: &Fetched, wanted: &str) -> Outcome {
+    Outcome::NotPassed(vec![Problem::new(
+        ProblemKind::Http,
+        format!(
+            "{}: status {}, {wanted} is required",
+            fetched.trail.final_url, fetched.status
+        ),
+    )])
+}
+
+/// A parameter the check could not use: not completed (requests are validated before; this
+/// is defence in depth).
+pub(crate) fn refused_parameter(method: ValidationMethod, message: String) -> CheckResponse {
+    failed(method, &Failure::Parameter { message }, None)
+}
+
+fn failed(method: ValidationMethod, failure: &Failure, trail: Option<&Trail>) -> CheckResponse {
+    web_failure::outcome(failure, method).into_response(CheckDetails::Http(details(method, trail)))
+}
+
+fn details(method: ValidationMethod, trail: Option<&Trail>) -> HttpDetails {
+    HttpDetails {
+        validation_method: method,
+        response_history: trail
+            .filter(|t| !t.history.is_empty())
+            .map(|t| t.history.clone()),
+        response_url: trail.map(|t| t.original_url.clone()),
+        response_status_code: None,
+        response_page: None,
+        final_url: trail.map(|t| t.final_url.clone()),
+        resolved_ip: trail.and_then(|t| t.resolved_ip).map(|ip| ip.to_string()),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A final response from `url` with `status` and `body`, no redirects.
+    pub(crate) fn fetched(url: &str, status: u16, body: &str, truncated: bool) -> Fetched {
+        Fetched {
+            trail: Trail {
+                original_url: url.to_owned(),
+                final_url: url.to_owned(),
+                history: Vec::new(),
+                resolved_ip: None,
+            },
+            status,
+            body: body.as_bytes().to_vec(),
+            truncated,
+        }
+    }
 
     #[test]
     fn ports_table() {

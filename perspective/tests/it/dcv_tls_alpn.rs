@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use mpic_common::api::{CheckDetails, CheckResponse, DcvCheckParameters, TlsAlpnDetails};
 use mpic_perspective::config::WebConfig;
-use mpic_perspective::dcv::web::WebSettings;
+use mpic_perspective::dcv::http_fetch::WebSettings;
 use mpic_perspective::dcv::{self, DcvContext};
-use mpic_perspective::dns::DnsClient;
+use mpic_perspective::resolver::DnsClient;
 use mpic_tests::dns::{DnsServer, Zone};
 use mpic_tests::web::{
     ACME_TLS_1, AcmeExtension, ChallTestSrv, ChallengeCert, San, TlsAlpnServer, TlsVersions, hex,

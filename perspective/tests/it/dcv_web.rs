@@ -15,9 +15,9 @@ use mpic_common::api::{
     CheckDetails, CheckResponse, DcvCheckParameters, HttpDetails, RedirectResponse,
 };
 use mpic_perspective::config::WebConfig;
-use mpic_perspective::dcv::web::WebSettings;
+use mpic_perspective::dcv::http_fetch::WebSettings;
 use mpic_perspective::dcv::{self, DcvContext};
-use mpic_perspective::dns::DnsClient;
+use mpic_perspective::resolver::DnsClient;
 use mpic_tests::dns::{DnsServer, Zone};
 use mpic_tests::web::{ChallTestSrv, Reply, Routes, WebServer};
 use serde_json::json;

@@ -8,7 +8,7 @@ use mpic_common::target::Target;
 use mpic_common::validate::CaaParams;
 use mpic_perspective::caa::CaaChecker;
 use mpic_perspective::config::{CaaConfig, Identity, Limits, PerspectiveConfig, ResolverConfig};
-use mpic_perspective::dns::DnsClient;
+use mpic_perspective::resolver::DnsClient;
 
 /// The issuer domain our test CA uses.
 pub const CA: &str = "ca.example";

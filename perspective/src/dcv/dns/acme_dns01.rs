@@ -13,6 +13,7 @@ use hickory_proto::rr::RecordType;
 use mpic_common::api::{
     AcmeDns01Parameters, CheckResponse, DnsAccount01Parameters, ValidationMethod,
 };
+use mpic_common::dcv::acme_dns01::PREFIX;
 use mpic_common::target::Target;
 use sha2::{Digest as _, Sha256};
 
@@ -29,7 +30,7 @@ pub async fn acme_dns01(
         ctx,
         target,
         ValidationMethod::AcmeDns01,
-        ACME_CHALLENGE_PREFIX,
+        PREFIX,
         &p.key_authorization_hash,
     )
     .await
@@ -41,7 +42,7 @@ pub async fn dns_account01(
     target: &Target,
     p: &DnsAccount01Parameters,
 ) -> CheckResponse {
-    let prefix = format!("{}.{ACME_CHALLENGE_PREFIX}", account_label(&p.account_uri));
+    let prefix = format!("{}.{PREFIX}", account_label(&p.account_uri));
     txt_digest(
         ctx,
         target,
@@ -79,7 +80,6 @@ async fn txt_digest(
 }
 
 /// `_acme-challenge` (RFC 8555 8.4).
-const ACME_CHALLENGE_PREFIX: &str = "_acme-challenge";
 /// How much of the digest the account label keeps (BR 3.2.2.4.21).
 const ACCOUNT_LABEL_DIGEST_BYTES: usize = 10;
 
@@ -139,25 +139,25 @@ mod tests {
             Case {
                 name: "dns-01",
                 target: "example.com",
-                prefix: ACME_CHALLENGE_PREFIX.to_owned(),
+                prefix: PREFIX.to_owned(),
                 want: "_acme-challenge.example.com",
             },
             Case {
                 name: "dns-01 wildcard uses the base domain",
                 target: "*.example.com",
-                prefix: ACME_CHALLENGE_PREFIX.to_owned(),
+                prefix: PREFIX.to_owned(),
                 want: "_acme-challenge.example.com",
             },
             Case {
                 name: "dns-account-01",
                 target: "example.com",
-                prefix: format!("{label}.{ACME_CHALLENGE_PREFIX}"),
+                prefix: format!("{label}.{PREFIX}"),
                 want: "_ujmmovf2vn55tgye._acme-challenge.example.com",
             },
             Case {
                 name: "dns-account-01 wildcard",
                 target: "*.sub.example.com",
-                prefix: format!("{label}.{ACME_CHALLENGE_PREFIX}"),
+                prefix: format!("{label}.{PREFIX}"),
                 want: "_ujmmovf2vn55tgye._acme-challenge.sub.example.com",
             },
         ];

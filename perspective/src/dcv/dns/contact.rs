@@ -11,7 +11,10 @@
 //!   which stops at the first name with any CAA RRset even if it holds no contact property.
 
 use hickory_proto::rr::{RData, Record, RecordType};
-use mpic_common::api::{CheckResponse, ContactCaaParameters, ValidationMethod};
+use mpic_common::api::{
+    CheckResponse, ContactCaaParameters, EmailTxtPrefix, FixedValue as _, PhoneTxtPrefix,
+    ValidationMethod,
+};
 use mpic_common::target::Target;
 
 use super::{Evaluation, TextRule, lookup_and_evaluate, owner_name, parameter_error, respond};
@@ -31,8 +34,8 @@ impl Contact {
     /// The TXT owner prefix (BR 3.2.2.4.14/.16).
     pub fn txt_prefix(self) -> &'static str {
         match self {
-            Contact::Email => "_validation-contactemail",
-            Contact::Phone => "_validation-contactphone",
+            Contact::Email => EmailTxtPrefix::VALUE,
+            Contact::Phone => PhoneTxtPrefix::VALUE,
         }
     }
 

@@ -38,7 +38,11 @@ pub async fn check(
     p: &DnsPersistentParameters,
 ) -> CheckResponse {
     let method = ValidationMethod::DnsPersistent;
-    let name = match owner_name(target, Some(PERSIST_PREFIX), false) {
+    let name = match owner_name(
+        target,
+        Some(mpic_common::dcv::dns_persistent::PREFIX),
+        false,
+    ) {
         Ok(name) => name,
         Err(e) => return parameter_error(method, e),
     };
@@ -205,7 +209,6 @@ fn unix_now() -> u64 {
 }
 
 /// `_validation-persist` (BR 3.2.2.4.22).
-const PERSIST_PREFIX: &str = "_validation-persist";
 /// Parameter tags, lowercase ([`issuer_value`] lowercases the tags it reads).
 const ACCOUNT_URI: &str = "accounturi";
 const POLICY: &str = "policy";
