@@ -47,7 +47,8 @@ pub struct DevPkiFiles {
 
 impl DevPki {
     /// Generates a CA, a coordinator client certificate, and for each `(code, names)` a
-    /// server certificate whose subjectAltNames are `names` (DNS names or IP literals).
+    /// server certificate whose subjectAltNames are `names` (DNS names or IP literals) and
+    /// the URI `urn:mpic:perspective:<code>` that names the perspective.
     pub fn generate(perspectives: &[(String, Vec<String>)]) -> Result<DevPki, rcgen::Error> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params
@@ -66,7 +67,11 @@ impl DevPki {
         let perspectives = perspectives
             .iter()
             .map(|(code, names)| {
-                leaf(&ca, code, names, ExtendedKeyUsagePurpose::ServerAuth)
+                // Each perspective's certificate names its code, which the coordinator
+                // checks (crate::tls::perspective_uri).
+                let mut names = names.clone();
+                names.push(crate::tls::perspective_uri(code));
+                leaf(&ca, code, &names, ExtendedKeyUsagePurpose::ServerAuth)
                     .map(|c| (code.clone(), c))
             })
             .collect::<Result<_, _>>()?;
@@ -113,6 +118,7 @@ fn leaf(
         .iter()
         .map(|n| match n.parse::<std::net::IpAddr>() {
             Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) if n.starts_with("urn:") => n.clone().try_into().map(SanType::URI),
             Err(_) => n.clone().try_into().map(SanType::DnsName),
         })
         .collect::<Result<_, _>>()?;

@@ -33,10 +33,15 @@ use crate::resolver::DnsClient;
 /// The header naming the perspective that answered (api.md section 2).
 pub const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
 
+/// The header naming the perspective's Regional Internet Registry, which the coordinator
+/// compares with its catalogue (BR 3.2.2.9 counts RIRs; as Boulder's remote VAs report both).
+pub const RIR_HEADER: &str = "x-mpic-perspective-rir";
+
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct AppState {
     code: String,
+    rir: mpic_common::config::Rir,
     caa: CaaChecker,
     dcv: dcv::DcvContext,
     dns: DnsClient,
@@ -56,6 +61,7 @@ impl AppState {
             .with_metrics(metrics.clone());
         AppState {
             code: config.perspective.code.clone(),
+            rir: config.perspective.rir,
             caa: CaaChecker::new(dns.clone(), config.caa.default_issuer_domains.clone()),
             dcv: dcv::DcvContext {
                 dns: dns.clone(),
@@ -110,6 +116,7 @@ impl Operations for AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let identity = HeaderValue::from_str(&state.code)
         .unwrap_or_else(|_| HeaderValue::from_static("invalid-code"));
+    let rir = HeaderValue::from_static(state.rir.as_str());
     operations::finish(
         Router::new()
             .route("/caa", post(post_caa))
@@ -123,6 +130,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     .layer(SetResponseHeaderLayer::overriding(
         HeaderName::from_static(PERSPECTIVE_HEADER),
         identity,
+    ))
+    .layer(SetResponseHeaderLayer::overriding(
+        HeaderName::from_static(RIR_HEADER),
+        rir,
     ))
 }
 
