@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod operations;
 pub mod outcome;
 pub mod serve;
+pub mod service_main;
 pub mod strict_json;
 pub mod target;
 pub mod telemetry;

@@ -20,6 +20,8 @@ pub use mpic_common::api::now_ns;
 /// A perspective bound to its ports, ready to serve.
 #[derive(Debug)]
 pub struct Perspective {
+    code: String,
+    resolver: std::net::SocketAddr,
     listeners: Listeners,
     state: Arc<service::AppState>,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -46,6 +48,8 @@ impl Perspective {
         };
         let listeners = Listeners::bind(config.listen, config.ops_listen).await?;
         Ok(Perspective {
+            code: config.perspective.code.clone(),
+            resolver: config.resolver.address,
             listeners,
             state: Arc::new(service::AppState::new(config)),
             tls,
@@ -82,5 +86,41 @@ impl Perspective {
                 Shutdown::new(shutdown),
             )
             .await
+    }
+}
+
+impl mpic_common::service_main::Service for Perspective {
+    type Config = config::PerspectiveConfig;
+
+    const NAME: &'static str = "mpic-perspective";
+
+    fn load(path: &std::path::Path) -> Result<config::PerspectiveConfig, String> {
+        config::PerspectiveConfig::load(path).map_err(|e| e.to_string())
+    }
+
+    async fn bind(config: config::PerspectiveConfig) -> Result<Perspective, String> {
+        Perspective::bind(&config)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn announce(&self) {
+        match self.local_addr() {
+            Ok(addr) => tracing::info!(
+                perspective.code = %self.code,
+                listen = %addr,
+                ops_listen = ?self.ops_addr(),
+                resolver = %self.resolver,
+                "perspective serving"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot read the bound address"),
+        }
+    }
+
+    async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        Perspective::serve(self, shutdown).await
     }
 }
