@@ -231,9 +231,9 @@ async fn malformed_requests_are_refused_with_the_field_named() {
             "key_authorization_hash",
         ),
         json(
-            "dcv ip family mismatch",
+            "dcv ip-address with an empty value",
             "/dcv",
-            r#"{"domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "ip-address", "challenge_value": "2001:db8::1", "dns_record_type": "A"}}"#,
+            r#"{"domain_or_ip_target": "example.com", "dcv_check_parameters": {"validation_method": "ip-address", "challenge_value": "", "dns_record_type": "A"}}"#,
             "challenge_value",
         ),
         json(

@@ -3,7 +3,10 @@
 //!
 //! Addresses are compared as addresses, not strings (the reference's rule): `1::` and
 //! `1:0:00:000:0000::` are the same address. An IPv4-mapped IPv6 address is not its IPv4
-//! address: the API ties the expected address's family to `dns_record_type`.
+//! address: the API ties the expected address's family to `dns_record_type`. A
+//! `challenge_value` that is not an address of that family (a malformed IPv6, an IPv4 for
+//! `AAAA`) matches no record: the check runs and fails, as the reference and Open MPIC's
+//! compliance suite expect (api.md).
 
 use std::net::IpAddr;
 
@@ -17,12 +20,7 @@ use crate::dcv::DcvContext;
 /// Runs `ip-address`.
 pub async fn check(ctx: &DcvContext, target: &Target, p: &IpAddressParameters) -> CheckResponse {
     let method = ValidationMethod::IpAddress;
-    let Ok(expected) = p.challenge_value.parse::<IpAddr>() else {
-        return parameter_error(
-            method,
-            "dcv_check_parameters.challenge_value is not an IP address",
-        );
-    };
+    let expected = expected_address(&p.challenge_value, p.dns_record_type);
     let name = match owner_name(target, p.dns_name_prefix.as_deref(), false) {
         Ok(name) => name,
         Err(e) => return parameter_error(method, e),
@@ -37,8 +35,18 @@ pub async fn check(ctx: &DcvContext, target: &Target, p: &IpAddressParameters) -
     .await
 }
 
+/// The address a record must hold: `challenge_value` when it is an address of the family of
+/// `record_type`, else none (and no record can match).
+pub fn expected_address(challenge_value: &str, record_type: AddressRecordType) -> Option<IpAddr> {
+    match (challenge_value.parse::<IpAddr>(), record_type) {
+        (Ok(ip @ IpAddr::V4(_)), AddressRecordType::A)
+        | (Ok(ip @ IpAddr::V6(_)), AddressRecordType::Aaaa) => Some(ip),
+        _ => None,
+    }
+}
+
 /// The addresses of A/AAAA records against the expected one.
-pub fn evaluate(expected: IpAddr, records: &[Record]) -> Evaluation {
+pub fn evaluate(expected: Option<IpAddr>, records: &[Record]) -> Evaluation {
     let seen: Vec<IpAddr> = records
         .iter()
         .filter_map(|r| match &r.data {
@@ -49,7 +57,7 @@ pub fn evaluate(expected: IpAddr, records: &[Record]) -> Evaluation {
         .collect();
     Evaluation {
         records_seen: seen.iter().map(IpAddr::to_string).collect(),
-        passed: seen.contains(&expected),
+        passed: expected.is_some_and(|ip| seen.contains(&ip)),
     }
 }
 
@@ -145,9 +153,35 @@ mod tests {
         ];
         for c in cases {
             let records: Vec<Record> = c.records.iter().map(|r| record(r)).collect();
-            let got = evaluate(c.expected.parse().unwrap(), &records);
+            let got = evaluate(Some(c.expected.parse().unwrap()), &records);
             assert_eq!(got.passed, c.want, "case {:?}", c.name);
             assert_eq!(got.records_seen, c.seen, "case {:?}", c.name);
         }
+    }
+
+    /// Open MPIC's compliance cases: a value that is not an address of the record type's
+    /// family expects nothing, so no record can match (and the request is no 400).
+    #[test]
+    fn a_value_of_the_wrong_family_or_malformed_expects_nothing() {
+        use AddressRecordType::{A, Aaaa};
+        let cases: [(&str, AddressRecordType, Option<&str>); 7] = [
+            ("192.0.2.1", A, Some("192.0.2.1")),
+            ("2001:db8::1", Aaaa, Some("2001:db8::1")),
+            (
+                "2001:4860:4860:0:00:000:0000:8888",
+                Aaaa,
+                Some("2001:4860:4860::8888"),
+            ),
+            ("2001:4860:4860:0:0:0:0:0:8889", Aaaa, None),
+            ("2001:4860:4860:0:0:0:00000:8889", Aaaa, None),
+            ("1.2.3.4", Aaaa, None),
+            ("2001:db8::1", A, None),
+        ];
+        for (value, family, want) in cases {
+            let want = want.map(|w| w.parse::<IpAddr>().unwrap());
+            assert_eq!(expected_address(value, family), want, "{value}");
+        }
+        let records = [record("2001:4860:4860::8889")];
+        assert!(!evaluate(None, &records).passed);
     }
 }
