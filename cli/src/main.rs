@@ -141,6 +141,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the certificate at `path` names the perspective `code` (urn:mpic:perspective:<code>).
+fn names_itself(path: &std::path::Path, code: &str) -> bool {
+    mpic_common::tls::load_certs("certificate", path)
+        .ok()
+        .and_then(|certs| certs.into_iter().next())
+        .is_some_and(|cert| {
+            mpic_common::tls::perspective_codes(&cert)
+                .iter()
+                .any(|c| c == code)
+        })
+}
+
 fn certs(
     out: &std::path::Path,
     perspectives: &[String],
@@ -187,15 +199,31 @@ fn certs(
             wanted.push(format!("{code}.key"));
         }
         let present = wanted.iter().filter(|f| out.join(f).exists()).count();
-        if present == wanted.len() {
+        // A set made before perspective identity: its perspective certificates do not name
+        // their codes, which the coordinator requires. The CA key is never kept, so a new
+        // set replaces it whole.
+        let unnamed: Vec<&str> = spec
+            .iter()
+            .map(|(code, _)| code.as_str())
+            .filter(|code| !names_itself(&out.join(format!("{code}.crt")), code))
+            .collect();
+        if present == wanted.len() && unnamed.is_empty() {
             println!(
                 "{}: every certificate already exists, nothing written",
                 out.display()
             );
             return Ok(());
         }
+        if present == wanted.len() {
+            println!(
+                "{}: the certificates of {} do not name their perspective ({}<code>); writing a new set",
+                out.display(),
+                unnamed.join(", "),
+                mpic_common::tls::PERSPECTIVE_URN_PREFIX
+            );
+        }
         anyhow::ensure!(
-            present == 0,
+            present == 0 || present == wanted.len(),
             "{}: {present} of the {} files exist; remove them all (a new CA needs new certificates everywhere) or none",
             out.display(),
             wanted.len()

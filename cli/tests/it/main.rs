@@ -185,6 +185,41 @@ fn certs_probe_and_config_check() {
         assert!(dir.join(f).exists(), "{f}");
     }
     assert!(!dir.join("ca.key").exists(), "the CA key is never written");
+
+    // --keep-existing keeps a set whose certificates name their perspectives, and replaces a
+    // set made before perspective identity (here: p2's certificate swapped for one that
+    // names nobody).
+    let keep = |dir: &std::path::Path| {
+        mpic()
+            .args([
+                "certs",
+                "--keep-existing",
+                "--out",
+                dir.to_str().unwrap(),
+                "--perspective",
+                "p1",
+                "--perspective",
+                "p2=p2.internal,10.0.0.2",
+            ])
+            .output()
+            .unwrap()
+    };
+    let ca_before = std::fs::read(dir.join("ca.crt")).unwrap();
+    let out = keep(&dir);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing written"));
+    assert_eq!(std::fs::read(dir.join("ca.crt")).unwrap(), ca_before);
+    std::fs::copy(dir.join("coordinator.crt"), dir.join("p2.crt")).unwrap();
+    let out = keep(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("of p2 do not name their perspective"),
+        "{stdout}"
+    );
+    assert_ne!(std::fs::read(dir.join("ca.crt")).unwrap(), ca_before);
+    let p2 = mpic_common::tls::load_certs("p2", &dir.join("p2.crt")).unwrap();
+    assert_eq!(mpic_common::tls::perspective_codes(&p2[0]), ["p2"]);
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
         std::fs::metadata(dir.join("p1.key"))
