@@ -59,10 +59,10 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-/// A live connection: the handle new streams are opened through, and whether it still takes
-/// them.
+/// The handle of an open connection: what new streams are opened through, and whether the
+/// connection still takes them.
 #[derive(Clone)]
-struct Live {
+struct ConnectionHandle {
     sender: SendRequest<Bytes>,
     /// Set when the connection's task ends, or when a call finds that the connection no
     /// longer opens streams (the peer said GOAWAY).
@@ -75,14 +75,14 @@ pub struct Channel {
     port: u16,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
-    /// The live connection, if any.
-    current: Mutex<Option<Live>>,
+    /// The open connection, if any.
+    current: Mutex<Option<ConnectionHandle>>,
     /// Held while dialling, so concurrent calls wait for one new connection instead of each
     /// opening their own.
     dialling: tokio::sync::Mutex<()>,
     /// One permit per HTTP/2 stream the perspective accepts at once: a call beyond that waits
     /// here (in order), as a small future, rather than as a stream queued in the connection.
-    streams: tokio::sync::Semaphore,
+    stream_slots: tokio::sync::Semaphore,
     /// `…/caa`, `…/dcv` and `…/healthz` of the perspective.
     pub caa: Uri,
     /// See [`caa`](Self::caa).
@@ -101,10 +101,11 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-/// A claim on one of a perspective's HTTP/2 streams, from [`Channel::stream`]; held for the
-/// whole exchange.
+/// A slot for one HTTP/2 stream among those the perspective accepts at once (a permit of the
+/// channel's semaphore), from [`Channel::stream_slot`]; held for the whole exchange, and given
+/// back when dropped.
 #[derive(Debug)]
-pub struct Stream<'a> {
+pub struct StreamSlot<'a> {
     _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
@@ -186,51 +187,51 @@ impl Channel {
             connect_timeout,
             current: Mutex::new(None),
             dialling: tokio::sync::Mutex::new(()),
-            streams: tokio::sync::Semaphore::new(
+            stream_slots: tokio::sync::Semaphore::new(
                 mpic_common::serve::MAX_CONCURRENT_STREAMS as usize,
             ),
         })
     }
 
-    /// Sends `request` with `body` and reads the whole reply: [`stream`](Self::stream), then
-    /// [`send`](Self::send).
+    /// Sends `request` with `body` and reads the whole reply: [`stream_slot`](Self::stream_slot),
+    /// then [`send`](Self::send).
     pub async fn exchange(
         &self,
         request: Request<()>,
         body: Bytes,
         max_body: usize,
     ) -> Result<Reply, CallError> {
-        let stream = self.stream().await?;
-        self.send(stream, request, body, max_body).await
+        let slot = self.stream_slot().await?;
+        self.send(slot, request, body, max_body).await
     }
 
     /// Waits for one of the streams the perspective accepts at once. Calls beyond the limit
     /// wait here, in order, before they build anything.
-    pub async fn stream(&self) -> Result<Stream<'_>, CallError> {
-        self.streams
+    pub async fn stream_slot(&self) -> Result<StreamSlot<'_>, CallError> {
+        self.stream_slots
             .acquire()
             .await
-            .map(|permit| Stream { _permit: permit })
+            .map(|permit| StreamSlot { _permit: permit })
             .map_err(|_| CallError::Exchange("the channel is closed".to_owned()))
     }
 
-    /// Sends `request` with `body` on `stream` and reads the whole reply, at most `max_body`
+    /// Sends `request` with `body` in the stream `slot` and reads the whole reply, at most `max_body`
     /// bytes of body. A request the perspective certainly did not process (the connection had
     /// closed, or the peer refused the stream or said GOAWAY before it) is sent again once, on
     /// a new connection if need be; checks are read-only, but a request is never repeated once
     /// it may have been processed.
     pub fn send<'a>(
         &'a self,
-        stream: Stream<'a>,
+        slot: StreamSlot<'a>,
         request: Request<()>,
         body: Bytes,
         max_body: usize,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Reply, CallError>> + Send + 'a>> {
-        // Boxed, so that a call waiting for its stream stays small; the stream is held until
+        // Boxed, so that a call waiting for its stream slot stays small; the slot is held until
         // the reply is read.
         Box::pin(async move {
             let reply = self.exchange_now(request, body, max_body).await;
-            drop(stream);
+            drop(slot);
             reply
         })
     }
@@ -243,14 +244,14 @@ impl Channel {
     ) -> Result<Reply, CallError> {
         let mut retried = false;
         loop {
-            let live = match self.live() {
-                Some(live) => live,
+            let connection = match self.usable_connection() {
+                Some(connection) => connection,
                 // Boxed: the dial's state (TLS and HTTP/2 handshakes) is large and rare.
                 None => Box::pin(self.redial()).await?,
             };
             // h2 takes the request even when it fails to send it; a retry needs its copy.
             let copy = (!retried).then(|| copy_of(&request));
-            match attempt(&live, request, &body, max_body).await {
+            match attempt(&connection, request, &body, max_body).await {
                 Ok(reply) => return Ok(reply),
                 Err(failed) => match copy {
                     Some(copy) if failed.unprocessed => {
@@ -264,12 +265,12 @@ impl Channel {
     }
 
     /// A new connection, unless another call made one meanwhile.
-    async fn redial(&self) -> Result<Live, CallError> {
+    async fn redial(&self) -> Result<ConnectionHandle, CallError> {
         let _dialling = self.dialling.lock().await;
-        if let Some(live) = self.live() {
-            return Ok(live);
+        if let Some(connection) = self.usable_connection() {
+            return Ok(connection);
         }
-        let live = tokio::time::timeout(self.connect_timeout, self.dial())
+        let connection = tokio::time::timeout(self.connect_timeout, self.dial())
             .await
             .map_err(|_| {
                 CallError::Connect(format!(
@@ -278,15 +279,18 @@ impl Channel {
                 ))
             })??;
         if let Ok(mut current) = self.current.lock() {
-            *current = Some(live.clone());
+            *current = Some(connection.clone());
         }
-        Ok(live)
+        Ok(connection)
     }
 
-    fn live(&self) -> Option<Live> {
+    /// The open connection, unless it has closed (then forgotten, so the next call dials).
+    fn usable_connection(&self) -> Option<ConnectionHandle> {
         let mut current = self.current.lock().ok()?;
         match current.as_ref() {
-            Some(live) if !live.closed.load(Ordering::Acquire) => Some(live.clone()),
+            Some(connection) if !connection.closed.load(Ordering::Acquire) => {
+                Some(connection.clone())
+            }
             Some(_) => {
                 *current = None;
                 None
@@ -295,7 +299,7 @@ impl Channel {
         }
     }
 
-    async fn dial(&self) -> Result<Live, CallError> {
+    async fn dial(&self) -> Result<ConnectionHandle, CallError> {
         let tcp = match self.host.parse::<IpAddr>() {
             Ok(ip) => TcpStream::connect(SocketAddr::new(ip, self.port)).await,
             Err(_) => TcpStream::connect((self.host.as_str(), self.port)).await,
@@ -306,7 +310,7 @@ impl Channel {
         let peer = tcp
             .peer_addr()
             .map_or_else(|_| self.host.clone(), |a| a.to_string());
-        let live = match &self.tls {
+        let connection = match &self.tls {
             Some((connector, name)) => {
                 let stream = connector
                     .connect(name.clone(), tcp)
@@ -322,13 +326,13 @@ impl Channel {
             None => handshake(tcp, peer.clone()).await?,
         };
         tracing::info!(perspective.address = %peer, "connected to a perspective");
-        Ok(live)
+        Ok(connection)
     }
 }
 
-/// One try of a request on `live`: open a stream, send the body, read the whole reply.
+/// One try of a request on `connection`: open a stream, send the body, read the whole reply.
 async fn attempt(
-    live: &Live,
+    connection: &ConnectionHandle,
     request: Request<()>,
     body: &Bytes,
     max_body: usize,
@@ -339,14 +343,14 @@ async fn attempt(
     let unopened = |e: h2::Error| {
         let broken = e.is_io() || e.is_go_away() || e.reason().is_some();
         if broken {
-            live.closed.store(true, Ordering::Release);
+            connection.closed.store(true, Ordering::Release);
         }
         Failed {
             unprocessed: broken,
             error: CallError::Exchange(describe(&e)),
         }
     };
-    let mut sender = live.sender.clone().ready().await.map_err(unopened)?;
+    let mut sender = connection.sender.clone().ready().await.map_err(unopened)?;
     let (response, mut send) = sender
         .send_request(request, body.is_empty())
         .map_err(unopened)?;
@@ -398,7 +402,7 @@ fn copy_of(request: &Request<()>) -> Request<()> {
 
 /// The HTTP/2 handshake on `io`; the connection then runs as its own task, pinged every
 /// [`KEEPALIVE_INTERVAL`], until it closes or a ping goes unanswered.
-async fn handshake<T>(io: T, peer: String) -> Result<Live, CallError>
+async fn handshake<T>(io: T, peer: String) -> Result<ConnectionHandle, CallError>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -448,7 +452,7 @@ where
         done.store(true, Ordering::Release);
         // Dropping the connection fails the streams still open on it.
     });
-    Ok(Live { sender, closed })
+    Ok(ConnectionHandle { sender, closed })
 }
 
 /// What the CA sees of an HTTP/2 error: what happened, never a stack of internals.

@@ -79,8 +79,12 @@ pub async fn call(call: Call<'_>, shape: EntryShape) -> CheckResponse {
 }
 
 async fn call_inner(call: &Call<'_>, shape: EntryShape) -> Result<CheckResponse, String> {
-    // A call waiting for its turn on the connection holds no headers yet.
-    let stream = call.channel.stream().await.map_err(|e| e.to_string())?;
+    // A call waiting for its stream slot holds no headers yet.
+    let slot = call
+        .channel
+        .stream_slot()
+        .await
+        .map_err(|e| e.to_string())?;
     let mut request = http::Request::new(());
     *request.method_mut() = http::Method::POST;
     *request.uri_mut() = call.uri.clone();
@@ -97,7 +101,7 @@ async fn call_inner(call: &Call<'_>, shape: EntryShape) -> Result<CheckResponse,
     }
     let reply = call
         .channel
-        .send(stream, request, call.body.clone(), MAX_REPLY_BYTES)
+        .send(slot, request, call.body.clone(), MAX_REPLY_BYTES)
         .await
         .map_err(|e| e.to_string())?;
     let who = reply
