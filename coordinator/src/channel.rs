@@ -35,7 +35,7 @@ const STREAM_WINDOW: u32 = 1 << 20;
 const CONNECTION_WINDOW: u32 = 4 << 20;
 
 /// Why a call produced no response; `Display` is what the CA reads in the failed entry.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// No connection could be made.
     #[error("could not connect: {0}")]

@@ -10,6 +10,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::fanout::CallResult;
+use mpic_common::outcome::RemoteFailure;
+
 /// Labels of a finished request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -38,6 +41,32 @@ pub struct CallLabels {
     /// `passed`, `not_passed`, `error` (answered, not completed), `failed` (no usable
     /// answer) or `cancelled` (dropped after the verdict was settled).
     pub outcome: String,
+}
+
+/// The `outcome` label of a perspective call ([`CallLabels`]), from what became of it:
+///
+/// | the call | label |
+/// |---|---|
+/// | answered, completed, passed | `passed` |
+/// | answered, completed, not passed | `not_passed` |
+/// | answered, not completed | `error` |
+/// | no usable answer: unreachable, out of time, broken, malformed, from another perspective | `failed` |
+/// | dropped after the verdict was settled | `cancelled` |
+pub fn call_outcome(result: &CallResult) -> &'static str {
+    match result {
+        CallResult::Answered { response, .. } => {
+            match (response.check_completed, response.check_passed) {
+                (true, true) => "passed",
+                (true, false) => "not_passed",
+                (false, _) => "error",
+            }
+        }
+        CallResult::Failed {
+            failure: RemoteFailure::Cancelled,
+            ..
+        } => "cancelled",
+        CallResult::Failed { .. } => "failed",
+    }
 }
 
 /// Labels of a per-perspective histogram.
@@ -140,5 +169,56 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mpic_common::api::{CaaDetails, CheckDetails};
+    use mpic_common::outcome::{Outcome, Problem, ProblemKind};
+    use std::time::Duration;
+
+    #[test]
+    fn each_call_has_its_outcome_label() {
+        let details = || CheckDetails::Caa(CaaDetails::default());
+        let took = Duration::from_millis(5);
+        let answered = |outcome: Outcome| CallResult::Answered {
+            response: outcome.into_response(details()),
+            took,
+        };
+        let failed = |failure: RemoteFailure| CallResult::Failed {
+            failure,
+            entry: Outcome::NotCompleted(Problem::new(ProblemKind::Remote(failure), "x"))
+                .into_response(details()),
+            took: None,
+        };
+        let lookup = Problem::new(ProblemKind::Lookup(mpic_common::outcome::Checker::Caa), "x");
+        let cases = [
+            ("passed", answered(Outcome::Passed), "passed"),
+            (
+                "not passed",
+                answered(Outcome::NotPassed(Vec::new())),
+                "not_passed",
+            ),
+            (
+                "not completed",
+                answered(Outcome::NotCompleted(lookup)),
+                "error",
+            ),
+            ("unreachable", failed(RemoteFailure::Unreachable), "failed"),
+            ("timeout", failed(RemoteFailure::Timeout), "failed"),
+            ("exchange", failed(RemoteFailure::Exchange), "failed"),
+            ("malformed", failed(RemoteFailure::Malformed), "failed"),
+            (
+                "wrong identity",
+                failed(RemoteFailure::WrongIdentity),
+                "failed",
+            ),
+            ("cancelled", failed(RemoteFailure::Cancelled), "cancelled"),
+        ];
+        for (name, result, want) in cases {
+            assert_eq!(call_outcome(&result), want, "{name}");
+        }
     }
 }

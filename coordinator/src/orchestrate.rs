@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mpic_common::api::{
-    ActualOrchestrationParameters, CaaPerspectiveRequest, CheckResponse, CheckType,
-    DcvPerspectiveRequest, EchoedParameters, MpicRequest, MpicResponse, PerspectiveResult,
+    ActualOrchestrationParameters, CaaPerspectiveRequest, CheckType, DcvPerspectiveRequest,
+    EchoedParameters, MpicRequest, MpicResponse, PerspectiveResult,
 };
 use mpic_common::target::Target;
 use tokio::time::Instant;
@@ -16,7 +16,7 @@ use tracing::Instrument as _;
 use crate::channel::Channel;
 use crate::cohort::{self, Member};
 use crate::config::PerspectiveEntry;
-use crate::fanout::{self, Call, EntryShape, Fate, Limits, Pending};
+use crate::fanout::{self, Call, Check, Limits, Pending};
 use crate::metrics::{CallLabels, CheckTypeLabels, PerspectiveLabels};
 use crate::quorum::{self, Plan};
 
@@ -158,12 +158,9 @@ impl Orchestrator {
                 });
             }
         };
-        let shape = EntryShape {
-            check_type: v.request.check_type,
-            method: match &v.echo {
-                EchoedParameters::Dcv(p) => Some(p.method()),
-                EchoedParameters::Caa(_) => None,
-            },
+        let check = match &v.echo {
+            EchoedParameters::Dcv(p) => Check::Dcv(p.method()),
+            EchoedParameters::Caa(_) => Check::Caa,
         };
         let (path, body) = self.perspective_body(v);
         let mut waited = Duration::ZERO;
@@ -203,7 +200,7 @@ impl Orchestrator {
                     Pending {
                         rir: entry.rir,
                         code: &entry.code,
-                        answer: fanout::call(call, shape).instrument(span),
+                        answer: fanout::call(call, check).instrument(span),
                     }
                 })
                 .collect();
@@ -215,7 +212,7 @@ impl Orchestrator {
                 deadline,
             };
             let gathering = Instant::now();
-            let answers = fanout::gather(calls, plan.quorum_count, limits, shape).await;
+            let results = fanout::gather(calls, plan.quorum_count, limits, check).await;
             waited += gathering.elapsed();
             self.metrics
                 .attempts
@@ -223,9 +220,9 @@ impl Orchestrator {
                     check_type: v.request.check_type.as_str().to_owned(),
                 })
                 .inc();
-            for (&i, (response, fate)) in cohort.iter().zip(&answers) {
+            for (&i, result) in cohort.iter().zip(&results) {
                 let code = &self.perspectives[i].code;
-                if let Fate::Finished(took) = fate {
+                if let Some(took) = result.took() {
                     self.metrics
                         .call_duration
                         .get_or_create(&PerspectiveLabels {
@@ -233,41 +230,30 @@ impl Orchestrator {
                         })
                         .observe(took.as_secs_f64());
                 }
-                let outcome = match (fate, response.check_completed, response.check_passed) {
-                    (Fate::Cancelled, ..) => "cancelled",
-                    (Fate::Deadline, ..) => "failed",
-                    (Fate::Finished(_), true, true) => "passed",
-                    (Fate::Finished(_), true, false) => "not_passed",
-                    (Fate::Finished(_), false, _) if is_remote_failure(response) => "failed",
-                    (Fate::Finished(_), false, _) => "error",
-                };
                 self.metrics
                     .calls
                     .get_or_create(&CallLabels {
                         perspective: code.clone(),
-                        outcome: outcome.to_owned(),
+                        outcome: crate::metrics::call_outcome(result).to_owned(),
                     })
                     .inc();
             }
             last_outcomes = cohort
                 .iter()
-                .zip(&answers)
-                .map(|(&i, (r, _))| fanout::outcome(self.perspectives[i].rir, r))
+                .zip(&results)
+                .map(|(&i, r)| r.vote(self.perspectives[i].rir))
                 .collect();
             attempts.push(
                 cohort
                     .iter()
-                    .zip(answers)
-                    .map(|(&i, (check_response, fate))| PerspectiveResult {
+                    .zip(results)
+                    .map(|(&i, result)| PerspectiveResult {
                         perspective_code: self.perspectives[i].code.clone(),
-                        check_response,
+                        latency_ms: result
+                            .took()
+                            .map(|took| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
+                        check_response: result.into_response(),
                         rir: Some(self.perspectives[i].rir),
-                        latency_ms: match fate {
-                            Fate::Finished(took) => {
-                                Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX))
-                            }
-                            Fate::Cancelled | Fate::Deadline => None,
-                        },
                     })
                     .collect(),
             );
@@ -322,12 +308,4 @@ impl Orchestrator {
         // Serialising our own types to JSON cannot fail (string keys, no non-finite floats).
         (path, Bytes::from(body.unwrap_or_default()))
     }
-}
-
-/// Whether a not-completed entry is the coordinator's own failed entry (no usable answer).
-fn is_remote_failure(r: &CheckResponse) -> bool {
-    r.errors
-        .iter()
-        .flatten()
-        .any(|e| e.error_type == mpic_common::api::error_type::COORDINATOR_REMOTE_CHECK)
 }
