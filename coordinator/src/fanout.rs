@@ -252,13 +252,13 @@ impl CallResult {
     }
 
     /// How the tally counts it, for a perspective of `rir`: only an answer can pass.
-    pub fn vote(&self, rir: Rir) -> quorum::Outcome {
+    pub fn vote(&self, rir: Rir) -> quorum::Vote {
         let answer = match self {
             CallResult::Answered { response, .. } => Some(response),
             CallResult::Failed { .. } => None,
         };
         let completed = answer.is_some_and(|r| r.check_completed);
-        quorum::Outcome {
+        quorum::Vote {
             rir,
             completed,
             passed: completed && answer.is_some_and(|r| r.check_passed),

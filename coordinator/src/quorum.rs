@@ -1,5 +1,6 @@
 //! The BR quorum rules (BR 3.2.2.9) as pure functions: the default quorum, request
-//! validation of the orchestration parameters, the verdict and the early decision.
+//! validation of the orchestration parameters, the verdict of an attempt and the early
+//! decision.
 
 use std::collections::BTreeSet;
 
@@ -128,7 +129,7 @@ pub fn plan(
 
 /// One perspective's contribution to the tally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Vote {
     /// Its RIR.
     pub rir: Rir,
     /// It answered and completed.
@@ -137,33 +138,51 @@ pub struct Outcome {
     pub passed: bool,
 }
 
+/// What an attempt's votes decide (api.md sections 1 and 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `is_valid`: see [`verdict`].
+    pub is_valid: bool,
+    /// `mpic_completed`: see [`completed`].
+    pub mpic_completed: bool,
+    /// `quorum_result`: see [`quorum_result`].
+    pub quorum_result: String,
+}
+
+/// The verdict of an attempt over a cohort of `n` with `quorum`, from its `votes`; a
+/// perspective without a vote counts as not completed.
+pub fn decide(n: u32, quorum: u32, votes: &[Vote]) -> Verdict {
+    Verdict {
+        is_valid: verdict(n, quorum, votes),
+        mpic_completed: completed(n, quorum, votes),
+        quorum_result: quorum_result(n, votes),
+    }
+}
+
 /// api.md section 3: valid when passes ≥ quorum and, for cohorts over two, the passing
 /// perspectives span at least two RIRs (BR 3.2.2.9, from 2026-03-15).
-pub fn verdict(n: u32, quorum: u32, outcomes: &[Outcome]) -> bool {
-    let passing: Vec<&Outcome> = outcomes
-        .iter()
-        .filter(|o| o.passed && o.completed)
-        .collect();
+pub fn verdict(n: u32, quorum: u32, votes: &[Vote]) -> bool {
+    let passing: Vec<&Vote> = votes.iter().filter(|o| o.passed && o.completed).collect();
     let rirs: BTreeSet<Rir> = passing.iter().map(|o| o.rir).collect();
     count(passing.len()) >= quorum && (n <= 2 || rirs.len() >= 2)
 }
 
 /// `mpic_completed`: perspectives that did not complete are at most n − quorum.
-pub fn completed(n: u32, quorum: u32, outcomes: &[Outcome]) -> bool {
-    let not_completed = count(outcomes.iter().filter(|o| !o.completed).count())
-        + n.saturating_sub(count(outcomes.len()));
+pub fn completed(n: u32, quorum: u32, votes: &[Vote]) -> bool {
+    let not_completed =
+        count(votes.iter().filter(|o| !o.completed).count()) + n.saturating_sub(count(votes.len()));
     not_completed <= n.saturating_sub(quorum)
 }
 
 /// `quorum_result`: `"passed/attempted"` (BR 5.4.1 log form).
-pub fn quorum_result(n: u32, outcomes: &[Outcome]) -> String {
-    let passed = outcomes.iter().filter(|o| o.passed && o.completed).count();
+pub fn quorum_result(n: u32, votes: &[Vote]) -> String {
+    let passed = votes.iter().filter(|o| o.passed && o.completed).count();
     format!("{passed}/{n}")
 }
 
 /// Whether the verdict is settled given the answers so far and the RIRs of the perspectives
 /// still pending: `Some(verdict)` if no pending answer can change it.
-pub fn settled(n: u32, quorum: u32, answered: &[Outcome], pending: &[Rir]) -> Option<bool> {
+pub fn settled(n: u32, quorum: u32, answered: &[Vote], pending: &[Rir]) -> Option<bool> {
     if verdict(n, quorum, answered) {
         // More passes cannot make it invalid.
         return Some(true);
@@ -398,8 +417,8 @@ mod tests {
         assert_eq!(err[0].issue_type, issue::INVALID_COHORT_INDEX);
     }
 
-    fn o(rir: Rir, completed: bool, passed: bool) -> Outcome {
-        Outcome {
+    fn o(rir: Rir, completed: bool, passed: bool) -> Vote {
+        Vote {
             rir,
             completed,
             passed,
@@ -416,7 +435,7 @@ mod tests {
             name: &'static str,
             n: u32,
             q: u32,
-            outcomes: Vec<Outcome>,
+            votes: Vec<Vote>,
             valid: bool,
             completed: bool,
             result: &'static str,
@@ -426,7 +445,7 @@ mod tests {
                 name: "6/6",
                 n: 6,
                 q: 4,
-                outcomes: vec![
+                votes: vec![
                     pass(Arin),
                     pass(Arin),
                     pass(RipeNcc),
@@ -442,7 +461,7 @@ mod tests {
                 name: "4/6 with two lost",
                 n: 6,
                 q: 4,
-                outcomes: vec![
+                votes: vec![
                     pass(Arin),
                     pass(RipeNcc),
                     pass(Apnic),
@@ -458,7 +477,7 @@ mod tests {
                 name: "3/6",
                 n: 6,
                 q: 4,
-                outcomes: vec![
+                votes: vec![
                     pass(Arin),
                     pass(RipeNcc),
                     pass(Apnic),
@@ -474,7 +493,7 @@ mod tests {
                 name: "3 lost of 6",
                 n: 6,
                 q: 4,
-                outcomes: vec![
+                votes: vec![
                     pass(Arin),
                     pass(RipeNcc),
                     pass(Apnic),
@@ -490,7 +509,7 @@ mod tests {
                 name: "quorum from one RIR",
                 n: 4,
                 q: 3,
-                outcomes: vec![pass(Arin), pass(Arin), pass(Arin), fail(RipeNcc)],
+                votes: vec![pass(Arin), pass(Arin), pass(Arin), fail(RipeNcc)],
                 valid: false,
                 completed: true,
                 result: "3/4",
@@ -499,7 +518,7 @@ mod tests {
                 name: "cohort of two, one RIR",
                 n: 2,
                 q: 1,
-                outcomes: vec![pass(Arin), fail(Arin)],
+                votes: vec![pass(Arin), fail(Arin)],
                 valid: true,
                 completed: true,
                 result: "1/2",
@@ -508,7 +527,7 @@ mod tests {
                 name: "passed but not completed never counts",
                 n: 2,
                 q: 1,
-                outcomes: vec![o(Arin, false, true), fail(RipeNcc)],
+                votes: vec![o(Arin, false, true), fail(RipeNcc)],
                 valid: false,
                 completed: true,
                 result: "0/2",
@@ -517,16 +536,17 @@ mod tests {
                 name: "missing answers count as not completed",
                 n: 6,
                 q: 4,
-                outcomes: vec![pass(Arin), pass(RipeNcc), pass(Apnic)],
+                votes: vec![pass(Arin), pass(RipeNcc), pass(Apnic)],
                 valid: false,
                 completed: false,
                 result: "3/6",
             },
         ];
         for c in cases {
-            assert_eq!(verdict(c.n, c.q, &c.outcomes), c.valid, "{}", c.name);
-            assert_eq!(completed(c.n, c.q, &c.outcomes), c.completed, "{}", c.name);
-            assert_eq!(quorum_result(c.n, &c.outcomes), c.result, "{}", c.name);
+            let got = decide(c.n, c.q, &c.votes);
+            assert_eq!(got.is_valid, c.valid, "{}", c.name);
+            assert_eq!(got.mpic_completed, c.completed, "{}", c.name);
+            assert_eq!(got.quorum_result, c.result, "{}", c.name);
         }
     }
 
