@@ -112,27 +112,51 @@ async fn post_mpic(State(state): State<Arc<AppState>>, headers: HeaderMap, body:
     );
     mpic_common::telemetry::continue_trace(&span, &headers);
     span.record("trace_id", mpic_common::telemetry::trace_id(&span));
-    let (response, labels) = handle(&state, headers, body, &span, started)
+    let handled = handle(&state, headers, body, &span, started)
         .instrument(span.clone())
         .await;
-    let status = response.status().as_u16();
+    let status = handled.response.status().as_u16();
     let m = &state.metrics;
     m.requests
         .get_or_create(&RequestLabels {
-            check_type: labels.0.clone(),
-            method: labels.1,
-            verdict: labels.2.to_owned(),
+            check_type: handled.check_type.to_owned(),
+            method: handled.method.to_owned(),
+            verdict: handled.verdict.to_owned(),
             status,
         })
         .inc();
     if status == 200 {
         m.request_duration
             .get_or_create(&CheckTypeLabels {
-                check_type: labels.0,
+                check_type: handled.check_type.to_owned(),
             })
             .observe(started.elapsed().as_secs_f64());
     }
-    response
+    handled.response
+}
+
+/// A handled `POST /mpic`: the response, and the labels of its request metric.
+#[derive(Debug)]
+struct Handled {
+    response: Response,
+    /// `caa` or `dcv`; empty when the body was not read.
+    check_type: &'static str,
+    /// The DCV method; empty for CAA and for a request that did not pass validation.
+    method: &'static str,
+    /// `valid`, `invalid`, or `none` when no verdict was reached.
+    verdict: &'static str,
+}
+
+impl Handled {
+    /// A response given before anything about the request was known.
+    fn unlabelled(response: Response) -> Handled {
+        Handled {
+            response,
+            check_type: "",
+            method: "",
+            verdict: "none",
+        }
+    }
 }
 
 /// How long a shed request's body may take to arrive before the 503 goes out anyway.
@@ -148,24 +172,22 @@ async fn discard(body: Body, limit: usize) {
     let _ = tokio::time::timeout(SHED_BODY_WAIT, axum::body::to_bytes(body, limit)).await;
 }
 
-/// The request itself; returns the response and its metric labels (check type, method,
-/// verdict).
+/// The request itself.
 async fn handle(
     state: &AppState,
     headers: HeaderMap,
     body: Body,
     span: &tracing::Span,
     request_started: Instant,
-) -> (Response, (String, String, &'static str)) {
-    let unknown = || (String::new(), String::new(), "none");
+) -> Handled {
     if !state.keys.allows(&headers) {
-        return (error(StatusCode::UNAUTHORIZED, "unauthorized"), unknown());
+        return Handled::unlabelled(error(StatusCode::UNAUTHORIZED, "unauthorized"));
     }
     // Shed before parsing the body: under overload that work is wasted too.
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         state.metrics.shed.inc();
         discard(body, state.max_body_bytes).await;
-        return (http::overloaded(), unknown());
+        return Handled::unlabelled(http::overloaded());
     };
     // The body arrives within the request's deadline, or the slot goes back: a client that
     // trickles its body would otherwise hold it for as long as it likes.
@@ -175,23 +197,28 @@ async fn handle(
     let read = http::read_json(&headers, body, state.max_body_bytes);
     let request: MpicRequest = match tokio::time::timeout_at(deadline, read).await {
         Ok(Ok(r)) => r,
-        Ok(Err(response)) => return (response, unknown()),
-        Err(_) => return (http::request_timeout(), unknown()),
+        Ok(Err(response)) => return Handled::unlabelled(response),
+        Err(_) => return Handled::unlabelled(http::request_timeout()),
     };
     // The headers (and the body, consumed above) share the connection's read buffer: dropped
     // now, the buffer is not held for the whole orchestration.
     drop(headers);
-    let check_type = request.check_type.as_str().to_owned();
+    let check_type = request.check_type.as_str();
     if let Some(t) = &request.trace_identifier {
         span.record(
             "trace_identifier",
             mpic_common::text::truncate_for_echo(t, 256),
         );
     }
-    span.record("check.type", check_type.as_str());
+    span.record("check.type", check_type);
     let validated = match validate_request(request, &state.bounds) {
         Ok(v) => v,
-        Err(issues) => return (bad_request(issues), (check_type, String::new(), "none")),
+        Err(issues) => {
+            return Handled {
+                check_type,
+                ..Handled::unlabelled(bad_request(issues))
+            };
+        }
     };
     span.record("target_name", validated.target.to_string());
     let method = match &validated.echo {
@@ -226,14 +253,20 @@ async fn handle(
             if let Ok(value) = axum::http::HeaderValue::from_str(&timing) {
                 http_response.headers_mut().insert("server-timing", value);
             }
-            (http_response, (check_type, method.to_owned(), verdict))
+            Handled {
+                response: http_response,
+                check_type,
+                method,
+                verdict,
+            }
         }
         Err(e) => {
             tracing::error!(target_name = %validated.target, error = %e, "orchestration failed");
-            (
-                error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-                (check_type, method.to_owned(), "none"),
-            )
+            Handled {
+                check_type,
+                method,
+                ..Handled::unlabelled(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+            }
         }
     }
 }
