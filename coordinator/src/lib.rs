@@ -98,13 +98,15 @@ impl Coordinator {
         let tls = perspective_tls(config)?;
         let metrics = Arc::new(metrics::Metrics::new());
         let orchestrator = orchestrate::Orchestrator::new(
-            config.perspectives.clone(),
-            tls,
+            orchestrate::OrchestratorSettings {
+                perspectives: config.perspectives.clone(),
+                tls,
+                hash_secret: secrets.hash_secret,
+                call_timeout: config.call_timeout(),
+                request_timeout: config.request_timeout(),
+                grace: config.grace(),
+            },
             metrics.clone(),
-            secrets.hash_secret,
-            config.call_timeout(),
-            config.request_timeout(),
-            config.grace(),
         )?;
         let tls = match &config.api_tls {
             Some(t) => Some(mpic_common::tls::server_config(

@@ -20,6 +20,39 @@ use crate::fanout::{self, Call, Check, Limits, Pending};
 use crate::metrics::{CallLabels, CheckTypeLabels, PerspectiveLabels};
 use crate::quorum::{self, Plan};
 
+/// What an orchestrator is built from: the configuration's catalogue and `timeouts`, the
+/// client TLS towards the perspectives and the cohort hash secret.
+#[derive(Clone)]
+pub struct OrchestratorSettings {
+    /// The catalogue, in configuration order.
+    pub perspectives: Vec<PerspectiveEntry>,
+    /// Mutual TLS towards the perspectives; `None` calls them over plain HTTP, only behind
+    /// `danger_plain_http_perspectives` (tests).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The secret keying the cohort hash, so that nobody can tell a target's cohorts.
+    pub hash_secret: Vec<u8>,
+    /// Each call's limit (`timeouts.perspective_call_ms`); also the limit of a connection's
+    /// set-up.
+    pub call_timeout: Duration,
+    /// The whole request's limit (`timeouts.request_ms`).
+    pub request_timeout: Duration,
+    /// How long stragglers get once the verdict is settled (`timeouts.straggler_grace_ms`).
+    pub grace: Duration,
+}
+
+impl std::fmt::Debug for OrchestratorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the hash secret.
+        f.debug_struct("OrchestratorSettings")
+            .field("perspectives", &self.perspectives.len())
+            .field("tls", &self.tls.is_some())
+            .field("call_timeout", &self.call_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("grace", &self.grace)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything needed to run requests against one catalogue.
 #[derive(Debug, Clone)]
 pub struct Orchestrator {
@@ -84,17 +117,19 @@ pub struct Validated {
 }
 
 impl Orchestrator {
-    /// An orchestrator over `perspectives`, calling them over mutual TLS with `tls` (plain
-    /// HTTP when `None`, for tests behind `danger_plain_http_perspectives`).
+    /// An orchestrator over `settings.perspectives`, counting in `metrics`.
     pub fn new(
-        perspectives: Vec<PerspectiveEntry>,
-        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+        settings: OrchestratorSettings,
         metrics: std::sync::Arc<crate::metrics::Metrics>,
-        secret: Vec<u8>,
-        call_timeout: Duration,
-        request_timeout: Duration,
-        grace: Duration,
     ) -> Result<Orchestrator, mpic_common::config::ConfigError> {
+        let OrchestratorSettings {
+            perspectives,
+            tls,
+            hash_secret,
+            call_timeout,
+            request_timeout,
+            grace,
+        } = settings;
         let members = perspectives.iter().map(PerspectiveEntry::member).collect();
         let channels = perspectives
             .iter()
@@ -115,7 +150,7 @@ impl Orchestrator {
             members,
             channels,
             metrics,
-            secret,
+            secret: hash_secret,
             call_timeout,
             request_timeout,
             grace,
