@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
 use http::{HeaderMap, Request, Uri};
+use mpic_common::api::CheckType;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -191,6 +192,14 @@ impl Channel {
                 mpic_common::serve::MAX_CONCURRENT_STREAMS as usize,
             ),
         })
+    }
+
+    /// The perspective's URL for a check of `check_type`: `…/caa` or `…/dcv` (api.md section 2).
+    pub fn check_uri(&self, check_type: CheckType) -> &Uri {
+        match check_type {
+            CheckType::Caa => &self.caa,
+            CheckType::Dcv => &self.dcv,
+        }
     }
 
     /// Sends `request` with `body` and reads the whole reply: [`stream_slot`](Self::stream_slot),

@@ -34,8 +34,9 @@ use crate::quorum::{self, settled};
 /// The header a perspective names itself in (api.md section 2).
 pub const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
 
-/// What a request checks: CAA, or domain control by one method. It decides the check type a
-/// reply must carry and the details of a failed entry.
+/// What a request checks: CAA, or domain control by one method; taken once, when the request
+/// is validated. It decides the perspective path called, the check type a reply must carry
+/// and the details of a failed entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
     /// CAA (BR 3.2.2.8).
@@ -59,6 +60,12 @@ impl Check {
             Check::Caa => None,
             Check::Dcv(method) => Some(method),
         }
+    }
+
+    /// The DCV method's wire name; empty for CAA (the `method` of the request metric and of
+    /// the audit event).
+    pub fn method_name(self) -> &'static str {
+        self.method().map_or("", ValidationMethod::as_str)
     }
 
     /// The details of an entry without an answer: the check's shape, nothing found.

@@ -1,13 +1,18 @@
 //! One `POST /mpic` from validated request to response (architecture.md "Data flow"): pick
 //! the target's cohorts, run attempts over them until the corroboration succeeds or attempts
 //! run out, and build the document the CA logs (BR 5.4.1).
+//!
+//! Each step is its own function: [`Orchestrator::attempt`] calls one cohort and gathers what
+//! became of each call, once; [`Attempt::verdict`] decides the attempt under the quorum rules,
+//! once; [`response`] builds the document from the decided attempts.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mpic_common::api::{
-    ActualOrchestrationParameters, CaaPerspectiveRequest, CheckType, DcvPerspectiveRequest,
-    EchoedParameters, MpicRequest, MpicResponse, PerspectiveResult,
+    ActualOrchestrationParameters, CaaPerspectiveRequest, DcvPerspectiveRequest, EchoedParameters,
+    MpicRequest, MpicResponse, PerspectiveResult,
 };
 use mpic_common::target::Target;
 use tokio::time::Instant;
@@ -16,9 +21,9 @@ use tracing::Instrument as _;
 use crate::channel::Channel;
 use crate::cohort::{self, Member};
 use crate::config::PerspectiveEntry;
-use crate::fanout::{self, Call, Check, Limits, Pending};
-use crate::metrics::{CallLabels, CheckTypeLabels, PerspectiveLabels};
-use crate::quorum::{self, Plan};
+use crate::fanout::{self, Call, CallResult, Check, Limits, Pending};
+use crate::metrics::{CallLabels, CheckTypeLabels, Metrics, PerspectiveLabels};
+use crate::quorum::{self, Plan, Verdict, Vote};
 
 /// What an orchestrator is built from: the configuration's catalogue and `timeouts`, the
 /// client TLS towards the perspectives and the cohort hash secret.
@@ -28,7 +33,7 @@ pub struct OrchestratorSettings {
     pub perspectives: Vec<PerspectiveEntry>,
     /// Mutual TLS towards the perspectives; `None` calls them over plain HTTP, only behind
     /// `danger_plain_http_perspectives` (tests).
-    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The secret keying the cohort hash, so that nobody can tell a target's cohorts.
     pub hash_secret: Vec<u8>,
     /// Each call's limit (`timeouts.perspective_call_ms`); also the limit of a connection's
@@ -60,8 +65,8 @@ pub struct Orchestrator {
     pub perspectives: Vec<PerspectiveEntry>,
     members: Vec<Member>,
     /// The connection to each perspective, in catalogue order.
-    pub channels: Vec<std::sync::Arc<Channel>>,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub channels: Vec<Arc<Channel>>,
+    metrics: Arc<Metrics>,
     secret: Vec<u8>,
     call_timeout: Duration,
     request_timeout: Duration,
@@ -95,7 +100,7 @@ pub enum OrchestrationError {
 
 /// A finished orchestration.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Orchestrated {
     /// The document for the CA.
     pub response: MpicResponse,
     /// Time spent waiting on perspectives (every attempt's calls, from first send to the last
@@ -112,15 +117,64 @@ pub struct Validated {
     pub target: Target,
     /// Cohort size, quorum, attempts.
     pub plan: Plan,
+    /// What it checks: CAA, or DCV by which method.
+    pub check: Check,
     /// The echo, defaults filled in.
     pub echo: EchoedParameters,
+}
+
+/// One attempt: each member of its cohort with what became of its call, in cohort order.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    /// The calls.
+    pub calls: Vec<(&'a PerspectiveEntry, CallResult)>,
+    /// From the first send to the last answer or cancellation.
+    pub waited: Duration,
+}
+
+/// An attempt's `perspectives` array and its verdict.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The entries, in cohort order.
+    pub entries: Vec<PerspectiveResult>,
+    /// What they decide.
+    pub verdict: Verdict,
+}
+
+impl Attempt<'_> {
+    /// The attempt's verdict under `plan` (api.md section 3), from each perspective's vote.
+    pub fn verdict(&self, plan: &Plan) -> Verdict {
+        let votes: Vec<Vote> = self
+            .calls
+            .iter()
+            .map(|(perspective, result)| result.vote(perspective.rir))
+            .collect();
+        quorum::decide(plan.perspective_count, plan.quorum_count, &votes)
+    }
+
+    /// The attempt's entries, decided by `verdict`.
+    pub fn decided(self, verdict: Verdict) -> Decided {
+        let entries = self
+            .calls
+            .into_iter()
+            .map(|(perspective, result)| PerspectiveResult {
+                perspective_code: perspective.code.clone(),
+                latency_ms: result
+                    .took()
+                    .map(|took| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
+                check_response: result.into_response(),
+                rir: Some(perspective.rir),
+            })
+            .collect();
+        Decided { entries, verdict }
+    }
 }
 
 impl Orchestrator {
     /// An orchestrator over `settings.perspectives`, counting in `metrics`.
     pub fn new(
         settings: OrchestratorSettings,
-        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        metrics: Arc<Metrics>,
     ) -> Result<Orchestrator, mpic_common::config::ConfigError> {
         let OrchestratorSettings {
             perspectives,
@@ -136,7 +190,7 @@ impl Orchestrator {
             .enumerate()
             .map(|(i, p)| {
                 Channel::new(&p.url, tls.clone(), call_timeout)
-                    .map(std::sync::Arc::new)
+                    .map(Arc::new)
                     .map_err(|e| {
                         mpic_common::config::ConfigError::field(
                             &format!("perspectives[{i}].url"),
@@ -169,38 +223,20 @@ impl Orchestrator {
         arrived + self.request_timeout
     }
 
-    /// Runs the request, within `deadline` ([`Orchestrator::deadline`]).
+    /// Runs the request, within `deadline` ([`Orchestrator::deadline`]): attempts over the
+    /// target's cohorts until one is valid, the attempts allowed are made, or the deadline
+    /// has passed (the first attempt always runs).
     pub async fn run(
         &self,
         v: &Validated,
         deadline: Instant,
-    ) -> Result<Outcome, OrchestrationError> {
+    ) -> Result<Orchestrated, OrchestrationError> {
         let plan = v.plan;
         let cohorts = self.cohorts_for(&v.target, plan.perspective_count);
-        if cohorts.is_empty() {
-            return Err(OrchestrationError::NoCohort {
-                n: plan.perspective_count,
-            });
-        }
-        let first = match plan.cohort_for_single_attempt {
-            None => 0,
-            Some(k) if (k as usize) <= cohorts.len() => k as usize - 1,
-            Some(k) => {
-                return Err(OrchestrationError::CohortSelection {
-                    requested: k,
-                    available: cohorts.len(),
-                    n: plan.perspective_count,
-                });
-            }
-        };
-        let check = match &v.echo {
-            EchoedParameters::Dcv(p) => Check::Dcv(p.method()),
-            EchoedParameters::Caa(_) => Check::Caa,
-        };
-        let (path, body) = self.perspective_body(v);
+        let first = first_cohort(&plan, cohorts.len())?;
+        let body = perspective_body(v);
         let mut waited = Duration::ZERO;
-        let mut attempts: Vec<Vec<PerspectiveResult>> = Vec::new();
-        let mut last_outcomes = Vec::new();
+        let mut decided = Vec::new();
         for (k, cohort) in cohorts
             .iter()
             .enumerate()
@@ -210,137 +246,334 @@ impl Orchestrator {
             if k > first && Instant::now() >= deadline {
                 break;
             }
-            let calls: Vec<_> = cohort
-                .iter()
-                .map(|&i| {
-                    let entry = &self.perspectives[i];
-                    let channel = &*self.channels[i];
-                    let call = Call {
-                        uri: if path == 0 {
-                            &channel.caa
-                        } else {
-                            &channel.dcv
-                        },
-                        channel,
-                        code: &entry.code,
-                        body: body.clone(),
-                        trace_identifier: v.request.trace_identifier.as_deref(),
-                    };
-                    let span = mpic_common::detail_span!(
-                        "mpic.perspective_call",
-                        otel.name = %format!("call {}", entry.code),
-                        perspective.code = %entry.code,
-                        attempt = k + 1,
-                    );
-                    Pending {
-                        rir: entry.rir,
-                        code: &entry.code,
-                        answer: fanout::call(call, check).instrument(span),
-                    }
-                })
-                .collect();
-            let limits = Limits {
-                call_timeout: self
-                    .call_timeout
-                    .min(deadline.saturating_duration_since(Instant::now())),
-                grace: self.grace,
-                deadline,
-            };
-            let gathering = Instant::now();
-            let results = fanout::gather(calls, plan.quorum_count, limits, check).await;
-            waited += gathering.elapsed();
-            self.metrics
-                .attempts
-                .get_or_create(&CheckTypeLabels {
-                    check_type: v.request.check_type.as_str().to_owned(),
-                })
-                .inc();
-            for (&i, result) in cohort.iter().zip(&results) {
-                let code = &self.perspectives[i].code;
-                if let Some(took) = result.took() {
-                    self.metrics
-                        .call_duration
-                        .get_or_create(&PerspectiveLabels {
-                            perspective: code.clone(),
-                        })
-                        .observe(took.as_secs_f64());
-                }
-                self.metrics
-                    .calls
-                    .get_or_create(&CallLabels {
-                        perspective: code.clone(),
-                        outcome: crate::metrics::call_outcome(result).to_owned(),
-                    })
-                    .inc();
-            }
-            last_outcomes = cohort
-                .iter()
-                .zip(&results)
-                .map(|(&i, r)| r.vote(self.perspectives[i].rir))
-                .collect();
-            attempts.push(
-                cohort
-                    .iter()
-                    .zip(results)
-                    .map(|(&i, result)| PerspectiveResult {
-                        perspective_code: self.perspectives[i].code.clone(),
-                        latency_ms: result
-                            .took()
-                            .map(|took| u64::try_from(took.as_millis()).unwrap_or(u64::MAX)),
-                        check_response: result.into_response(),
-                        rir: Some(self.perspectives[i].rir),
-                    })
-                    .collect(),
-            );
-            if quorum::verdict(plan.perspective_count, plan.quorum_count, &last_outcomes) {
+            let attempt = self.attempt(v, k, cohort, &body, deadline).await;
+            waited += attempt.waited;
+            self.count(v.check, &attempt);
+            let verdict = attempt.verdict(&plan);
+            let valid = verdict.is_valid;
+            decided.push(attempt.decided(verdict));
+            if valid {
                 break;
             }
         }
-        let n = plan.perspective_count;
-        let q = plan.quorum_count;
-        let attempt_count = u32::try_from(attempts.len()).unwrap_or(u32::MAX);
-        let perspectives = attempts.pop().unwrap_or_default();
-        let response = MpicResponse {
-            mpic_completed: quorum::completed(n, q, &last_outcomes),
-            request_orchestration_parameters: v.request.orchestration_parameters.clone(),
-            actual_orchestration_parameters: Some(ActualOrchestrationParameters {
-                perspective_count: n,
-                quorum_count: q,
-                attempt_count,
-            }),
-            check_type: v.request.check_type,
-            domain_or_ip_target: v.request.domain_or_ip_target.clone(),
-            trace_identifier: v.request.trace_identifier.clone(),
-            is_valid: quorum::verdict(n, q, &last_outcomes),
-            parameters: v.echo.clone(),
-            perspectives,
-            previous_attempt_results: (!attempts.is_empty()).then_some(attempts),
-            quorum_result: quorum::quorum_result(n, &last_outcomes),
-        };
-        Ok(Outcome { response, waited })
+        Ok(Orchestrated {
+            response: response(v, decided),
+            waited,
+        })
     }
 
-    /// The body every perspective of the request receives (serialised once).
-    fn perspective_body(&self, v: &Validated) -> (usize, Bytes) {
-        let target = v.target.to_string();
-        let trace_identifier = v.request.trace_identifier.clone();
-        let body = match &v.echo {
-            EchoedParameters::Caa(p) => serde_json::to_vec(&CaaPerspectiveRequest {
-                domain_or_ip_target: target,
-                trace_identifier,
-                caa_check_parameters: Some(p.clone()),
-            }),
-            EchoedParameters::Dcv(p) => serde_json::to_vec(&DcvPerspectiveRequest {
-                domain_or_ip_target: target,
-                trace_identifier,
-                dcv_check_parameters: p.clone(),
-            }),
+    /// Calls every member of `cohort` (the target's cohort `k`, 0-based) with `body`, within
+    /// the call limit and `deadline`, and gathers what becomes of each call.
+    pub async fn attempt(
+        &self,
+        v: &Validated,
+        k: usize,
+        cohort: &[usize],
+        body: &Bytes,
+        deadline: Instant,
+    ) -> Attempt<'_> {
+        let check = v.check;
+        let calls: Vec<_> = cohort
+            .iter()
+            .map(|&i| {
+                let entry = &self.perspectives[i];
+                let channel = &*self.channels[i];
+                let call = Call {
+                    uri: channel.check_uri(check.check_type()),
+                    channel,
+                    code: &entry.code,
+                    body: body.clone(),
+                    trace_identifier: v.request.trace_identifier.as_deref(),
+                };
+                let span = mpic_common::detail_span!(
+                    "mpic.perspective_call",
+                    otel.name = %format!("call {}", entry.code),
+                    perspective.code = %entry.code,
+                    attempt = k + 1,
+                );
+                Pending {
+                    rir: entry.rir,
+                    code: &entry.code,
+                    answer: fanout::call(call, check).instrument(span),
+                }
+            })
+            .collect();
+        let limits = Limits {
+            call_timeout: self
+                .call_timeout
+                .min(deadline.saturating_duration_since(Instant::now())),
+            grace: self.grace,
+            deadline,
         };
-        let path = match v.request.check_type {
-            CheckType::Caa => 0,
-            CheckType::Dcv => 1,
+        let gathering = Instant::now();
+        let results = fanout::gather(calls, v.plan.quorum_count, limits, check).await;
+        Attempt {
+            waited: gathering.elapsed(),
+            calls: cohort
+                .iter()
+                .map(|&i| &self.perspectives[i])
+                .zip(results)
+                .collect(),
+        }
+    }
+
+    /// Counts the attempt and each of its calls (metrics.rs).
+    fn count(&self, check: Check, attempt: &Attempt<'_>) {
+        self.metrics
+            .attempts
+            .get_or_create(&CheckTypeLabels {
+                check_type: check.check_type().as_str().to_owned(),
+            })
+            .inc();
+        for (perspective, result) in &attempt.calls {
+            if let Some(took) = result.took() {
+                self.metrics
+                    .call_duration
+                    .get_or_create(&PerspectiveLabels {
+                        perspective: perspective.code.clone(),
+                    })
+                    .observe(took.as_secs_f64());
+            }
+            self.metrics
+                .calls
+                .get_or_create(&CallLabels {
+                    perspective: perspective.code.clone(),
+                    outcome: crate::metrics::call_outcome(result).to_owned(),
+                })
+                .inc();
+        }
+    }
+}
+
+/// The document for the CA: the last attempt's entries and verdict, the earlier attempts'
+/// entries oldest first (api.md section 1, "Response").
+pub fn response(v: &Validated, mut decided: Vec<Decided>) -> MpicResponse {
+    let n = v.plan.perspective_count;
+    let q = v.plan.quorum_count;
+    let attempt_count = u32::try_from(decided.len()).unwrap_or(u32::MAX);
+    // Every plan allows an attempt and the first always runs; were none made, none passed.
+    let last = decided.pop().unwrap_or_else(|| Decided {
+        entries: Vec::new(),
+        verdict: quorum::decide(n, q, &[]),
+    });
+    let earlier: Vec<Vec<PerspectiveResult>> = decided.into_iter().map(|d| d.entries).collect();
+    MpicResponse {
+        mpic_completed: last.verdict.mpic_completed,
+        request_orchestration_parameters: v.request.orchestration_parameters.clone(),
+        actual_orchestration_parameters: Some(ActualOrchestrationParameters {
+            perspective_count: n,
+            quorum_count: q,
+            attempt_count,
+        }),
+        check_type: v.request.check_type,
+        domain_or_ip_target: v.request.domain_or_ip_target.clone(),
+        trace_identifier: v.request.trace_identifier.clone(),
+        is_valid: last.verdict.is_valid,
+        parameters: v.echo.clone(),
+        perspectives: last.entries,
+        previous_attempt_results: (!earlier.is_empty()).then_some(earlier),
+        quorum_result: last.verdict.quorum_result,
+    }
+}
+
+/// The index of the first cohort to try among `available`: the first, or the one
+/// `cohort_for_single_attempt` names (1-based).
+fn first_cohort(plan: &Plan, available: usize) -> Result<usize, OrchestrationError> {
+    let n = plan.perspective_count;
+    if available == 0 {
+        return Err(OrchestrationError::NoCohort { n });
+    }
+    match plan.cohort_for_single_attempt {
+        None => Ok(0),
+        Some(k) if (k as usize) <= available => Ok(k as usize - 1),
+        Some(k) => Err(OrchestrationError::CohortSelection {
+            requested: k,
+            available,
+            n,
+        }),
+    }
+}
+
+/// The body every perspective of the request receives (serialised once).
+fn perspective_body(v: &Validated) -> Bytes {
+    let target = v.target.to_string();
+    let trace_identifier = v.request.trace_identifier.clone();
+    let body = match &v.echo {
+        EchoedParameters::Caa(p) => serde_json::to_vec(&CaaPerspectiveRequest {
+            domain_or_ip_target: target,
+            trace_identifier,
+            caa_check_parameters: Some(p.clone()),
+        }),
+        EchoedParameters::Dcv(p) => serde_json::to_vec(&DcvPerspectiveRequest {
+            domain_or_ip_target: target,
+            trace_identifier,
+            dcv_check_parameters: p.clone(),
+        }),
+    };
+    // Serialising our own types to JSON cannot fail (string keys, no non-finite floats).
+    Bytes::from(body.unwrap_or_default())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use mpic_common::api::{CaaDetails, CheckDetails};
+    use mpic_common::config::Rir;
+    use mpic_common::outcome::{Outcome, RemoteFailure};
+
+    fn plan(single: Option<u32>) -> Plan {
+        Plan {
+            perspective_count: 2,
+            quorum_count: 1,
+            max_attempts: 1,
+            cohort_for_single_attempt: single,
+        }
+    }
+
+    /// A CAA request for `example.com` over cohorts of two.
+    fn validated() -> Validated {
+        let bounds = quorum::Bounds {
+            catalogue_size: 2,
+            default_perspective_count: 2,
+            max_attempts: 3,
+            br_minimum: 2,
+            policy: crate::policy::PolicyMode::Enforce,
         };
-        // Serialising our own types to JSON cannot fail (string keys, no non-finite floats).
-        (path, Bytes::from(body.unwrap_or_default()))
+        let request = serde_json::from_value(serde_json::json!({
+            "domain_or_ip_target": "example.com",
+        }))
+        .unwrap();
+        crate::service::validate_request(request, &bounds).unwrap()
+    }
+
+    #[test]
+    fn the_first_cohort_is_the_first_or_the_one_named() {
+        use OrchestrationError::*;
+        let cases = [
+            ("the first", plan(None), 3, Ok(0)),
+            ("the one named", plan(Some(3)), 3, Ok(2)),
+            (
+                "beyond the last",
+                plan(Some(4)),
+                3,
+                Err(CohortSelection {
+                    requested: 4,
+                    available: 3,
+                    n: 2,
+                }),
+            ),
+            ("no cohort", plan(None), 0, Err(NoCohort { n: 2 })),
+        ];
+        for (name, plan, available, want) in cases {
+            assert_eq!(first_cohort(&plan, available), want, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_gathers_each_call_once_in_cohort_order() {
+        // Nobody listens at the perspectives' address: every call fails on its own.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let entry = |code: &str, rir| PerspectiveEntry {
+            code: code.to_owned(),
+            name: code.to_owned(),
+            rir,
+            latitude: 0.0,
+            longitude: 0.0,
+            url: url.clone(),
+            too_close_codes: Vec::new(),
+        };
+        let settings = OrchestratorSettings {
+            perspectives: vec![entry("a", Rir::Arin), entry("b", Rir::RipeNcc)],
+            tls: None,
+            hash_secret: vec![7; 16],
+            call_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            grace: Duration::from_millis(100),
+        };
+        let orchestrator = Orchestrator::new(settings, Arc::new(Metrics::new())).unwrap();
+        let v = validated();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let attempt = orchestrator
+            .attempt(&v, 0, &[1, 0], &perspective_body(&v), deadline)
+            .await;
+        for ((perspective, result), code) in attempt.calls.iter().zip(["b", "a"]) {
+            assert_eq!(perspective.code, code);
+            let CallResult::Failed { failure, took, .. } = result else {
+                panic!("{code}: {result:?}");
+            };
+            assert_eq!(*failure, RemoteFailure::Unreachable, "{code}");
+            assert!(took.is_some(), "{code}: failed on its own");
+            let message = &result.response().errors.as_ref().unwrap()[0].error_message;
+            assert!(
+                message.starts_with(&format!("perspective {code}: could not connect")),
+                "{message}"
+            );
+        }
+        let verdict = attempt.verdict(&v.plan);
+        assert_eq!(
+            verdict,
+            Verdict {
+                is_valid: false,
+                mpic_completed: false,
+                quorum_result: "0/2".to_owned(),
+            }
+        );
+        let decided = attempt.decided(verdict);
+        let rirs: Vec<_> = decided.entries.iter().map(|e| e.rir).collect();
+        assert_eq!(rirs, [Some(Rir::RipeNcc), Some(Rir::Arin)]);
+    }
+
+    #[test]
+    fn the_response_is_the_last_attempt_with_the_earlier_ones_oldest_first() {
+        let v = validated();
+        let attempt = |codes: [&str; 2], passed: u32| Decided {
+            entries: codes
+                .iter()
+                .map(|code| PerspectiveResult {
+                    perspective_code: (*code).to_owned(),
+                    check_response: Outcome::Passed
+                        .into_response(CheckDetails::Caa(CaaDetails::default())),
+                    rir: Some(Rir::Arin),
+                    latency_ms: Some(1),
+                })
+                .collect(),
+            verdict: Verdict {
+                is_valid: passed == 2,
+                mpic_completed: true,
+                quorum_result: format!("{passed}/2"),
+            },
+        };
+        let codes = |entries: &[PerspectiveResult]| -> Vec<String> {
+            entries.iter().map(|e| e.perspective_code.clone()).collect()
+        };
+        let r = response(
+            &v,
+            vec![
+                attempt(["a", "b"], 0),
+                attempt(["c", "d"], 1),
+                attempt(["e", "f"], 2),
+            ],
+        );
+        assert_eq!(codes(&r.perspectives), ["e", "f"]);
+        let earlier: Vec<_> = r
+            .previous_attempt_results
+            .as_deref()
+            .unwrap()
+            .iter()
+            .map(|a| codes(a))
+            .collect();
+        assert_eq!(earlier, [["a", "b"], ["c", "d"]]);
+        assert_eq!(r.actual_orchestration_parameters.unwrap().attempt_count, 3);
+        assert_eq!(
+            (r.is_valid, r.mpic_completed, r.quorum_result.as_str()),
+            (true, true, "2/2")
+        );
+
+        let r = response(&v, vec![attempt(["a", "b"], 1)]);
+        assert_eq!(r.previous_attempt_results, None);
+        assert_eq!((r.is_valid, r.quorum_result.as_str()), (false, "1/2"));
     }
 }

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mpic_common::api::{CheckType, EchoedParameters, MpicRequest, ValidationIssue};
+use mpic_common::api::{CheckType, EchoedParameters, MpicRequest, MpicResponse, ValidationIssue};
 use mpic_common::http::{self, bad_request, error};
 use mpic_common::operations::{self, Operations};
 use mpic_common::validate::{self, CaaParams, issue, issue_at};
@@ -21,8 +21,9 @@ use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
 use crate::auth::ApiKeys;
+use crate::fanout::Check;
 use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels};
-use crate::orchestrate::{Orchestrator, Outcome, Validated};
+use crate::orchestrate::{Orchestrated, Orchestrator, Validated};
 use crate::quorum::{self, Bounds};
 use crate::readiness::Readiness;
 
@@ -221,22 +222,14 @@ async fn handle(
         }
     };
     span.record("target_name", validated.target.to_string());
-    let method = match &validated.echo {
-        EchoedParameters::Dcv(p) => p.method().as_str(),
-        EchoedParameters::Caa(_) => "",
-    };
+    let method = validated.check.method_name();
     state.metrics.in_flight.inc();
     let started = Instant::now();
-    let outcome = state.orchestrator.run(&validated, deadline).await;
+    let orchestrated = state.orchestrator.run(&validated, deadline).await;
     state.metrics.in_flight.dec();
-    match outcome {
-        Ok(Outcome { response, waited }) => {
-            audit(
-                &validated,
-                &response,
-                &state.orchestrator,
-                started.elapsed(),
-            );
+    match orchestrated {
+        Ok(Orchestrated { response, waited }) => {
+            audit(&validated, &response, started.elapsed());
             let verdict = if response.is_valid {
                 "valid"
             } else {
@@ -275,13 +268,7 @@ async fn handle(
 /// attempt's perspectives and results, the quorum result, the RIRs of the corroborating
 /// perspectives, the attempt count and the latency. Parameters (tokens, key authorizations,
 /// challenge values) are never logged.
-fn audit(v: &Validated, r: &mpic_common::api::MpicResponse, o: &Orchestrator, took: Duration) {
-    let rir_of = |code: &str| {
-        o.perspectives
-            .iter()
-            .find(|p| p.code == code)
-            .map_or("?", |p| p.rir.as_str())
-    };
+fn audit(v: &Validated, r: &MpicResponse, took: Duration) {
     let describe = |attempt: &[mpic_common::api::PerspectiveResult]| {
         attempt
             .iter()
@@ -308,14 +295,14 @@ fn audit(v: &Validated, r: &mpic_common::api::MpicResponse, o: &Orchestrator, to
         .perspectives
         .iter()
         .filter(|p| p.check_response.check_completed && p.check_response.check_passed)
-        .map(|p| rir_of(&p.perspective_code))
+        .map(|p| p.rir.map_or("?", mpic_common::config::Rir::as_str))
         .collect();
     tracing::info!(
         target: "mpic::audit",
         event = "mpic.audit",
         target_name = %v.target,
         check.type = v.request.check_type.as_str(),
-        check.method = match &v.echo { EchoedParameters::Dcv(p) => p.method().as_str(), EchoedParameters::Caa(_) => "" },
+        check.method = v.check.method_name(),
         trace_identifier = v.request.trace_identifier.as_deref().unwrap_or(""),
         is_valid = r.is_valid,
         mpic_completed = r.mpic_completed,
@@ -340,7 +327,8 @@ pub fn validate_request(
     if let Err(i) = validate::trace_identifier(request.trace_identifier.as_deref()) {
         issues.push(i);
     }
-    let echo = match request.check_type {
+    // The method is taken here, once, with the parameters it came with.
+    let checked = match request.check_type {
         CheckType::Caa => {
             if request.dcv_check_parameters.is_some() {
                 issues.push(issue_at(
@@ -352,7 +340,7 @@ pub fn validate_request(
             if let Err(i) = CaaParams::from_wire(Some(&wire)) {
                 issues.extend(i);
             }
-            Some(EchoedParameters::Caa(wire))
+            Some((Check::Caa, EchoedParameters::Caa(wire)))
         }
         CheckType::Dcv => {
             if request.caa_check_parameters.is_some() {
@@ -373,7 +361,7 @@ pub fn validate_request(
                     if let Some(t) = &target {
                         issues.extend(validate::dcv_params(t, p));
                     }
-                    Some(EchoedParameters::Dcv(p.clone()))
+                    Some((Check::Dcv(p.method()), EchoedParameters::Dcv(p.clone())))
                 }
             }
         }
@@ -381,11 +369,12 @@ pub fn validate_request(
     let plan = quorum::plan(request.orchestration_parameters.as_ref(), bounds)
         .map_err(|i| issues.extend(i))
         .ok();
-    match (target, echo, plan) {
-        (Some(target), Some(echo), Some(plan)) if issues.is_empty() => Ok(Validated {
+    match (target, checked, plan) {
+        (Some(target), Some((check, echo)), Some(plan)) if issues.is_empty() => Ok(Validated {
             request,
             target,
             plan,
+            check,
             echo,
         }),
         _ => Err(issues),
