@@ -14,7 +14,8 @@
 //! | no answer by the request deadline | `Timeout` | `no answer within the request deadline` |
 //! | the exchange broke, or a status other than 200 | `Exchange` | `perspective X: …`, `perspective X: answered HTTP N` |
 //! | a reply too large, not a `CheckResponse`, or of the other check type | `Malformed` | `perspective X: the reply is not a CheckResponse: …`, … |
-//! | a reply naming another perspective in `x-mpic-perspective` | `WrongIdentity` | `perspective X: the reply names itself …` |
+//! | a certificate that does not name the perspective (`urn:mpic:perspective:X`) | `Unreachable` | `perspective X: could not connect: … the certificate does not name perspective X …` |
+//! | a reply naming another perspective in `x-mpic-perspective`, or another RIR than the catalogue's in `x-mpic-perspective-rir` | `WrongIdentity` | `perspective X: the reply names itself …`, `perspective X: the reply says its RIR is …` |
 //! | dropped once the verdict was settled and the grace ran out | `Cancelled` | `cancelled: the verdict was settled before it answered` |
 
 use std::future::Future;
@@ -33,6 +34,9 @@ use crate::quorum::{self, settled};
 
 /// The header a perspective names itself in (api.md section 2).
 pub const PERSPECTIVE_HEADER: &str = "x-mpic-perspective";
+/// The header a perspective names its RIR in; it must be the catalogue's (BR 3.2.2.9 counts
+/// RIRs, so a perspective whose network moved must not be counted where it was).
+pub const RIR_HEADER: &str = "x-mpic-perspective-rir";
 
 /// What a request checks: CAA, or domain control by one method; taken once, when the request
 /// is validated. It decides the perspective path called, the check type a reply must carry
@@ -87,6 +91,8 @@ pub struct Call<'a> {
     pub uri: &'a http::Uri,
     /// The code that must come back in `x-mpic-perspective`.
     pub code: &'a str,
+    /// The RIR that must come back in `x-mpic-perspective-rir` (the catalogue's).
+    pub rir: Rir,
     /// The JSON body.
     pub body: Bytes,
     /// Forwarded trace identifier, if any.
@@ -111,6 +117,16 @@ pub enum CallFailure {
         named: String,
         /// The code called.
         expected: String,
+    },
+    /// The reply's RIR is not the catalogue's.
+    #[error(
+        "the reply says its RIR is {named:?}, the catalogue says {expected}: treated as a misconfiguration"
+    )]
+    WrongRir {
+        /// The RIR the reply gave, empty when none.
+        named: String,
+        /// The catalogue's.
+        expected: Rir,
     },
     /// A status other than 200: a perspective answers 200 whenever the check ran (api.md
     /// section 2).
@@ -142,7 +158,9 @@ impl CallFailure {
             | CallFailure::NotACheckResponse(_)
             | CallFailure::WrongCheckType { .. } => RemoteFailure::Malformed,
             CallFailure::OutOfTime(_) => RemoteFailure::Timeout,
-            CallFailure::WrongIdentity { .. } => RemoteFailure::WrongIdentity,
+            CallFailure::WrongIdentity { .. } | CallFailure::WrongRir { .. } => {
+                RemoteFailure::WrongIdentity
+            }
         }
     }
 }
@@ -178,6 +196,13 @@ pub async fn call(call: Call<'_>, check: Check) -> Result<CheckResponse, CallFai
         return Err(CallFailure::WrongIdentity {
             named: who.unwrap_or_default().to_owned(),
             expected: call.code.to_owned(),
+        });
+    }
+    let rir = reply.headers.get(RIR_HEADER).and_then(|v| v.to_str().ok());
+    if rir != Some(call.rir.as_str()) {
+        return Err(CallFailure::WrongRir {
+            named: rir.unwrap_or_default().to_owned(),
+            expected: call.rir,
         });
     }
     if reply.status != http::StatusCode::OK {
@@ -785,6 +810,7 @@ mod tests {
             uri: &channel.caa,
             channel: &channel,
             code: "",
+            rir: Rir::Arin,
             body: Bytes::new(),
             trace_identifier: None,
         };

@@ -60,30 +60,23 @@ impl Secrets {
     }
 }
 
-/// The TLS client configuration towards the perspectives (mutual TLS), or `None` with
-/// `danger_plain_http_perspectives` (said in the log).
-pub fn perspective_tls(
-    config: &CoordinatorConfig,
-) -> anyhow::Result<Option<Arc<rustls::ClientConfig>>> {
-    match &config.perspective_tls {
-        Some(t) => Ok(Some(Arc::new(mpic_common::tls::mutual_client_config(
-            &t.certificate,
-            &t.private_key,
-            &t.ca,
-        )?))),
-        None => {
-            tracing::warn!(
-                "danger_plain_http_perspectives is on: perspective calls are neither encrypted nor authenticated"
-            );
-            Ok(None)
-        }
+/// The mutual-TLS files towards the perspectives, or `None` with
+/// `danger_plain_http_perspectives` (said in the log). Each perspective gets a client of its
+/// own that accepts only its certificate (the orchestrator builds them).
+pub fn perspective_tls(config: &CoordinatorConfig) -> Option<config::PerspectiveTls> {
+    if config.perspective_tls.is_none() {
+        tracing::warn!(
+            "danger_plain_http_perspectives is on: perspective calls are neither encrypted nor authenticated"
+        );
     }
+    config.perspective_tls.clone()
 }
 
 /// A coordinator bound to its ports.
 #[derive(Debug)]
 pub struct Coordinator {
     listeners: Listeners,
+    perspective_count: usize,
     state: Arc<service::AppState>,
     tls: Option<Arc<rustls::ServerConfig>>,
     connections: ConnectionLimits,
@@ -95,7 +88,7 @@ impl Coordinator {
     pub async fn bind(config: &CoordinatorConfig, secrets: Secrets) -> anyhow::Result<Coordinator> {
         mpic_common::tls::install_crypto_provider();
         config.validate()?;
-        let tls = perspective_tls(config)?;
+        let tls = perspective_tls(config);
         let metrics = Arc::new(metrics::Metrics::new());
         let orchestrator = orchestrate::Orchestrator::new(
             orchestrate::OrchestratorSettings {
@@ -143,6 +136,7 @@ impl Coordinator {
         let listeners = Listeners::bind(config.listen, config.ops_listen).await?;
         Ok(Coordinator {
             listeners,
+            perspective_count: config.perspectives.len(),
             state,
             tls,
             connections: config.connections,
@@ -189,5 +183,42 @@ impl Coordinator {
             .await;
         probing.abort();
         served
+    }
+}
+
+impl mpic_common::service_main::Service for Coordinator {
+    /// The configuration and the secrets it points at.
+    type Config = (CoordinatorConfig, Secrets);
+
+    const NAME: &'static str = "mpic-coordinator";
+
+    fn load(path: &std::path::Path) -> Result<Self::Config, String> {
+        let config = CoordinatorConfig::load(path).map_err(|e| e.to_string())?;
+        let secrets = Secrets::load(&config).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((config, secrets))
+    }
+
+    async fn bind((config, secrets): Self::Config) -> Result<Coordinator, String> {
+        Coordinator::bind(&config, secrets)
+            .await
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn announce(&self) {
+        if let Ok(addr) = self.local_addr() {
+            tracing::info!(
+                listen = %addr,
+                ops_listen = ?self.ops_addr(),
+                perspectives = self.perspective_count,
+                "coordinator serving"
+            );
+        }
+    }
+
+    async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        Coordinator::serve(self, shutdown).await
     }
 }

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mpic_coordinator::config::CoordinatorConfig;
-use mpic_coordinator::{Coordinator, Secrets};
+use mpic_coordinator::Coordinator;
 
 /// Serve the MPIC API (POST /mpic): cohorts, quorum and fan-out to the perspectives.
 #[derive(Debug, Parser)]
@@ -30,46 +29,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let _telemetry = mpic_common::telemetry::init("mpic-coordinator");
     let args = Args::parse();
-    let config = match CoordinatorConfig::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mpic-coordinator: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let secrets = match Secrets::load(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("mpic-coordinator: {}: {e}", args.config.display());
-            return ExitCode::from(2);
-        }
-    };
-    let coordinator = match Coordinator::bind(&config, secrets).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mpic-coordinator: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    if args.check {
-        println!("configuration ok");
-        return ExitCode::SUCCESS;
-    }
-    if let Ok(addr) = coordinator.local_addr() {
-        tracing::info!(listen = %addr, perspectives = config.perspectives.len(), "coordinator serving");
-    }
-    match coordinator
-        .serve(mpic_common::serve::shutdown_signal())
-        .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mpic-coordinator: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    mpic_common::service_main::run::<Coordinator>(&args.config, args.check).await
 }
 
 #[cfg(all(test, feature = "jemalloc"))]

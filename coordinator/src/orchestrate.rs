@@ -31,9 +31,10 @@ use crate::quorum::{self, Plan, Verdict, Vote};
 pub struct OrchestratorSettings {
     /// The catalogue, in configuration order.
     pub perspectives: Vec<PerspectiveEntry>,
-    /// Mutual TLS towards the perspectives; `None` calls them over plain HTTP, only behind
-    /// `danger_plain_http_perspectives` (tests).
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Mutual TLS towards the perspectives (each perspective's certificate must name it,
+    /// [`mpic_common::tls::perspective_client_config`]); `None` calls them over plain HTTP,
+    /// only behind `danger_plain_http_perspectives` (tests).
+    pub tls: Option<crate::config::PerspectiveTls>,
     /// The secret keying the cohort hash, so that nobody can tell a target's cohorts.
     pub hash_secret: Vec<u8>,
     /// Each call's limit (`timeouts.perspective_call_ms`); also the limit of a connection's
@@ -189,7 +190,18 @@ impl Orchestrator {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                Channel::new(&p.url, tls.clone(), call_timeout)
+                // A client of its own for each perspective: only that perspective's
+                // certificate is accepted on its connection.
+                let client = match &tls {
+                    Some(t) => Some(Arc::new(mpic_common::tls::perspective_client_config(
+                        &t.certificate,
+                        &t.private_key,
+                        &t.ca,
+                        &p.code,
+                    )?)),
+                    None => None,
+                };
+                Channel::new(&p.url, client, call_timeout)
                     .map(Arc::new)
                     .map_err(|e| {
                         mpic_common::config::ConfigError::field(
@@ -282,6 +294,7 @@ impl Orchestrator {
                     uri: channel.check_uri(check.check_type()),
                     channel,
                     code: &entry.code,
+                    rir: entry.rir,
                     body: body.clone(),
                     trace_identifier: v.request.trace_identifier.as_deref(),
                 };

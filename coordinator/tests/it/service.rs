@@ -173,6 +173,8 @@ async fn each_fault_kind_is_reported() {
         Kind::WrongIdentity,
         Kind::CutsMidReply,
         Kind::ForeignCertificate,
+        Kind::OthersCertificate,
+        Kind::WrongRir,
     ] {
         let mut kinds = all_real(6);
         kinds[0] = fault;
@@ -216,6 +218,9 @@ async fn each_fault_kind_is_reported() {
             Kind::Garbage => "not a CheckResponse",
             Kind::WrongIdentity => "someone-else",
             Kind::Refuses | Kind::ForeignCertificate => "could not connect",
+            // Perspective identity (issue: bound to the certificate, and the RIR reported).
+            Kind::OthersCertificate => "the certificate does not name perspective us-east",
+            Kind::WrongRir => "the catalogue says ARIN",
             Kind::CutsMidReply => "us-east",
             Kind::Real => unreachable!(),
         };

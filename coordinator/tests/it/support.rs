@@ -58,6 +58,11 @@ pub enum Kind {
     CutsMidReply,
     /// The real perspective, with a certificate from another CA.
     ForeignCertificate,
+    /// The real perspective, with another perspective's certificate from the same CA (valid
+    /// for the same host names): it cannot prove it is the one called.
+    OthersCertificate,
+    /// The real perspective, configured with another RIR than the catalogue's.
+    WrongRir,
 }
 
 /// Certificates for all of [`PLACES`] in `dir`.
@@ -150,17 +155,39 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             .unwrap()
             .clone();
         let addr = match kind {
-            Kind::Real | Kind::ForeignCertificate | Kind::WrongIdentity => {
-                let (cert, key) = if *kind == Kind::ForeignCertificate {
-                    let (_, c, k) = foreign
-                        .perspectives
-                        .iter()
-                        .find(|(c, ..)| c == code)
+            Kind::Real
+            | Kind::ForeignCertificate
+            | Kind::WrongIdentity
+            | Kind::OthersCertificate
+            | Kind::WrongRir => {
+                let (cert, key) = match kind {
+                    Kind::ForeignCertificate => {
+                        let (_, c, k) = foreign
+                            .perspectives
+                            .iter()
+                            .find(|(c, ..)| c == code)
+                            .unwrap()
+                            .clone();
+                        (c, k)
+                    }
+                    Kind::OthersCertificate => {
+                        let (_, c, k) = files
+                            .perspectives
+                            .iter()
+                            .find(|(c, ..)| c != code)
+                            .unwrap()
+                            .clone();
+                        (c, k)
+                    }
+                    _ => (cert, key),
+                };
+                let rir = if *kind == Kind::WrongRir {
+                    mpic_common::config::Rir::ALL
+                        .into_iter()
+                        .find(|r| *r != rir)
                         .unwrap()
-                        .clone();
-                    (c, k)
                 } else {
-                    (cert, key)
+                    rir
                 };
                 let identity = if *kind == Kind::WrongIdentity {
                     "someone-else"
@@ -206,7 +233,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                 let tls = mpic_common::tls::mutual_server_config(&cert, &key, &files.ca).unwrap();
                 let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let addr = l.local_addr().unwrap();
-                let router = faulty_router(*faulty, code);
+                let router = faulty_router(*faulty, code, rir);
                 tasks.push(tokio::spawn(async move {
                     let _ = mpic_common::serve::serve(
                         l,
@@ -346,7 +373,8 @@ impl Fleet {
     }
 }
 
-fn faulty_router(kind: Kind, code: &'static str) -> Router {
+/// A perspective that names itself right (code and RIR) and misbehaves as `kind` says.
+fn faulty_router(kind: Kind, code: &'static str, rir: mpic_common::config::Rir) -> Router {
     Router::new().fallback(any(move || async move {
         match kind {
             Kind::Hangs => {
@@ -356,11 +384,13 @@ fn faulty_router(kind: Kind, code: &'static str) -> Router {
             Kind::Fails500 => Response::builder()
                 .status(500)
                 .header("x-mpic-perspective", code)
+                .header("x-mpic-perspective-rir", rir.as_str())
                 .body(Body::from("{\"error\":\"boom\"}"))
                 .unwrap(),
             Kind::Garbage => Response::builder()
                 .status(200)
                 .header("x-mpic-perspective", code)
+                .header("x-mpic-perspective-rir", rir.as_str())
                 .body(Body::from("{\"check_passed\": true, \"surprise\": [}"))
                 .unwrap(),
             Kind::CutsMidReply => {
@@ -371,6 +401,7 @@ fn faulty_router(kind: Kind, code: &'static str) -> Router {
                 Response::builder()
                     .status(200)
                     .header("x-mpic-perspective", code)
+                    .header("x-mpic-perspective-rir", rir.as_str())
                     .header("content-length", "400")
                     .body(Body::from_stream(futures_util::stream::iter(chunks)))
                     .unwrap()
