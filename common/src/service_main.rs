@@ -2,8 +2,37 @@
 //! port is bound; an unusable one stops the process with one line naming the field and exit
 //! status 2), `--check`, the listeners, and serving until SIGTERM or Ctrl-C.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+
+/// The arguments of a service binary.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The YAML configuration file.
+    #[arg(long, env = "MPIC_CONFIG")]
+    config: PathBuf,
+    /// Check the configuration (and the secrets it points at) and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+/// The whole `main` of a service binary: parses `--config` (or `MPIC_CONFIG`) and `--check`,
+/// then [`run`]s `S`.
+pub async fn main<S: Service>() -> ExitCode {
+    let matches = Args::command()
+        .name(S::NAME)
+        .about(S::ABOUT)
+        .version(env!("CARGO_PKG_VERSION"))
+        .get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    run::<S>(&args.config, args.check).await
+}
 
 /// A service binary: how to load its configuration, bind and serve.
 pub trait Service: Sized {
@@ -12,6 +41,9 @@ pub trait Service: Sized {
 
     /// The binary's name, in telemetry and error lines.
     const NAME: &'static str;
+
+    /// What it does, for `--help`.
+    const ABOUT: &'static str;
 
     /// Reads and checks the configuration file.
     fn load(path: &Path) -> Result<Self::Config, String>;

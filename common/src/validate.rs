@@ -69,6 +69,20 @@ pub fn target(input: &str) -> Result<Target, ValidationIssue> {
     })
 }
 
+/// The target and the trace identifier every request carries (in this order of issues): the
+/// target when it is valid; every issue of either pushed onto `issues`.
+pub fn target_and_trace(
+    target_field: &str,
+    trace: Option<&str>,
+    issues: &mut Vec<ValidationIssue>,
+) -> Option<Target> {
+    let parsed = target(target_field).map_err(|i| issues.push(i)).ok();
+    if let Err(i) = trace_identifier(trace) {
+        issues.push(i);
+    }
+    parsed
+}
+
 /// Checks `trace_identifier`.
 pub fn trace_identifier(value: Option<&str>) -> Result<(), ValidationIssue> {
     match value {

@@ -192,6 +192,9 @@ impl mpic_common::service_main::Service for Coordinator {
 
     const NAME: &'static str = "mpic-coordinator";
 
+    const ABOUT: &'static str =
+        "Serve the MPIC API (POST /mpic): cohorts, quorum and fan-out to the perspectives.";
+
     fn load(path: &std::path::Path) -> Result<Self::Config, String> {
         let config = CoordinatorConfig::load(path).map_err(|e| e.to_string())?;
         let secrets = Secrets::load(&config).map_err(|e| format!("{}: {e}", path.display()))?;

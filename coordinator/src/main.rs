@@ -1,22 +1,8 @@
 //! `mpic-coordinator`: serve the MPIC API.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
 use mpic_coordinator::Coordinator;
-
-/// Serve the MPIC API (POST /mpic): cohorts, quorum and fan-out to the perspectives.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    /// The YAML configuration file.
-    #[arg(long, env = "MPIC_CONFIG")]
-    config: PathBuf,
-    /// Check the configuration (and the secrets it points at) and exit.
-    #[arg(long)]
-    check: bool,
-}
 
 /// jemalloc with one arena that hands freed pages back to the system at once (built in by
 /// `.cargo/config.toml`). A request's allocations move between tokio workers with its task, so
@@ -29,8 +15,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
-    mpic_common::service_main::run::<Coordinator>(&args.config, args.check).await
+    mpic_common::service_main::main::<Coordinator>().await
 }
 
 #[cfg(all(test, feature = "jemalloc"))]

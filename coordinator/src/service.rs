@@ -321,12 +321,11 @@ pub fn validate_request(
     bounds: &Bounds,
 ) -> Result<Validated, Vec<ValidationIssue>> {
     let mut issues = Vec::new();
-    let target = validate::target(&request.domain_or_ip_target)
-        .map_err(|i| issues.push(i))
-        .ok();
-    if let Err(i) = validate::trace_identifier(request.trace_identifier.as_deref()) {
-        issues.push(i);
-    }
+    let target = validate::target_and_trace(
+        &request.domain_or_ip_target,
+        request.trace_identifier.as_deref(),
+        &mut issues,
+    );
     // The method is taken here, once, with the parameters it came with.
     let checked = match request.check_type {
         CheckType::Caa => {

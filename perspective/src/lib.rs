@@ -94,6 +94,9 @@ impl mpic_common::service_main::Service for Perspective {
 
     const NAME: &'static str = "mpic-perspective";
 
+    const ABOUT: &'static str =
+        "Serve one MPIC network perspective (CAA and domain-control checks) over mutual TLS.";
+
     fn load(path: &std::path::Path) -> Result<config::PerspectiveConfig, String> {
         config::PerspectiveConfig::load(path).map_err(|e| e.to_string())
     }

@@ -144,12 +144,11 @@ async fn post_caa(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         Err(response) => return response,
     };
     let mut issues = Vec::new();
-    let target = validate::target(&request.domain_or_ip_target)
-        .map_err(|i| issues.push(i))
-        .ok();
-    if let Err(i) = validate::trace_identifier(request.trace_identifier.as_deref()) {
-        issues.push(i);
-    }
+    let target = validate::target_and_trace(
+        &request.domain_or_ip_target,
+        request.trace_identifier.as_deref(),
+        &mut issues,
+    );
     let params = CaaParams::from_wire(request.caa_check_parameters.as_ref())
         .map_err(|i| issues.extend(i))
         .ok();
@@ -177,15 +176,12 @@ async fn post_dcv(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         Err(response) => return response,
     };
     let mut issues = Vec::new();
-    if let Err(i) = validate::trace_identifier(request.trace_identifier.as_deref()) {
-        issues.push(i);
-    }
-    let target = match validate::target(&request.domain_or_ip_target) {
-        Ok(t) => t,
-        Err(i) => {
-            issues.push(i);
-            return bad_request(issues);
-        }
+    let Some(target) = validate::target_and_trace(
+        &request.domain_or_ip_target,
+        request.trace_identifier.as_deref(),
+        &mut issues,
+    ) else {
+        return bad_request(issues);
     };
     issues.extend(validate::dcv_params(&target, &request.dcv_check_parameters));
     if !issues.is_empty() {
