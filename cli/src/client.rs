@@ -184,7 +184,6 @@ pub fn render(r: &MpicResponse) -> String {
             let errors = c
                 .errors
                 .iter()
-                .flatten()
                 .map(|e| format!("{}: {}", e.error_type, e.error_message))
                 .collect::<Vec<_>>()
                 .join("; ");

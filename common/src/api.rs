@@ -3,7 +3,8 @@
 //!
 //! These types describe JSON only. They accept what either the published spec or the reference
 //! accepts (api.md section 4) and serialise what the reference emits: every key, `null` where
-//! empty. Semantic checks that serde cannot express (targets, counts, prefixes, digests) live in
+//! empty — except `errors`, which is `[]` when empty, as the published spec types it (the
+//! reference sends `null` there, and is still understood). Semantic checks that serde cannot express (targets, counts, prefixes, digests) live in
 //! [`crate::validate`], which turns these shapes into typed values before any check runs.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -474,8 +475,11 @@ pub struct CheckResponse {
     pub check_completed: bool,
     /// The check found permission / control.
     pub check_passed: bool,
-    /// Null, or what went wrong.
-    pub errors: Option<Vec<MpicError>>,
+    /// What went wrong; `[]` when nothing did. Always an array on output, as the Open MPIC
+    /// OpenAPI document types it (non-nullable); `null` is still read as `[]`, because the
+    /// reference (and a perspective of an older version of this service) sends it.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub errors: Vec<MpicError>,
     /// Epoch nanoseconds at completion.
     pub timestamp_ns: u64,
     /// Check-specific details.

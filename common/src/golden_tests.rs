@@ -226,7 +226,7 @@ fn caa_check_response_emits_every_key() {
         check_type: CheckType::Caa,
         check_completed: true,
         check_passed: true,
-        errors: None,
+        errors: vec![],
         timestamp_ns: 1_700_000_000_000_000_000,
         details: CheckDetails::Caa(CaaDetails {
             caa_record_present: Some(true),
@@ -241,7 +241,9 @@ fn caa_check_response_emits_every_key() {
         "check_type": "caa",
         "check_completed": true,
         "check_passed": true,
-        "errors": null,
+        // api.md: `[]` when there are none, as the official OpenAPI document types it (a
+        // non-nullable array); the reference sends `null`.
+        "errors": [],
         "timestamp_ns": 1_700_000_000_000_000_000u64,
         "details": {
             "caa_record_present": true,
@@ -256,6 +258,42 @@ fn caa_check_response_emits_every_key() {
     assert_eq!(serde_json::to_value(&r).unwrap(), want);
     let back: CheckResponse = serde_json::from_value(want).unwrap();
     assert_eq!(back, r);
+}
+
+#[test]
+fn errors_is_an_array_on_output_and_null_is_still_read() {
+    // What the reference (and a perspective of an older version) sends: `errors: null`.
+    let reference = json!({
+        "check_type": "dcv",
+        "check_completed": true,
+        "check_passed": true,
+        "errors": null,
+        "timestamp_ns": 1,
+        "details": {"validation_method": "dns-change", "records_seen": [], "response_code": 0, "ad_flag": false, "found_at": "example.com", "cname_chain": []}
+    });
+    let absent = {
+        let mut v = reference.clone();
+        v.as_object_mut().unwrap().remove("errors");
+        v
+    };
+    for (name, input) in [("null", reference), ("absent", absent)] {
+        let r: CheckResponse = serde_json::from_value(input).unwrap();
+        assert!(r.errors.is_empty(), "{name}");
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["errors"],
+            json!([]),
+            "{name}"
+        );
+    }
+    let failed = json!({
+        "check_type": "caa", "check_completed": false, "check_passed": false,
+        "errors": [{"error_type": "mpic_error:caa_checker:lookup", "error_message": "SERVFAIL"}],
+        "timestamp_ns": 1,
+        "details": {"caa_record_present": null, "found_at": null, "records_seen": null, "ad_flag": null, "reason": null, "lookup_failure": null}
+    });
+    let r: CheckResponse = serde_json::from_value(failed.clone()).unwrap();
+    assert_eq!(r.errors[0].error_type, "mpic_error:caa_checker:lookup");
+    assert_eq!(serde_json::to_value(&r).unwrap(), failed);
 }
 
 #[test]

@@ -11,9 +11,12 @@
 //!
 //! | outcome | `check_completed` | `check_passed` | `errors` |
 //! |---|---|---|---|
-//! | [`Outcome::Passed`] | true | true | none |
-//! | [`Outcome::NotPassed`] | true | false | its problems, none when there are none |
+//! | [`Outcome::Passed`] | true | true | `[]` |
+//! | [`Outcome::NotPassed`] | true | false | its problems, `[]` when there are none |
 //! | [`Outcome::NotCompleted`] | false | false | its problem |
+//!
+//! `errors` is `[]`, never `null`, when there is nothing to report: the Open MPIC OpenAPI
+//! document types it as a non-nullable array (api.md; the reference sends `null`).
 
 use crate::api::{CheckDetails, CheckResponse, CheckType, MpicError, error_type};
 
@@ -189,9 +192,7 @@ impl Outcome {
             Outcome::NotPassed(problems) => (true, false, problems),
             Outcome::NotCompleted(problem) => (false, false, vec![problem]),
         };
-        // The reference sends `null` when there is no error (api.md).
-        let errors =
-            (!problems.is_empty()).then(|| problems.iter().map(Problem::to_wire).collect());
+        let errors = problems.iter().map(Problem::to_wire).collect();
         CheckResponse {
             check_type,
             check_completed: completed,
@@ -204,6 +205,7 @@ impl Outcome {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::api::{CaaDetails, ValidationMethod};
@@ -301,7 +303,7 @@ mod tests {
             outcome: Outcome,
             completed: bool,
             passed: bool,
-            errors: Option<Vec<(&'static str, &'static str)>>,
+            errors: Vec<(&'static str, &'static str)>,
         }
         let cases = [
             Case {
@@ -309,28 +311,28 @@ mod tests {
                 outcome: Outcome::Passed,
                 completed: true,
                 passed: true,
-                errors: None,
+                errors: vec![],
             },
             Case {
                 name: "not passed, nothing to report",
                 outcome: Outcome::NotPassed(Vec::new()),
                 completed: true,
                 passed: false,
-                errors: None,
+                errors: vec![],
             },
             Case {
                 name: "not passed with a reason",
                 outcome: Outcome::NotPassed(vec![lookup.clone()]),
                 completed: true,
                 passed: false,
-                errors: Some(vec![("mpic_error:dcv_checker:lookup", "no TXT record")]),
+                errors: vec![("mpic_error:dcv_checker:lookup", "no TXT record")],
             },
             Case {
                 name: "not completed",
                 outcome: Outcome::NotCompleted(lookup),
                 completed: false,
                 passed: false,
-                errors: Some(vec![("mpic_error:dcv_checker:lookup", "no TXT record")]),
+                errors: vec![("mpic_error:dcv_checker:lookup", "no TXT record")],
             },
         ];
         for case in cases {
@@ -340,16 +342,24 @@ mod tests {
             assert_eq!(r.check_type, CheckType::Dcv, "{}", case.name);
             assert_eq!(r.check_completed, case.completed, "{}", case.name);
             assert_eq!(r.check_passed, case.passed, "{}", case.name);
-            let errors = r.errors.map(|e| {
-                e.into_iter()
-                    .map(|e| (e.error_type, e.error_message))
-                    .collect::<Vec<_>>()
-            });
-            let want = case.errors.map(|e| {
-                e.into_iter()
-                    .map(|(t, m)| (t.to_owned(), m.to_owned()))
-                    .collect::<Vec<_>>()
-            });
+            // On the wire: an array, `[]` when empty (never `null`).
+            let wire = serde_json::to_value(&r).unwrap();
+            assert_eq!(
+                wire["errors"].as_array().map(Vec::len),
+                Some(case.errors.len()),
+                "{}",
+                case.name
+            );
+            let errors: Vec<(String, String)> = r
+                .errors
+                .into_iter()
+                .map(|e| (e.error_type, e.error_message))
+                .collect();
+            let want: Vec<(String, String)> = case
+                .errors
+                .into_iter()
+                .map(|(t, m)| (t.to_owned(), m.to_owned()))
+                .collect();
             assert_eq!(errors, want, "{}", case.name);
         }
         let caa = Outcome::Passed.into_response(CheckDetails::Caa(CaaDetails::default()));

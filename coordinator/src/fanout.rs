@@ -513,13 +513,9 @@ mod tests {
             "the fifth answered within the grace"
         );
         assert!(!out[5].check_completed && !out[5].check_passed);
-        assert!(
-            out[5].errors.as_ref().unwrap()[0]
-                .error_message
-                .contains("cancelled")
-        );
+        assert!(out[5].errors[0].error_message.contains("cancelled"));
         assert_eq!(
-            out[5].errors.as_ref().unwrap()[0].error_type,
+            out[5].errors[0].error_type,
             error_type::COORDINATOR_REMOTE_CHECK
         );
     }
@@ -567,11 +563,7 @@ mod tests {
         .await;
         let out: Vec<CheckResponse> = results.into_iter().map(CallResult::into_response).collect();
         assert_eq!(start.elapsed(), Duration::from_secs(2));
-        assert!(
-            out[0].errors.as_ref().unwrap()[0]
-                .error_message
-                .contains("deadline")
-        );
+        assert!(out[0].errors[0].error_message.contains("deadline"));
         assert!(out[2].check_passed);
     }
 
@@ -610,7 +602,7 @@ mod tests {
         for (i, code) in [(1, "b"), (2, "c")] {
             let response = out[i].response();
             assert!(!response.check_completed && !response.check_passed);
-            let error = &response.errors.as_ref().unwrap()[0];
+            let error = &response.errors[0];
             assert_eq!(error.error_type, error_type::COORDINATOR_REMOTE_CHECK);
             assert_eq!(
                 error.error_message,
@@ -635,7 +627,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_millis(100));
         assert_eq!(out[2].took(), Some(Duration::from_millis(100)));
         assert!(
-            out[2].response().errors.as_ref().unwrap()[0]
+            out[2].response().errors[0]
                 .error_message
                 .ends_with("no answer within 100 ms")
         );
@@ -788,10 +780,10 @@ mod tests {
             );
             assert_eq!(
                 entry.errors,
-                Some(vec![mpic_common::api::MpicError::new(
+                vec![mpic_common::api::MpicError::new(
                     error_type::COORDINATOR_REMOTE_CHECK,
                     format!("perspective a: {}", c.message)
-                )]),
+                )],
                 "{}",
                 c.name
             );

@@ -519,7 +519,7 @@ mod tests {
             };
             assert_eq!(*failure, RemoteFailure::Unreachable, "{code}");
             assert!(took.is_some(), "{code}: failed on its own");
-            let message = &result.response().errors.as_ref().unwrap()[0].error_message;
+            let message = &result.response().errors[0].error_message;
             assert!(
                 message.starts_with(&format!("perspective {code}: could not connect")),
                 "{message}"

@@ -17,11 +17,7 @@ fn details(r: &CheckResponse) -> &CaaDetails {
 }
 
 fn error_types(r: &CheckResponse) -> Vec<String> {
-    r.errors
-        .iter()
-        .flatten()
-        .map(|e| e.error_type.clone())
-        .collect()
+    r.errors.iter().map(|e| e.error_type.clone()).collect()
 }
 
 /// A world with CAA at example.com and various names below it.
@@ -97,7 +93,7 @@ async fn closest_rrset_decides_deny() {
     assert!(r.check_completed && !r.check_passed, "{r:?}");
     assert_eq!(details(&r).found_at.as_deref(), Some("deny.example.com"));
     assert_eq!(details(&r).reason.as_deref(), Some("issuer-not-listed"));
-    assert_eq!(r.errors, None);
+    assert_eq!(r.errors, []);
 }
 
 #[tokio::test]
@@ -194,7 +190,7 @@ async fn a_tld_that_does_not_exist_fails_closed() {
         .check(&target("host.nosuchtld"), &params(json!(null)))
         .await;
     assert!(!r.check_completed && !r.check_passed, "{r:?}");
-    assert!(r.errors.unwrap()[0].error_message.contains("NXDOMAIN"));
+    assert!(r.errors[0].error_message.contains("NXDOMAIN"));
 }
 
 #[tokio::test]
@@ -252,7 +248,7 @@ async fn failures_fail_closed_with_their_cause() {
         );
         assert!(!r.check_completed && !r.check_passed, "{}: {r:?}", c.name);
         assert_eq!(error_types(&r), [c.error_type], "{}", c.name);
-        let message = &r.errors.as_ref().unwrap()[0].error_message;
+        let message = &r.errors[0].error_message;
         assert!(message.contains(c.message_has), "{}: {message}", c.name);
         let d = details(&r);
         assert_eq!(d.caa_record_present, None, "{}", c.name);

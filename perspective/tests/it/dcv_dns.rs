@@ -68,7 +68,6 @@ pub fn details(r: &CheckResponse) -> &DnsDetails {
 pub fn errors(r: &CheckResponse) -> Vec<(String, String)> {
     r.errors
         .iter()
-        .flatten()
         .map(|e| (e.error_type.clone(), e.error_message.clone()))
         .collect()
 }

@@ -55,11 +55,7 @@ fn details(r: &CheckResponse) -> &TlsAlpnDetails {
 }
 
 fn error_types(r: &CheckResponse) -> Vec<String> {
-    r.errors
-        .iter()
-        .flatten()
-        .map(|e| e.error_type.clone())
-        .collect()
+    r.errors.iter().map(|e| e.error_type.clone()).collect()
 }
 
 fn zone() -> Zone {
@@ -253,7 +249,7 @@ async fn a_server_that_does_not_negotiate_acme_tls_1() {
     let (_server, ctx) = serve(&dns, "127.0.0.1:0", &cert, &[], TlsVersions::Both).await;
     let r = dcv::check(&ctx, &target("example.com"), &params(&hex_digest())).await;
     assert!(r.check_completed && !r.check_passed, "{r:?}");
-    let e = &r.errors.as_ref().unwrap()[0];
+    let e = &r.errors[0];
     assert_eq!(e.error_type, format!("{PREFIX}alpn_not_negotiated"));
     assert_eq!(
         e.error_message,
@@ -355,13 +351,10 @@ async fn connection_failures_and_the_address_policy() {
     .await;
     assert!(!r.check_completed && !r.check_passed, "{r:?}");
     assert_eq!(
-        r.errors.as_ref().unwrap()[0].error_type,
+        r.errors[0].error_type,
         "mpic_error:dcv_checker:tls_alpn:connection"
     );
-    assert_eq!(
-        r.errors.as_ref().unwrap()[0].error_message,
-        "127.0.0.1: connection refused"
-    );
+    assert_eq!(r.errors[0].error_message, "127.0.0.1: connection refused");
 
     // Loopback refused without the danger setting; private addresses refused with it.
     for (t, loopback, want) in [
@@ -388,7 +381,7 @@ async fn connection_failures_and_the_address_policy() {
         )
         .await;
         assert!(r.check_completed && !r.check_passed, "{t}: {r:?}");
-        let e = &r.errors.as_ref().unwrap()[0];
+        let e = &r.errors[0];
         assert_eq!(
             e.error_type, "mpic_error:dcv_checker:tls_alpn:connection",
             "{t}"
@@ -415,7 +408,7 @@ async fn connection_failures_and_the_address_policy() {
     assert!(started.elapsed() < CHECK_TIMEOUT + Duration::from_secs(1));
     assert!(!r.check_completed && !r.check_passed, "{r:?}");
     assert_eq!(
-        r.errors.as_ref().unwrap()[0].error_message,
+        r.errors[0].error_message,
         "127.0.0.1: no complete answer within 1800 ms"
     );
     hold.abort();

@@ -120,7 +120,6 @@ fn details(r: &CheckResponse) -> &HttpDetails {
 fn errors(r: &CheckResponse) -> Vec<(String, String)> {
     r.errors
         .iter()
-        .flatten()
         .map(|e| (e.error_type.clone(), e.error_message.clone()))
         .collect()
 }
@@ -135,7 +134,7 @@ async fn http01_passes_and_reports_what_it_saw() {
     let w = world(Routes::new().route(CHALLENGE_PATH, Reply::ok(body.clone()))).await;
     let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
     assert!(r.check_completed && r.check_passed, "{r:?}");
-    assert_eq!(r.errors, None);
+    assert_eq!(r.errors, []);
     let url = format!("http://example.com{CHALLENGE_PATH}");
     assert_eq!(
         details(&r),
@@ -350,7 +349,7 @@ async fn website_change_matching_rules() {
         assert!(r.check_completed, "case {:?}: {r:?}", c.name);
         assert_eq!(r.check_passed, c.want_passed, "case {:?}: {r:?}", c.name);
         assert_eq!(
-            r.errors.is_none(),
+            r.errors.is_empty(),
             c.want_passed,
             "case {:?}: {r:?}",
             c.name

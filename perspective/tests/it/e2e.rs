@@ -175,7 +175,7 @@ async fn caa_through_a_real_unbound_over_mutual_tls() {
     // A broken signature fails closed with a DNSSEC error naming the cause.
     let r = caa(&client, &p.url, "bogus.mpic.test").await;
     assert!(!r.check_completed && !r.check_passed, "{r:?}");
-    let errors = r.errors.unwrap();
+    let errors = r.errors;
     assert_eq!(errors[0].error_type, error_type::CAA_DNSSEC);
     assert!(
         errors[0].error_message.contains("DNSSEC Bogus"),
