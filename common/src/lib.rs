@@ -7,6 +7,7 @@ pub mod dcv;
 pub mod devcerts;
 pub mod digest;
 pub mod http;
+pub mod method_labels;
 pub mod metrics;
 pub mod operations;
 pub mod outcome;

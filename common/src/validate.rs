@@ -107,7 +107,8 @@ pub struct CaaParams {
     pub allow_lookup_failure: bool,
     /// RFC 8657 account URI of the request.
     pub account_uri: Option<String>,
-    /// RFC 8657 method label of the request, lowercase.
+    /// RFC 8657 method label of the request, as given: lowercase, its canonical form, and a
+    /// `ca-tbr-` label as BR 4.2.2.1.2 spells it ([`crate::method_labels`]).
     pub validation_method: Option<String>,
 }
 
@@ -133,16 +134,25 @@ impl CaaParams {
         }
         let validation_method = match &wire.validation_method {
             None => None,
-            Some(m) if is_rfc8657_label(m) => Some(m.to_ascii_lowercase()),
             Some(m) => {
-                issues.push(issue_at(
-                    issue::INVALID_FIELD,
-                    format!(
-                        "field `caa_check_parameters.validation_method`: \"{}\" is not an RFC 8657 method label (letters, digits and inner hyphens)",
-                        truncate_for_echo(m, 64)
-                    ),
-                ));
-                None
+                let spelt = if is_rfc8657_label(m) {
+                    crate::method_labels::check_request_label(m)
+                } else {
+                    Err("not an RFC 8657 method label (letters, digits and inner hyphens)")
+                };
+                match spelt {
+                    Ok(()) => Some(m.clone()),
+                    Err(why) => {
+                        issues.push(issue_at(
+                            issue::INVALID_FIELD,
+                            format!(
+                                "field `caa_check_parameters.validation_method`: \"{}\": {why}",
+                                truncate_for_echo(m, 64)
+                            ),
+                        ));
+                        None
+                    }
+                }
             }
         };
         if !issues.is_empty() {

@@ -2,6 +2,7 @@
 //! (RFC 8659 section 4, RFC 8657, RFC 9495, BR 3.2.2.8 and Appendix A).
 
 use mpic_common::api::CertificateType;
+use mpic_common::method_labels::grants;
 
 use super::issuer_value::{self, IssuerValue};
 
@@ -59,7 +60,7 @@ pub struct CaaRequest<'a> {
     pub issuer_domains: &'a [String],
     /// RFC 8657 account URI of the request.
     pub account_uri: Option<&'a str>,
-    /// RFC 8657 validation method of the request, lowercase.
+    /// RFC 8657 validation method label of the request, as validated (lowercase).
     pub validation_method: Option<&'a str>,
 }
 
@@ -183,7 +184,11 @@ pub fn evaluate(records: &[CaaRecord], request: &CaaRequest<'_>) -> CaaReason {
     best
 }
 
-/// RFC 8657: `None` when the parameters allow this request, else why not.
+/// RFC 8657: `None` when the parameters allow this request, else why not. A
+/// `validationmethods` label grants the request's label when it is the same label, byte for
+/// byte (as Boulder matches; BR 4.2.2.1.2 makes case-insensitive matching a disclosed option,
+/// which this service does not take), or the other label of the same mechanism
+/// ([`mpic_common::method_labels::grants`]: `ca-tbr-19` grants `http-01`).
 fn parameters_met(value: &IssuerValue, request: &CaaRequest<'_>) -> Option<CaaReason> {
     let uris: Vec<&str> = value.parameter_values("accounturi").collect();
     match (uris.as_slice(), request.account_uri) {
@@ -203,7 +208,8 @@ fn parameters_met(value: &IssuerValue, request: &CaaRequest<'_>) -> Option<CaaRe
         ) {
             (None, _) => Some(CaaReason::UnsatisfiableParameters),
             (Some(_), None) => Some(CaaReason::ValidationMethodNotGiven),
-            (Some(methods), Some(m)) if methods.iter().any(|x| x.eq_ignore_ascii_case(m)) => None,
+            // The list's grammar is checked above; the labels are compared as written.
+            (Some(_), Some(m)) if list.split(',').any(|label| grants(label, m)) => None,
             (Some(_), Some(_)) => Some(CaaReason::ValidationMethodMismatch),
         },
         // RFC 8657 4: more than one validationmethods makes the property unsatisfiable.
@@ -622,6 +628,73 @@ mod tests {
                     "ca.example; validationmethods=dns-01; validationmethods=dns-01",
                 )],
                 want: UnsatisfiableParameters,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods BR label grants that label",
+                method: Some("ca-tbr-7"),
+                records: vec![rec(0, "issue", "ca.example; validationmethods=ca-tbr-7")],
+                want: IssuerAuthorised,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods BR label refuses another BR label",
+                method: Some("ca-tbr-18"),
+                records: vec![rec(0, "issue", "ca.example; validationmethods=ca-tbr-7")],
+                want: ValidationMethodMismatch,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods BR label refuses an ACME label of another method",
+                method: Some("http-01"),
+                records: vec![rec(0, "issue", "ca.example; validationmethods=ca-tbr-7")],
+                want: ValidationMethodMismatch,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods BR label among others",
+                method: Some("ca-tbr-19"),
+                records: vec![rec(
+                    0,
+                    "issue",
+                    "ca.example; validationmethods=dns-01,ca-tbr-19",
+                )],
+                want: IssuerAuthorised,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods BR label grants the ACME label of its mechanism",
+                method: Some("http-01"),
+                records: vec![rec(0, "issue", "ca.example; validationmethods=ca-tbr-19")],
+                want: IssuerAuthorised,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods dns-01 does not grant the wider ca-tbr-7",
+                method: Some("ca-tbr-7"),
+                records: vec![rec(0, "issue", "ca.example; validationmethods=dns-01")],
+                want: ValidationMethodMismatch,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods matched exactly: upper case in the record",
+                method: Some("ca-tbr-7"),
+                records: vec![rec(0, "issue", "ca.example; validationmethods=CA-TBR-7")],
+                want: ValidationMethodMismatch,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods matched exactly: ACME label in upper case",
+                method: Some("http-01"),
+                records: vec![rec(0, "issue", "ca.example; validationmethods=HTTP-01")],
+                want: ValidationMethodMismatch,
+                ..Case::default()
+            },
+            Case {
+                name: "validationmethods tag case-insensitive, value exact",
+                method: Some("ca-tbr-7"),
+                records: vec![rec(0, "issue", "ca.example; ValidationMethods=ca-tbr-7")],
+                want: IssuerAuthorised,
                 ..Case::default()
             },
             Case {

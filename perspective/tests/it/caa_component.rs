@@ -445,6 +445,66 @@ async fn rfc8657_parameters_reach_the_decision() {
     );
 }
 
+/// BR 4.2.2.1.2 (SC-098): a record restricted to a BR label (`ca-tbr-` + the 3.2.2.4
+/// subsection) permits a check naming that label, or the ACME label of the same mechanism,
+/// and refuses one naming another; labels are matched exactly, and a request's label must
+/// be canonical (lowercase).
+#[tokio::test]
+async fn br_validationmethods_labels_reach_the_decision() {
+    let server = DnsServer::start(
+        Zone::new()
+            .caa(
+                "tbr.example.com",
+                0,
+                "issue",
+                "ca.example; validationmethods=ca-tbr-7,ca-tbr-19",
+            )
+            .caa(
+                "upper.example.com",
+                0,
+                "issue",
+                "ca.example; validationmethods=CA-TBR-7",
+            )
+            .a("com", "192.0.2.9".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    let c = checker(server.addr());
+    // (name, label, permitted)
+    let cases = [
+        ("tbr.example.com", "ca-tbr-7", true),
+        ("tbr.example.com", "ca-tbr-19", true),
+        ("tbr.example.com", "http-01", true),
+        ("tbr.example.com", "dns-01", true),
+        ("tbr.example.com", "ca-tbr-18", false),
+        ("tbr.example.com", "tls-alpn-01", false),
+        ("upper.example.com", "ca-tbr-7", false),
+    ];
+    for (name, label, permitted) in cases {
+        let r = c
+            .check(&target(name), &params(json!({"validation_method": label})))
+            .await;
+        assert!(r.check_completed, "{name} {label}: {r:?}");
+        assert_eq!(r.check_passed, permitted, "{name} {label}: {r:?}");
+        let want = if permitted {
+            "issuer-authorised"
+        } else {
+            "validationmethods-mismatch"
+        };
+        assert_eq!(details(&r).reason.as_deref(), Some(want), "{name} {label}");
+    }
+    for label in ["CA-TBR-7", "ca-tbr-07", "Http-01"] {
+        let wire = serde_json::from_value(json!({"validation_method": label})).unwrap();
+        let err = mpic_common::validate::CaaParams::from_wire(Some(&wire)).unwrap_err();
+        assert!(
+            err[0]
+                .message
+                .starts_with("field `caa_check_parameters.validation_method`"),
+            "{label}: {err:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn ip_targets_have_no_caa() {
     let server = DnsServer::start(Zone::new()).await.unwrap();
