@@ -195,6 +195,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         timeouts: Timeouts::default(),
         // A laptop fleet may be smaller than today's BR minimum: warn, do not refuse.
         policy: PolicyMode::Warn,
+        rules: Default::default(),
         limits: Limits::default(),
         perspective_tls: Some(PerspectiveTls {
             certificate: files.coordinator_cert.clone(),

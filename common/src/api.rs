@@ -762,6 +762,24 @@ pub struct MpicResponse {
     pub previous_attempt_results: Option<Vec<Vec<PerspectiveResult>>>,
     /// *Extension*: `"passed/attempted"`, the BR 5.4.1 log form.
     pub quorum_result: String,
+    /// *Extension*: the dated BR rules this request breaks that the coordinator did not
+    /// enforce (`policy: warn`, or an exception of its configuration); `[]` when none.
+    #[serde(default)]
+    pub warnings: Vec<RuleWarning>,
+}
+
+/// *Extension*: a dated BR rule a served request breaks (an item of `warnings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleWarning {
+    /// The rule: `retired-validation-method` or `minimum-perspectives`.
+    pub warning_type: String,
+    /// The BR section of the rule, e.g. `3.2.2.4.8`.
+    pub br_section: String,
+    /// The day (`YYYY-MM-DD`, UTC) from which the rule applies.
+    pub effective_date: String,
+    /// What the request does against the rule and why it was served.
+    pub message: String,
 }
 
 /// The parameter echo: `caa_check_parameters` for CAA, `dcv_check_parameters` for DCV.

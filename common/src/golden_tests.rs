@@ -364,6 +364,12 @@ fn mpic_response_flattens_the_parameter_echo() {
         perspectives: vec![],
         previous_attempt_results: None,
         quorum_result: "5/6".into(),
+        warnings: vec![RuleWarning {
+            warning_type: "retired-validation-method".into(),
+            br_section: "3.2.2.4.8".into(),
+            effective_date: "2026-03-15".into(),
+            message: "m".into(),
+        }],
     };
     let v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["caa_check_parameters"]["certificate_type"], "tls-server");
@@ -380,11 +386,21 @@ fn mpic_response_flattens_the_parameter_echo() {
         "perspectives",
         "previous_attempt_results",
         "quorum_result",
+        "warnings",
     ] {
         assert!(v.get(key).is_some(), "key {key} is emitted");
     }
-    let back: MpicResponse = serde_json::from_value(v).unwrap();
+    assert_eq!(
+        v["warnings"],
+        json!([{"warning_type": "retired-validation-method", "br_section": "3.2.2.4.8", "effective_date": "2026-03-15", "message": "m"}])
+    );
+    let back: MpicResponse = serde_json::from_value(v.clone()).unwrap();
     assert_eq!(back, r);
+    // A response without the extension (an older coordinator) still reads.
+    let mut older = v;
+    older.as_object_mut().unwrap().remove("warnings");
+    let back: MpicResponse = serde_json::from_value(older).unwrap();
+    assert!(back.warnings.is_empty());
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub mod issue {
     pub const INVALID_PERSPECTIVE_COUNT: &str = "invalid-perspective-count";
     /// `quorum_count` out of range.
     pub const INVALID_QUORUM_COUNT: &str = "invalid-quorum-count";
+    /// A DCV method the BR no longer allows on this day (BR 1.2.2), refused under
+    /// `policy: enforce`.
+    pub const RETIRED_VALIDATION_METHOD: &str = "retired-validation-method";
     /// `cohort_for_single_attempt` out of range.
     pub const INVALID_COHORT_INDEX: &str = "invalid-cohort-for-single-attempt";
     /// website-change with neither a challenge value nor a regex.

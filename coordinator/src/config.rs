@@ -12,7 +12,8 @@ use mpic_common::serve::ConnectionLimits;
 use serde::{Deserialize, Serialize};
 
 use crate::cohort::{self, Member};
-use crate::policy::{PolicyMode, br_minimum_today};
+use crate::policy::{Policy, PolicyMode, RulesConfig, Treatment};
+use crate::rules::{self, Clock, Date, Rule, SystemClock};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,9 +48,13 @@ pub struct CoordinatorConfig {
     /// Deadlines.
     #[serde(default)]
     pub timeouts: Timeouts,
-    /// How today's BR minimum is applied: `enforce` (default), `warn` or `off`.
+    /// How the dated BR rules ([`crate::rules`]: the minimum of perspectives, the retired
+    /// methods) are applied: `enforce` (default), `warn` or `off`.
     #[serde(default)]
     pub policy: PolicyMode,
+    /// Exceptions to the dated rules.
+    #[serde(default)]
+    pub rules: RulesConfig,
     /// Size and concurrency limits.
     #[serde(default)]
     pub limits: Limits,
@@ -200,17 +205,33 @@ impl PerspectiveEntry {
 }
 
 impl CoordinatorConfig {
-    /// Loads and checks a file.
+    /// Loads and checks a file under today's rules.
     pub fn load(path: &Path) -> Result<CoordinatorConfig, ConfigError> {
+        CoordinatorConfig::load_at(path, SystemClock.today())
+    }
+
+    /// Loads and checks a file under the rules of `date`.
+    pub fn load_at(path: &Path, date: Date) -> Result<CoordinatorConfig, ConfigError> {
         let config: CoordinatorConfig = load_yaml(path)?;
         config
-            .validate()
+            .validate_at(date)
             .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))?;
         Ok(config)
     }
 
-    /// Checks what serde cannot: ranges, the catalogue, today's BR minimum (in `enforce`).
+    /// [`CoordinatorConfig::validate_at`] today.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_at(SystemClock.today())
+    }
+
+    /// The policy of `policy` and `rules`.
+    pub fn rules_policy(&self) -> Policy {
+        Policy::new(self.policy, &self.rules)
+    }
+
+    /// Checks what serde cannot: ranges, the catalogue, and the BR minimum of perspectives in
+    /// force on `date` (refused under `policy: enforce`).
+    pub fn validate_at(&self, date: Date) -> Result<(), ConfigError> {
         let size = u32::try_from(self.perspectives.len()).unwrap_or(u32::MAX);
         let mut codes = BTreeSet::new();
         for (i, p) in self.perspectives.iter().enumerate() {
@@ -272,19 +293,52 @@ impl CoordinatorConfig {
                 format!("{n} must be within 2..={size} (the perspectives configured)"),
             ));
         }
-        let minimum = br_minimum_today();
-        if n < minimum {
-            let message =
-                format!("{n} is below today's BR 3.2.2.9 minimum of {minimum} remote perspectives");
-            match self.policy {
-                PolicyMode::Enforce => {
+        let in_force = rules::in_force(date);
+        if let Some(row) = in_force.minimum
+            && n < in_force.minimum_perspectives()
+        {
+            let since = if row.effective == date {
+                String::new()
+            } else {
+                format!(" (since {})", row.effective)
+            };
+            let message = format!(
+                "{n} is below the BR {} minimum of {} remote perspectives in force on {date}{since}",
+                row.br_section,
+                in_force.minimum_perspectives(),
+            );
+            match self.rules_policy().treatment(row.rule) {
+                Treatment::Refused => {
                     return Err(ConfigError::field(
                         "default_perspective_count",
                         format!("{message}; set policy: warn for a lab"),
                     ));
                 }
-                PolicyMode::Warn => tracing::warn!("default_perspective_count: {message}"),
-                PolicyMode::Off => {}
+                Treatment::Warned | Treatment::Excepted => {
+                    tracing::warn!("default_perspective_count: {message}");
+                }
+                Treatment::Unchecked => {}
+            }
+        }
+        for (i, method) in self.rules.allow_retired_methods.iter().enumerate() {
+            let field = format!("rules.allow_retired_methods[{i}]");
+            if !rules::RULES
+                .iter()
+                .any(|r| r.rule == Rule::Retires(*method))
+            {
+                return Err(ConfigError::field(
+                    &field,
+                    format!(
+                        "{} is not retired by any dated rule; only a retired method needs an exception",
+                        method.as_str()
+                    ),
+                ));
+            }
+            if self.rules.allow_retired_methods[..i].contains(method) {
+                return Err(ConfigError::field(
+                    &field,
+                    format!("{} appears twice", method.as_str()),
+                ));
             }
         }
         let members: Vec<Member> = self
@@ -496,6 +550,7 @@ mod tests {
                     "  certificate: /etc/mpic/tls/coordinator.crt\n  colour: red\n",
                 ),
             ),
+            ("rules", base.replace("rules:\n", "rules:\n  colour: red\n")),
             (
                 "perspective entry",
                 base.replace(
@@ -562,6 +617,22 @@ mod tests {
                 "default_perspective_count",
             ),
             (
+                "exception for a method never retired",
+                base.replace(
+                    "rules:\n  allow_retired_methods: []",
+                    "rules:\n  allow_retired_methods: [dns-change]",
+                ),
+                "rules.allow_retired_methods[0]",
+            ),
+            (
+                "exception listed twice",
+                base.replace(
+                    "rules:\n  allow_retired_methods: []",
+                    "rules:\n  allow_retired_methods: [ip-address, ip-address]",
+                ),
+                "rules.allow_retired_methods[1]",
+            ),
+            (
                 "grace over call",
                 base.replace("straggler_grace_ms: 250", "straggler_grace_ms: 9000"),
                 "timeouts.straggler_grace_ms",
@@ -575,9 +646,52 @@ mod tests {
         for (name, text, field) in cases {
             assert_ne!(text, base, "{name}: the case edits the example");
             let config: CoordinatorConfig = parse_yaml(&text).unwrap();
-            let err = config.validate().unwrap_err();
+            let err = config.validate_at(TODAY).unwrap_err();
             assert!(err.0.starts_with(field), "{name}: {err}");
         }
+    }
+
+    /// The day the tests validate on (the minimum is 4; 5 from 2026-12-15).
+    const TODAY: Date = Date::from_ymd(2026, 12, 4);
+
+    #[test]
+    fn the_minimum_of_the_day_validates_the_default_cohort() {
+        let four = example().replace(
+            "default_perspective_count: 6",
+            "default_perspective_count: 4",
+        );
+        let day = |s: &str| s.parse::<Date>().unwrap();
+        let cases = [
+            ("enforce", "2026-12-14", true),
+            ("enforce", "2026-12-15", false),
+            ("warn", "2026-12-15", true),
+            ("off", "2026-12-15", true),
+        ];
+        for (policy, date, ok) in cases {
+            let text = four.replace("policy: enforce", &format!("policy: {policy}"));
+            let config: CoordinatorConfig = parse_yaml(&text).unwrap();
+            let got = config.validate_at(day(date));
+            assert_eq!(got.is_ok(), ok, "{policy} on {date}: {got:?}");
+            if let Err(e) = got {
+                assert!(
+                    e.0.contains("below the BR 3.2.2.9 minimum of 5 remote perspectives in force on 2026-12-15; set policy: warn"),
+                    "{e}"
+                );
+            }
+        }
+        let excepted = example().replace(
+            "allow_retired_methods: []",
+            "allow_retired_methods: [ip-address, contact-phone-txt]",
+        );
+        let config: CoordinatorConfig = parse_yaml(&excepted).unwrap();
+        config.validate_at(TODAY).unwrap();
+        assert_eq!(
+            config.rules_policy().allow_retired_methods,
+            [
+                mpic_common::api::ValidationMethod::IpAddress,
+                mpic_common::api::ValidationMethod::ContactPhoneTxt
+            ]
+        );
     }
 
     #[test]
@@ -596,7 +710,7 @@ mod tests {
             }
         }
         let config: CoordinatorConfig = parse_yaml(&text).unwrap();
-        let err = config.validate().unwrap_err();
+        let err = config.validate_at(TODAY).unwrap_err();
         assert!(err.0.starts_with("perspectives:"), "{err}");
     }
 

@@ -12,6 +12,7 @@ pub mod orchestrate;
 pub mod policy;
 pub mod quorum;
 pub mod readiness;
+pub mod rules;
 pub mod service;
 
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use std::sync::Arc;
 use mpic_common::serve::{ConnectionLimits, ConnectionMetrics, Exposure, Listeners, Shutdown};
 
 use crate::config::{CoordinatorConfig, parse_api_keys};
+use crate::policy::Policy;
+use crate::rules::{Clock, Rule, SystemClock};
 
 pub use mpic_common::api::now_ns;
 
@@ -84,10 +87,22 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// Checks the configuration, builds the client and binds the listeners.
+    /// Checks the configuration, builds the client and binds the listeners; the dated rules
+    /// follow the wall clock.
     pub async fn bind(config: &CoordinatorConfig, secrets: Secrets) -> anyhow::Result<Coordinator> {
+        Coordinator::bind_with_clock(config, secrets, Arc::new(SystemClock)).await
+    }
+
+    /// [`Coordinator::bind`] with the dated rules of the days `clock` says (tests).
+    pub async fn bind_with_clock(
+        config: &CoordinatorConfig,
+        secrets: Secrets,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Coordinator> {
         mpic_common::tls::install_crypto_provider();
-        config.validate()?;
+        config.validate_at(clock.today())?;
+        let policy = config.rules_policy();
+        log_exceptions(&policy);
         let tls = perspective_tls(config);
         let metrics = Arc::new(metrics::Metrics::new());
         let orchestrator = orchestrate::Orchestrator::new(
@@ -116,9 +131,9 @@ impl Coordinator {
                 catalogue_size: u32::try_from(config.perspectives.len()).unwrap_or(u32::MAX),
                 default_perspective_count: config.default_perspective_count,
                 max_attempts: config.max_attempts,
-                br_minimum: policy::br_minimum_today(),
-                policy: config.policy,
             },
+            policy,
+            clock,
             max_body_bytes: config.limits.max_body_bytes,
             in_flight: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_concurrent_requests,
@@ -128,7 +143,6 @@ impl Coordinator {
                 "service": "mpic-coordinator",
                 "version": env!("CARGO_PKG_VERSION"),
                 "api_spec_version": "3.9.0",
-                "br_minimum_perspectives_today": policy::br_minimum_today(),
                 "config": config.public_view(),
             }),
             readiness: Arc::new(readiness::Readiness::new(config.default_perspective_count)),
@@ -183,6 +197,27 @@ impl Coordinator {
             .await;
         probing.abort();
         served
+    }
+}
+
+/// Says at start, at warn, each exception of `rules.allow_retired_methods` (a relaxed rule is
+/// never silent).
+fn log_exceptions(policy: &Policy) {
+    for method in &policy.allow_retired_methods {
+        if let Some(row) = rules::RULES
+            .iter()
+            .find(|r| r.rule == Rule::Retires(*method))
+        {
+            tracing::warn!(
+                method = method.as_str(),
+                br_section = row.br_section,
+                retired_from = %row.effective,
+                "rules.allow_retired_methods: {} (BR {}) is served although the BR retires it from {}; keep this only for an exception your auditors agreed",
+                method.as_str(),
+                row.br_section,
+                row.effective
+            );
+        }
     }
 }
 

@@ -69,6 +69,15 @@ pub fn call_outcome(result: &CallResult) -> &'static str {
     }
 }
 
+/// Labels of a rule warning.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// The rule broken: `retired-validation-method` or `minimum-perspectives`.
+    pub rule: String,
+    /// The DCV method of the request, or empty for CAA.
+    pub method: String,
+}
+
 /// Labels of a per-perspective histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PerspectiveLabels {
@@ -95,6 +104,8 @@ pub struct Metrics {
     pub shed: Counter,
     /// `mpic_requests_in_flight`.
     pub in_flight: Gauge,
+    /// `mpic_rule_warnings_total`.
+    pub rule_warnings: Family<RuleLabels, Counter>,
     /// `mpic_connections_open`, `mpic_connections_closed_total`.
     pub connections: mpic_common::serve::ConnectionMetrics,
 }
@@ -151,8 +162,15 @@ impl Metrics {
             "POST /mpic requests being orchestrated now",
             in_flight.clone(),
         );
+        let rule_warnings = Family::<RuleLabels, Counter>::default();
+        registry.register(
+            "rule_warnings",
+            "Requests served although they break a dated BR rule (policy: warn, or an exception of rules.allow_retired_methods), by rule and method",
+            rule_warnings.clone(),
+        );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
         Metrics {
+            rule_warnings,
             registry,
             connections,
             requests,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mpic_common::api::{
     ActualOrchestrationParameters, CaaPerspectiveRequest, DcvPerspectiveRequest, EchoedParameters,
-    MpicRequest, MpicResponse, PerspectiveResult,
+    MpicRequest, MpicResponse, PerspectiveResult, RuleWarning,
 };
 use mpic_common::target::Target;
 use tokio::time::Instant;
@@ -122,6 +122,9 @@ pub struct Validated {
     pub check: Check,
     /// The echo, defaults filled in.
     pub echo: EchoedParameters,
+    /// The dated BR rules it breaks that the policy serves anyway (the response's
+    /// `warnings`).
+    pub warnings: Vec<RuleWarning>,
 }
 
 /// One attempt: each member of its cohort with what became of its call, in cohort order.
@@ -386,6 +389,7 @@ pub fn response(v: &Validated, mut decided: Vec<Decided>) -> MpicResponse {
         perspectives: last.entries,
         previous_attempt_results: (!earlier.is_empty()).then_some(earlier),
         quorum_result: last.verdict.quorum_result,
+        warnings: v.warnings.clone(),
     }
 }
 
@@ -450,14 +454,18 @@ mod tests {
             catalogue_size: 2,
             default_perspective_count: 2,
             max_attempts: 3,
-            br_minimum: 2,
-            policy: crate::policy::PolicyMode::Enforce,
         };
         let request = serde_json::from_value(serde_json::json!({
             "domain_or_ip_target": "example.com",
         }))
         .unwrap();
-        crate::service::validate_request(request, &bounds).unwrap()
+        // Cohorts of two are below the dated minimum: not what these tests are about.
+        let policy = crate::policy::Policy {
+            mode: crate::policy::PolicyMode::Off,
+            allow_retired_methods: Vec::new(),
+        };
+        let today = crate::rules::in_force(crate::rules::Date::from_ymd(2026, 12, 4));
+        crate::service::validate_request(request, &bounds, &policy, &today).unwrap()
     }
 
     #[test]

@@ -8,8 +8,6 @@ use mpic_common::api::{OrchestrationParameters, ValidationIssue};
 use mpic_common::config::Rir;
 use mpic_common::validate::{issue, issue_at};
 
-use crate::policy::PolicyMode;
-
 /// The quorum the BR table allows for a cohort of `n` remote perspectives:
 ///
 /// | perspectives used | non-corroborations allowed | quorum |
@@ -42,15 +40,12 @@ pub struct Bounds {
     pub default_perspective_count: u32,
     /// The absolute maximum of attempts.
     pub max_attempts: u32,
-    /// Today's BR minimum of remote perspectives.
-    pub br_minimum: u32,
-    /// How the minimum is applied.
-    pub policy: PolicyMode,
 }
 
 /// Validates `orchestration_parameters` (api.md section 1). `quorum_count` is checked whether
 /// or not `perspective_count` is sent (the reference checks it only when both are sent, which
-/// lets a quorum of 1 through).
+/// lets a quorum of 1 through). The dated BR minimum of perspectives is the policy's
+/// ([`crate::policy::Policy::rule_on_request`]).
 pub fn plan(
     params: Option<&OrchestrationParameters>,
     bounds: &Bounds,
@@ -72,17 +67,6 @@ pub fn plan(
         }
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
     };
-    if issues.is_empty() && n < bounds.br_minimum {
-        let message = format!(
-            "field `orchestration_parameters.perspective_count`: {n} is below today's BR 3.2.2.9 minimum of {} remote perspectives",
-            bounds.br_minimum
-        );
-        match bounds.policy {
-            PolicyMode::Enforce => issues.push(issue_at(issue::INVALID_PERSPECTIVE_COUNT, message)),
-            PolicyMode::Warn => tracing::warn!("{message} (policy: warn)"),
-            PolicyMode::Off => {}
-        }
-    }
     let floor = default_quorum(n);
     let q = match p.quorum_count {
         None => floor,
@@ -231,8 +215,6 @@ mod tests {
             catalogue_size: 8,
             default_perspective_count: 6,
             max_attempts: 3,
-            br_minimum: 4,
-            policy: PolicyMode::Enforce,
         }
     }
 
@@ -315,10 +297,10 @@ mod tests {
                 want: Err(issue::INVALID_PERSPECTIVE_COUNT),
             },
             Case {
-                name: "n below the BR minimum",
-                n: Some(3),
+                name: "n = 2 (the dated minimum is the policy's)",
+                n: Some(2),
                 q: None,
-                want: Err(issue::INVALID_PERSPECTIVE_COUNT),
+                want: Ok((2, 1)),
             },
             Case {
                 name: "q below floor",
@@ -376,15 +358,6 @@ mod tests {
                     issues[0].issue_type.clone()
                 });
             assert_eq!(got, c.want.map_err(str::to_owned), "{}", c.name);
-        }
-    }
-
-    #[test]
-    fn below_minimum_is_allowed_outside_enforce_mode() {
-        for policy in [PolicyMode::Warn, PolicyMode::Off] {
-            let b = Bounds { policy, ..bounds() };
-            let p = plan(Some(&params(Some(2), None)), &b).unwrap_or_else(|e| panic!("{e:?}"));
-            assert_eq!((p.perspective_count, p.quorum_count), (2, 1));
         }
     }
 

@@ -22,10 +22,12 @@ use tracing::Instrument as _;
 
 use crate::auth::ApiKeys;
 use crate::fanout::Check;
-use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels};
+use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels, RuleLabels};
 use crate::orchestrate::{Orchestrated, Orchestrator, Validated};
+use crate::policy::Policy;
 use crate::quorum::{self, Bounds};
 use crate::readiness::Readiness;
+use crate::rules::{self, Clock, InForce};
 
 /// Everything a handler needs.
 #[derive(Debug)]
@@ -36,6 +38,10 @@ pub struct AppState {
     pub keys: ApiKeys,
     /// Request bounds from the configuration.
     pub bounds: Bounds,
+    /// How the dated BR rules apply (`policy`, `rules`).
+    pub policy: Policy,
+    /// Today's date, for the dated rules.
+    pub clock: Arc<dyn Clock>,
     /// Largest body.
     pub max_body_bytes: usize,
     /// Requests in flight.
@@ -212,7 +218,8 @@ async fn handle(
         );
     }
     span.record("check.type", check_type);
-    let validated = match validate_request(request, &state.bounds) {
+    let in_force = rules::in_force(state.clock.today());
+    let validated = match validate_request(request, &state.bounds, &state.policy, &in_force) {
         Ok(v) => v,
         Err(issues) => {
             return Handled {
@@ -223,6 +230,23 @@ async fn handle(
     };
     span.record("target_name", validated.target.to_string());
     let method = validated.check.method_name();
+    for w in &validated.warnings {
+        state
+            .metrics
+            .rule_warnings
+            .get_or_create(&RuleLabels {
+                rule: w.warning_type.clone(),
+                method: method.to_owned(),
+            })
+            .inc();
+        tracing::warn!(
+            rule = %w.warning_type,
+            br_section = %w.br_section,
+            target_name = %validated.target,
+            "{}",
+            w.message
+        );
+    }
     state.metrics.in_flight.inc();
     let started = Instant::now();
     let orchestrated = state.orchestrator.run(&validated, deadline).await;
@@ -315,10 +339,13 @@ fn audit(v: &Validated, r: &MpicResponse, took: Duration) {
     );
 }
 
-/// Turns a parsed body into a request the orchestrator can run, or the 400 issues.
+/// Turns a parsed body into a request the orchestrator can run, or the 400 issues: the
+/// contract's rules, then the dated BR rules `in_force` as `policy` applies them.
 pub fn validate_request(
     request: MpicRequest,
     bounds: &Bounds,
+    policy: &Policy,
+    in_force: &InForce,
 ) -> Result<Validated, Vec<ValidationIssue>> {
     let mut issues = Vec::new();
     let target = validate::target_and_trace(
@@ -368,16 +395,26 @@ pub fn validate_request(
     let plan = quorum::plan(request.orchestration_parameters.as_ref(), bounds)
         .map_err(|i| issues.extend(i))
         .ok();
-    match (target, checked, plan) {
-        (Some(target), Some((check, echo)), Some(plan)) if issues.is_empty() => Ok(Validated {
-            request,
-            target,
-            plan,
-            check,
-            echo,
-        }),
-        _ => Err(issues),
+    let (Some(target), Some((check, echo)), Some(plan)) = (target, checked, plan) else {
+        return Err(issues);
+    };
+    let given = request
+        .orchestration_parameters
+        .as_ref()
+        .is_some_and(|p| p.perspective_count.is_some());
+    let ruling = policy.rule_on_request(in_force, plan.perspective_count, given, check.method());
+    issues.extend(ruling.issues);
+    if !issues.is_empty() {
+        return Err(issues);
     }
+    Ok(Validated {
+        request,
+        target,
+        plan,
+        check,
+        echo,
+        warnings: ruling.warnings,
+    })
 }
 
 /// The OpenAPI 3.1 document of this service (`coordinator/openapi.json`).

@@ -7,6 +7,7 @@
 mod e2e;
 mod hostile;
 mod observability;
+mod rules;
 mod service;
 mod support;
 mod telemetry;

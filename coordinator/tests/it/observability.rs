@@ -21,7 +21,7 @@ fn validator(name: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&root).unwrap()
 }
 
-fn assert_valid(schema: &str, value: &Value) {
+pub fn assert_valid(schema: &str, value: &Value) {
     let v = validator(schema);
     let errors: Vec<String> = v
         .iter_errors(value)
@@ -120,7 +120,7 @@ async fn real_responses_match_the_openapi_document() {
 }
 
 /// `name{labels} value` lines of the Prometheus text format.
-fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {

@@ -14,7 +14,8 @@ use mpic_common::devcerts::{DevPki, DevPkiFiles};
 use mpic_coordinator::config::{
     CoordinatorConfig, PerspectiveEntry, PerspectiveTls, SecretSource, Timeouts,
 };
-use mpic_coordinator::policy::PolicyMode;
+use mpic_coordinator::policy::{PolicyMode, RulesConfig};
+use mpic_coordinator::rules::{Clock, Date};
 use mpic_coordinator::{Coordinator, Secrets};
 use mpic_perspective::Perspective;
 use mpic_perspective::config::{
@@ -26,6 +27,32 @@ use tokio::net::TcpListener;
 pub const API_KEY: &str = "test-key-0123456789abcdef";
 /// The hash secret of the test coordinators.
 pub const SECRET: &str = "test-secret-0123456789";
+
+/// The day whose dated BR rules the test coordinators apply unless a test moves their clock,
+/// so that no test changes with the calendar: the minimum is 4 remote perspectives,
+/// `ip-address` is retired.
+pub const TODAY: Date = Date::from_ymd(2026, 12, 4);
+
+/// The test coordinators' clock: [`TODAY`] until a test sets another day.
+#[derive(Debug)]
+pub struct TestClock(std::sync::atomic::AtomicI64);
+
+impl TestClock {
+    pub fn new(day: Date) -> TestClock {
+        TestClock(std::sync::atomic::AtomicI64::new(day.days_since_epoch()))
+    }
+
+    pub fn set(&self, day: Date) {
+        self.0
+            .store(day.days_since_epoch(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn today(&self) -> Date {
+        Date::from_days(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
 
 /// Far-apart places on every RIR.
 pub const PLACES: [(&str, Rir, f64, f64); 8] = [
@@ -86,6 +113,8 @@ pub struct Fleet {
     pub ops: String,
     pub client: reqwest::Client,
     pub config: CoordinatorConfig,
+    /// The coordinator's clock.
+    pub clock: std::sync::Arc<TestClock>,
     _tasks: Vec<tokio::task::JoinHandle<()>>,
     _dir: TempDir,
 }
@@ -118,6 +147,7 @@ pub struct FleetSpec {
     pub default_perspective_count: u32,
     pub timeouts: Timeouts,
     pub policy: PolicyMode,
+    pub rules: RulesConfig,
     pub max_concurrent_requests: usize,
 }
 
@@ -133,6 +163,7 @@ impl FleetSpec {
                 straggler_grace_ms: 200,
             },
             policy: PolicyMode::Enforce,
+            rules: RulesConfig::default(),
             max_concurrent_requests: 2_048,
         }
     }
@@ -278,6 +309,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
         max_attempts: 3,
         timeouts: spec.timeouts,
         policy: spec.policy,
+        rules: spec.rules.clone(),
         limits: mpic_coordinator::config::Limits {
             max_concurrent_requests: spec.max_concurrent_requests,
             ..mpic_coordinator::config::Limits::default()
@@ -294,7 +326,10 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
         api_keys: vec![API_KEY.to_owned()],
         hash_secret: SECRET.as_bytes().to_vec(),
     };
-    let coordinator = Coordinator::bind(&config, secrets).await.unwrap();
+    let clock = std::sync::Arc::new(TestClock::new(TODAY));
+    let coordinator = Coordinator::bind_with_clock(&config, secrets, clock.clone())
+        .await
+        .unwrap();
     let addr = coordinator.local_addr().unwrap();
     let ops = coordinator.ops_addr().unwrap();
     tasks.push(tokio::spawn(async move {
@@ -308,6 +343,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             .build()
             .unwrap(),
         config,
+        clock,
         _tasks: tasks,
         _dir: dir,
     }
