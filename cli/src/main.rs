@@ -76,10 +76,14 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Validate a coordinator or perspective configuration file; for a coordinator, print the
-    /// cohorts its catalogue yields and any pair of perspectives closer than 500 km.
+    /// cohorts its catalogue yields, any pair of perspectives closer than 500 km, the dated BR
+    /// rules in force and the next change, and whether the configuration survives it.
     Check {
         /// The YAML file.
         file: PathBuf,
+        /// Apply the dated BR rules of this day (UTC) instead of today's.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        at: Option<mpic_coordinator::rules::Date>,
     },
 }
 
@@ -106,8 +110,8 @@ fn main() -> ExitCode {
                 keep_existing,
             } => certs(&out, &perspectives, keep_existing).map(|()| ExitCode::SUCCESS),
             Command::Config {
-                command: ConfigCommand::Check { file },
-            } => config_check(&file),
+                command: ConfigCommand::Check { file, at },
+            } => config_check(&file, at),
             Command::Probe {
                 url,
                 tcp: true,
@@ -296,14 +300,22 @@ async fn probe(
     }
 }
 
-fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn config_check(
+    file: &std::path::Path,
+    at: Option<mpic_coordinator::rules::Date>,
+) -> anyhow::Result<ExitCode> {
+    use mpic_coordinator::rules::Clock as _;
     let text =
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let value: serde_json::Value = mpic_common::config::parse_yaml(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     if value.get("perspectives").is_some() {
-        let config = mpic_coordinator::config::CoordinatorConfig::load(file)?;
-        println!("{}: a valid coordinator configuration", file.display());
+        let date = at.unwrap_or_else(|| mpic_coordinator::rules::SystemClock.today());
+        let config = mpic_coordinator::config::CoordinatorConfig::load_at(file, date)?;
+        println!(
+            "{}: a valid coordinator configuration on {date}",
+            file.display()
+        );
         let members: Vec<_> = config.perspectives.iter().map(|p| p.member()).collect();
         let close = mpic_coordinator::cohort::incompatible_pairs(&members);
         for (a, b, km) in &close {
@@ -322,6 +334,10 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
                 .collect();
             println!("    {}: {}", i + 1, codes.join(", "));
         }
+        print!(
+            "{}",
+            config.rules_policy().report(date, &config.rules_facts())
+        );
     } else {
         mpic_perspective::config::PerspectiveConfig::load(file)?;
         println!("{}: a valid perspective configuration", file.display());

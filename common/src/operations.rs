@@ -22,8 +22,8 @@ pub trait Operations: Send + Sync + 'static {
     /// The service's metrics.
     fn registry(&self) -> &prometheus_client::registry::Registry;
     /// What `/configz` shows: the effective configuration without secrets, file paths or
-    /// addresses, and versions.
-    fn configz(&self) -> &serde_json::Value;
+    /// addresses, and versions; built when asked where part of it changes with the date.
+    fn configz(&self) -> std::borrow::Cow<'_, serde_json::Value>;
 }
 
 /// The router of an operations listener: the four endpoints, nothing else.
@@ -69,5 +69,6 @@ pub async fn metrics<T: Operations>(State(state): State<Arc<T>>) -> Response {
 
 /// `GET /configz`.
 pub async fn configz<T: Operations>(State(state): State<Arc<T>>) -> Response {
-    (StatusCode::OK, axum::Json(state.configz())).into_response()
+    let configz = state.configz();
+    (StatusCode::OK, axum::Json(&*configz)).into_response()
 }

@@ -12,7 +12,7 @@ use mpic_common::serve::ConnectionLimits;
 use serde::{Deserialize, Serialize};
 
 use crate::cohort::{self, Member};
-use crate::policy::{Policy, PolicyMode, RulesConfig, Treatment};
+use crate::policy::{ConfigFacts, Policy, PolicyMode, RulesConfig, Treatment};
 use crate::rules::{self, Clock, Date, Rule, SystemClock};
 
 /// The whole file.
@@ -227,6 +227,14 @@ impl CoordinatorConfig {
     /// The policy of `policy` and `rules`.
     pub fn rules_policy(&self) -> Policy {
         Policy::new(self.policy, &self.rules)
+    }
+
+    /// What the dated rules look at in this configuration.
+    pub fn rules_facts(&self) -> ConfigFacts {
+        ConfigFacts {
+            default_perspective_count: self.default_perspective_count,
+            catalogue_size: u32::try_from(self.perspectives.len()).unwrap_or(u32::MAX),
+        }
     }
 
     /// Checks what serde cannot: ranges, the catalogue, and the BR minimum of perspectives in

@@ -16,12 +16,13 @@ pub mod rules;
 pub mod service;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mpic_common::serve::{ConnectionLimits, ConnectionMetrics, Exposure, Listeners, Shutdown};
 
 use crate::config::{CoordinatorConfig, parse_api_keys};
 use crate::policy::Policy;
-use crate::rules::{Clock, Rule, SystemClock};
+use crate::rules::{Clock, Date, Rule, SystemClock};
 
 pub use mpic_common::api::now_ns;
 
@@ -133,6 +134,7 @@ impl Coordinator {
                 max_attempts: config.max_attempts,
             },
             policy,
+            facts: config.rules_facts(),
             clock,
             max_body_bytes: config.limits.max_body_bytes,
             in_flight: Arc::new(tokio::sync::Semaphore::new(
@@ -181,6 +183,7 @@ impl Coordinator {
                 .clone()
                 .run(self.state.orchestrator.clone(), shutdown.clone().wait()),
         );
+        let watching = tokio::spawn(watch_rules(self.state.clone(), shutdown.clone().wait()));
         let served = self
             .listeners
             .serve(
@@ -196,7 +199,52 @@ impl Coordinator {
             )
             .await;
         probing.abort();
+        watching.abort();
         served
+    }
+}
+
+/// How often the rules watch looks at the date.
+const RULES_WATCH_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The rules watch: on each new day (looked at hourly), sets `mpic_rules_next_change_days` and
+/// logs a warning for each change of the next [`policy::WARN_DAYS_AHEAD`] days that will refuse
+/// this configuration or requests it serves ([`Policy::upcoming_refusals`]), until `stop`.
+async fn watch_rules(state: Arc<service::AppState>, stop: impl Future<Output = ()>) {
+    let watch = async {
+        let mut last: Option<Date> = None;
+        loop {
+            let today = state.clock.today();
+            if last != Some(today) {
+                daily_rules_check(&state, today);
+                last = Some(today);
+            }
+            tokio::time::sleep(RULES_WATCH_INTERVAL).await;
+        }
+    };
+    tokio::select! {
+        () = watch => {}
+        () = stop => {}
+    }
+}
+
+/// What the rules watch does once a day.
+fn daily_rules_check(state: &service::AppState, today: Date) {
+    let days = rules::next_change(today).map_or(-1, |c| today.days_until(c.date));
+    state.metrics.rules_next_change_days.set(days);
+    for upcoming in state.policy.upcoming_refusals(today, &state.facts) {
+        let e = &upcoming.effect;
+        tracing::warn!(
+            rule = e.rule,
+            br_section = e.br_section,
+            effective_date = %e.effective_date,
+            days_left = upcoming.days_left,
+            "in {} days, on {}: {}; {}",
+            upcoming.days_left,
+            e.effective_date,
+            e.summary,
+            e.for_this_configuration
+        );
     }
 }
 

@@ -106,6 +106,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// `mpic_rule_warnings_total`.
     pub rule_warnings: Family<RuleLabels, Counter>,
+    /// `mpic_rules_next_change_days`.
+    pub rules_next_change_days: Gauge,
     /// `mpic_connections_open`, `mpic_connections_closed_total`.
     pub connections: mpic_common::serve::ConnectionMetrics,
 }
@@ -168,9 +170,16 @@ impl Metrics {
             "Requests served although they break a dated BR rule (policy: warn, or an exception of rules.allow_retired_methods), by rule and method",
             rule_warnings.clone(),
         );
+        let rules_next_change_days = Gauge::default();
+        registry.register(
+            "rules_next_change_days",
+            "Days until the next dated BR rule takes effect (the rules table), -1 when none is known",
+            rules_next_change_days.clone(),
+        );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
         Metrics {
             rule_warnings,
+            rules_next_change_days,
             registry,
             connections,
             requests,

@@ -1,5 +1,6 @@
 //! How the coordinator applies the dated rules of [`crate::rules`] (`policy` and `rules` in its
-//! configuration): to its configuration at start and to each request.
+//! configuration): to its configuration at start, to each request, and what it says about the
+//! rules in force and the next change (`mpic config check`, `/configz`, the daily warning).
 //!
 //! | `policy` | below the minimum of perspectives | a retired method | a retired method in `rules.allow_retired_methods` |
 //! |---|---|---|---|
@@ -10,11 +11,13 @@
 //! A warning is an item of the response's `warnings` (an extension) and a count of
 //! `mpic_rule_warnings_total{rule,method}`.
 
+use std::fmt;
+
 use mpic_common::api::{RuleWarning, ValidationIssue, ValidationMethod};
 use mpic_common::validate::{issue, issue_at};
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{DatedRule, InForce, Rule};
+use crate::rules::{self, Date, DatedRule, InForce, Rule};
 
 /// How strictly the dated rules are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -51,6 +54,9 @@ pub struct RulesConfig {
     pub allow_retired_methods: Vec<ValidationMethod>,
 }
 
+/// How many days before a change the coordinator starts warning about it.
+pub const WARN_DAYS_AHEAD: i64 = 30;
+
 /// The mode and the exceptions: everything the decisions need from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policy {
@@ -81,6 +87,74 @@ pub struct Ruling {
     pub issues: Vec<ValidationIssue>,
     /// What it breaks that is not enforced, for the response's `warnings`.
     pub warnings: Vec<RuleWarning>,
+}
+
+/// What a configuration sets that the dated rules constrain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigFacts {
+    /// `default_perspective_count`.
+    pub default_perspective_count: u32,
+    /// The perspectives configured.
+    pub catalogue_size: u32,
+}
+
+/// What one dated rule means for a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Effect {
+    /// [`Rule::kind`].
+    pub rule: &'static str,
+    /// The BR section.
+    pub br_section: &'static str,
+    /// The day it applies from.
+    pub effective_date: Date,
+    /// What it says.
+    pub summary: String,
+    /// What happens to what it forbids under this configuration's policy.
+    pub treatment: Treatment,
+    /// For this configuration, in words.
+    pub for_this_configuration: String,
+    /// The coordinator does not start with this configuration once the rule applies.
+    pub configuration_refused: bool,
+    /// Requests this configuration served before are refused once the rule applies.
+    pub requests_refused: bool,
+}
+
+/// The rules in force on a day and the next change, for one configuration (`/configz`,
+/// `mpic config check`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RulesReport {
+    /// The day.
+    pub date: Date,
+    /// `policy`.
+    pub policy: PolicyMode,
+    /// `rules.allow_retired_methods`.
+    pub allow_retired_methods: Vec<ValidationMethod>,
+    /// The rules in force, in date order: the minimum's row and every retirement.
+    pub in_force: Vec<Effect>,
+    /// The next dated change, if the table knows one.
+    pub next_change: Option<NextChange>,
+}
+
+/// The next change and what it does to the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextChange {
+    /// Its day.
+    pub date: Date,
+    /// Days from the report's day.
+    pub days_away: i64,
+    /// Its rules.
+    pub rules: Vec<Effect>,
+    /// Whether the coordinator still starts with this configuration from that day.
+    pub configuration_still_valid: bool,
+}
+
+/// An upcoming change the coordinator warns about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upcoming {
+    /// Days until it applies (1..=[`WARN_DAYS_AHEAD`]).
+    pub days_left: i64,
+    /// What it does.
+    pub effect: Effect,
 }
 
 impl Policy {
@@ -159,13 +233,174 @@ impl Policy {
             message: format!("{message}; {served_because}"),
         });
     }
+
+    /// What `rule` means for a configuration with `facts`; `upcoming` words it for a change
+    /// still to come.
+    pub fn effect(&self, rule: &DatedRule, facts: &ConfigFacts, upcoming: bool) -> Effect {
+        let treatment = self.treatment(rule.rule);
+        // The words of a rule in force, or of one still to come.
+        let (is, are, does_not) = if upcoming {
+            ("will be", "will be", "will not")
+        } else {
+            ("is", "are", "does not")
+        };
+        let mut configuration_refused = false;
+        let mut requests_refused = false;
+        let for_this_configuration = match rule.rule {
+            Rule::MinimumPerspectives(m) => {
+                let n = facts.default_perspective_count;
+                if n >= m {
+                    format!("your default cohort of {n} meets it")
+                } else {
+                    let short = if facts.catalogue_size < m {
+                        format!(
+                            "; the catalogue has {} perspectives: add some",
+                            facts.catalogue_size
+                        )
+                    } else {
+                        String::new()
+                    };
+                    match treatment {
+                        Treatment::Refused => {
+                            configuration_refused = true;
+                            format!(
+                                "your default cohort of {n} {is} refused: the coordinator {does_not} start with it (raise default_perspective_count{short})"
+                            )
+                        }
+                        Treatment::Warned | Treatment::Excepted => format!(
+                            "your default cohort of {n} {is} below it: served with a warning (policy: warn{short})"
+                        ),
+                        Treatment::Unchecked => {
+                            format!(
+                                "your default cohort of {n} {is} below it; not checked (policy: off)"
+                            )
+                        }
+                    }
+                }
+            }
+            Rule::Retires(_) => match treatment {
+                Treatment::Refused => {
+                    requests_refused = true;
+                    format!("requests for it {are} refused (400 retired-validation-method)")
+                }
+                Treatment::Warned => {
+                    format!("requests for it {are} served, with a warning (policy: warn)")
+                }
+                Treatment::Excepted => format!(
+                    "requests for it {are} served, with a warning: rules.allow_retired_methods lists it"
+                ),
+                Treatment::Unchecked => format!("requests for it {are} served (policy: off)"),
+            },
+        };
+        Effect {
+            rule: rule.rule.kind(),
+            br_section: rule.br_section,
+            effective_date: rule.effective,
+            summary: match rule.rule {
+                Rule::MinimumPerspectives(m) if upcoming => format!(
+                    "the minimum becomes {m} remote perspectives per cohort (BR {})",
+                    rule.br_section
+                ),
+                _ => format!("{} (BR {})", rule.summary(), rule.br_section),
+            },
+            treatment,
+            for_this_configuration,
+            configuration_refused,
+            requests_refused,
+        }
+    }
+
+    /// The rules in force on `date` and the next change, for a configuration with `facts`.
+    pub fn report(&self, date: Date, facts: &ConfigFacts) -> RulesReport {
+        let in_force = rules::in_force(date);
+        let mut rows: Vec<&DatedRule> = in_force.minimum.iter().chain(&in_force.retired).collect();
+        rows.sort_by_key(|r| r.effective);
+        let next_change = rules::next_change(date).map(|change| {
+            let effects: Vec<Effect> = change
+                .rules
+                .iter()
+                .map(|r| self.effect(r, facts, true))
+                .collect();
+            NextChange {
+                date: change.date,
+                days_away: date.days_until(change.date),
+                configuration_still_valid: !effects.iter().any(|e| e.configuration_refused),
+                rules: effects,
+            }
+        });
+        RulesReport {
+            date,
+            policy: self.mode,
+            allow_retired_methods: self.allow_retired_methods.clone(),
+            in_force: rows
+                .into_iter()
+                .map(|r| self.effect(r, facts, false))
+                .collect(),
+            next_change,
+        }
+    }
+
+    /// What the coordinator warns about on `today`: every change of the next
+    /// [`WARN_DAYS_AHEAD`] days that this policy will enforce against this configuration —
+    /// a minimum above its default cohort (it will not start) or a retirement (requests for
+    /// the method will be refused).
+    pub fn upcoming_refusals(&self, today: Date, facts: &ConfigFacts) -> Vec<Upcoming> {
+        rules::changes_between(today, today.plus_days(WARN_DAYS_AHEAD))
+            .iter()
+            .flat_map(|change| change.rules.iter())
+            .map(|rule| Upcoming {
+                days_left: today.days_until(rule.effective),
+                effect: self.effect(rule, facts, true),
+            })
+            .filter(|u| u.effect.configuration_refused || u.effect.requests_refused)
+            .collect()
+    }
+}
+
+impl fmt::Display for RulesReport {
+    /// The text of `mpic config check`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  rules in force on {} (policy: {}):",
+            self.date,
+            self.policy.as_str()
+        )?;
+        if self.in_force.is_empty() {
+            writeln!(f, "    none yet")?;
+        }
+        for e in &self.in_force {
+            writeln!(
+                f,
+                "    since {}: {}; {}",
+                e.effective_date, e.summary, e.for_this_configuration
+            )?;
+        }
+        match &self.next_change {
+            None => writeln!(f, "  no later dated change is known"),
+            Some(next) => {
+                writeln!(
+                    f,
+                    "  next change on {} (in {} days):",
+                    next.date, next.days_away
+                )?;
+                for e in &next.rules {
+                    writeln!(f, "    {}; {}", e.summary, e.for_this_configuration)?;
+                }
+                if next.configuration_still_valid {
+                    writeln!(f, "  this configuration still works after {}", next.date)
+                } else {
+                    writeln!(f, "  this configuration will be refused from {}", next.date)
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::rules::{self, Date};
     use ValidationMethod as M;
 
     fn day(s: &str) -> Date {
@@ -352,5 +587,148 @@ mod tests {
             "{}",
             w.message
         );
+    }
+
+    /// The pure decision behind the daily warning: what changes of the next 30 days will
+    /// this configuration be refused by, or have requests refused by.
+    #[test]
+    fn what_to_warn_about() {
+        struct Case {
+            name: &'static str,
+            today: &'static str,
+            policy: Policy,
+            default: u32,
+            want: &'static [(i64, &'static str)],
+        }
+        let cases = [
+            Case {
+                name: "the minimum rises above the default in 11 days",
+                today: "2026-12-04",
+                policy: policy(PolicyMode::Enforce, &[]),
+                default: 4,
+                want: &[(11, "minimum-perspectives")],
+            },
+            Case {
+                name: "30 days before",
+                today: "2026-11-15",
+                policy: policy(PolicyMode::Enforce, &[]),
+                default: 4,
+                want: &[(30, "minimum-perspectives")],
+            },
+            Case {
+                name: "31 days before: not yet",
+                today: "2026-11-14",
+                policy: policy(PolicyMode::Enforce, &[]),
+                default: 4,
+                want: &[],
+            },
+            Case {
+                name: "the day before",
+                today: "2026-12-14",
+                policy: policy(PolicyMode::Enforce, &[]),
+                default: 4,
+                want: &[(1, "minimum-perspectives")],
+            },
+            Case {
+                name: "on the day it is in force, not upcoming",
+                today: "2026-12-15",
+                policy: policy(PolicyMode::Enforce, &[]),
+                default: 4,
+                want: &[],
+            },
+            Case {
+                name: "the default meets the new minimum",
+                today: "2026-12-04",
+                policy: policy(PolicyMode::Enforce, &[]),
+                default: 6,
+                want: &[],
+            },
+            Case {
+                name: "warn mode: nothing will be refused",
+                today: "2026-12-04",
+                policy: policy(PolicyMode::Warn, &[]),
+                default: 4,
+                want: &[],
+            },
+            Case {
+                name: "off",
+                today: "2026-12-04",
+                policy: policy(PolicyMode::Off, &[]),
+                default: 2,
+                want: &[],
+            },
+            Case {
+                name: "three retirements in 20 days",
+                today: "2027-02-23",
+                policy: policy(PolicyMode::Enforce, &[]),
+                default: 6,
+                want: &[
+                    (20, "retired-validation-method"),
+                    (20, "retired-validation-method"),
+                    (20, "retired-validation-method"),
+                ],
+            },
+            Case {
+                name: "retirements with one exception",
+                today: "2027-02-23",
+                policy: policy(PolicyMode::Enforce, &[M::ContactPhoneTxt]),
+                default: 6,
+                want: &[
+                    (20, "retired-validation-method"),
+                    (20, "retired-validation-method"),
+                ],
+            },
+        ];
+        for c in cases {
+            let facts = ConfigFacts {
+                default_perspective_count: c.default,
+                catalogue_size: 8,
+            };
+            let got: Vec<(i64, &str)> = c
+                .policy
+                .upcoming_refusals(day(c.today), &facts)
+                .iter()
+                .map(|u| (u.days_left, u.effect.rule))
+                .collect();
+            assert_eq!(got, c.want, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn the_report_of_a_configuration_that_breaks_on_the_next_change() {
+        let facts = ConfigFacts {
+            default_perspective_count: 4,
+            catalogue_size: 4,
+        };
+        let report = policy(PolicyMode::Enforce, &[]).report(day("2026-12-04"), &facts);
+        assert_eq!(report.in_force.len(), 2, "{report:?}");
+        let next = report.next_change.clone().unwrap();
+        assert_eq!((next.date, next.days_away), (day("2026-12-15"), 11));
+        assert!(!next.configuration_still_valid);
+        let text = report.to_string();
+        assert!(
+            text.contains("next change on 2026-12-15 (in 11 days):\n    the minimum becomes 5 remote perspectives per cohort (BR 3.2.2.9); your default cohort of 4 will be refused: the coordinator will not start with it"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the catalogue has 4 perspectives: add some"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "since 2026-03-15: ip-address retired (BR 3.2.2.4.8); requests for it are refused"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("this configuration will be refused from 2026-12-15"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["next_change"]["configuration_still_valid"], false);
+        assert_eq!(json["next_change"]["rules"][0]["treatment"], "refused");
+        assert_eq!(json["in_force"][0]["effective_date"], "2026-03-15");
+        assert_eq!(json["in_force"][1]["rule"], "minimum-perspectives");
+        assert_eq!(json["date"], "2026-12-04");
     }
 }

@@ -557,4 +557,21 @@ mod tests {
         assert_eq!(dates, ["2026-03-15", "2026-06-15"]);
         assert_eq!(within[0].rules.len(), 2);
     }
+
+    /// The README shows the tables the code generates: this one, and the CAA labels of each
+    /// method ([`mpic_common::method_labels`]).
+    #[test]
+    fn the_readme_shows_the_generated_tables() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        for (name, table) in [
+            ("dated rules", markdown_table()),
+            ("labels", mpic_common::method_labels::markdown_table()),
+        ] {
+            assert!(
+                readme.contains(&table),
+                "README.md must contain the {name} table, as generated:\n{table}"
+            );
+        }
+    }
 }

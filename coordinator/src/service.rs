@@ -24,7 +24,7 @@ use crate::auth::ApiKeys;
 use crate::fanout::Check;
 use crate::metrics::{CheckTypeLabels, Metrics, RequestLabels, RuleLabels};
 use crate::orchestrate::{Orchestrated, Orchestrator, Validated};
-use crate::policy::Policy;
+use crate::policy::{ConfigFacts, Policy};
 use crate::quorum::{self, Bounds};
 use crate::readiness::Readiness;
 use crate::rules::{self, Clock, InForce};
@@ -40,6 +40,8 @@ pub struct AppState {
     pub bounds: Bounds,
     /// How the dated BR rules apply (`policy`, `rules`).
     pub policy: Policy,
+    /// What the dated rules look at in the configuration.
+    pub facts: ConfigFacts,
     /// Today's date, for the dated rules.
     pub clock: Arc<dyn Clock>,
     /// Largest body.
@@ -49,7 +51,8 @@ pub struct AppState {
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// What `GET /configz` shows: the effective configuration without secrets, file paths,
-    /// variable names or perspective addresses, and versions.
+    /// variable names or perspective addresses, and versions; the rules in force and the
+    /// next change are added when it is asked for.
     pub configz: serde_json::Value,
     /// Whether a default cohort can be reached, probed in the background.
     pub readiness: Arc<Readiness>,
@@ -68,8 +71,11 @@ impl Operations for AppState {
         &self.metrics.registry
     }
 
-    fn configz(&self) -> &serde_json::Value {
-        &self.configz
+    fn configz(&self) -> std::borrow::Cow<'_, serde_json::Value> {
+        let mut view = self.configz.clone();
+        view["rules"] = serde_json::to_value(self.policy.report(self.clock.today(), &self.facts))
+            .unwrap_or_default();
+        std::borrow::Cow::Owned(view)
     }
 }
 

@@ -106,8 +106,8 @@ impl Operations for AppState {
         &self.metrics.registry
     }
 
-    fn configz(&self) -> &serde_json::Value {
-        &self.configz
+    fn configz(&self) -> std::borrow::Cow<'_, serde_json::Value> {
+        std::borrow::Cow::Borrowed(&self.configz)
     }
 }
 

@@ -271,3 +271,98 @@ fn certs_probe_and_config_check() {
     assert_eq!(out.status.code(), Some(1));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `mpic config check --at DATE`: the rules of another day, the next change, and whether the
+/// configuration survives it (README "The dated rules").
+#[test]
+fn config_check_at_a_date_shows_the_rules_and_the_next_change() {
+    let dir = std::env::temp_dir().join(format!("mpic-cli-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../coordinator/examples/coordinator.yaml"
+    ))
+    .unwrap();
+    // The example with one line changed, written as `name`.
+    let variant = |name: &str, from: &str, to: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, example.replace(from, to)).unwrap();
+        path
+    };
+    let four = variant(
+        "four.yaml",
+        "default_perspective_count: 6",
+        "default_perspective_count: 4",
+    );
+    let check = |at: &str, file: &Path| {
+        let out = mpic()
+            .args(["config", "check", "--at", at, file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // Valid on 2026-12-04, refused from 2026-12-15: the check says so in advance.
+    let (code, stdout, stderr) = check("2026-12-04", &four);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with(&format!(
+            "{}: a valid coordinator configuration on 2026-12-04\n",
+            four.display()
+        )),
+        "{stdout}"
+    );
+    for line in [
+        "  rules in force on 2026-12-04 (policy: enforce):",
+        "    since 2026-03-15: ip-address retired (BR 3.2.2.4.8); requests for it are refused (400 retired-validation-method)",
+        "    since 2026-06-15: at least 4 remote perspectives per cohort (BR 3.2.2.9); your default cohort of 4 meets it",
+        "  next change on 2026-12-15 (in 11 days):",
+        "    the minimum becomes 5 remote perspectives per cohort (BR 3.2.2.9); your default cohort of 4 will be refused: the coordinator will not start with it (raise default_perspective_count)",
+        "  this configuration will be refused from 2026-12-15",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in\n{stdout}");
+    }
+    let (code, stdout, stderr) = check("2026-12-15", &four);
+    assert_eq!(code, Some(2), "{stdout}");
+    assert!(
+        stderr.contains("default_perspective_count: 4 is below the BR 3.2.2.9 minimum of 5 remote perspectives in force on 2026-12-15"),
+        "{stderr}"
+    );
+
+    // The example (six perspectives) on the day three methods retire: it still works after
+    // the next change, whose retirements will refuse requests.
+    let six = dir.join("six.yaml");
+    std::fs::write(&six, &example).unwrap();
+    let (code, stdout, stderr) = check("2027-03-15", &six);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for line in [
+        "    since 2027-03-15: contact-phone-txt retired (BR 3.2.2.4.16); requests for it are refused (400 retired-validation-method)",
+        "    since 2027-03-15: reverse-address-lookup retired (BR 3.2.2.5.3); requests for it are refused (400 retired-validation-method)",
+        "  next change on 2028-03-15 (in 366 days):",
+        "    contact-email-caa retired (BR 3.2.2.4.13); requests for it will be refused (400 retired-validation-method)",
+        "  this configuration still works after 2028-03-15",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in\n{stdout}");
+    }
+    // An exception changes what the retirement does to this configuration.
+    let excepted = variant(
+        "excepted.yaml",
+        "allow_retired_methods: []",
+        "allow_retired_methods: [contact-email-caa]",
+    );
+    let (code, stdout, _) = check("2027-03-15", &excepted);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("contact-email-caa retired (BR 3.2.2.4.13); requests for it will be served, with a warning: rules.allow_retired_methods lists it"),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = check("2027-02-29", &six);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("YYYY-MM-DD"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,8 @@
 //! The dated BR rules through `POST /mpic`, `/configz` and `/metrics`, on coordinators whose
 //! clock the tests set: each retired method refused under `policy: enforce` from its day and
 //! served the day before, served with a warning under `warn` or an exception, served silently
-//! under `off`; the minimum of perspectives from its day.
+//! under `off`; the minimum of perspectives from its day; the next change as the operator
+//! sees it.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -104,6 +105,11 @@ async fn fleet_with(policy: PolicyMode, allow: Vec<ValidationMethod>) -> (Fleet,
 
 async fn metrics(f: &Fleet) -> std::collections::BTreeMap<String, f64> {
     parse_metrics(&get_text(&f.client, &format!("{}/metrics", f.ops)).await)
+}
+
+async fn configz_rules(f: &Fleet) -> Value {
+    let text = get_text(&f.client, &format!("{}/configz", f.ops)).await;
+    serde_json::from_str::<Value>(&text).unwrap()["rules"].clone()
 }
 
 #[tokio::test]
@@ -235,4 +241,63 @@ async fn an_exception_serves_its_method_with_a_warning_and_only_it() {
     );
     let (status, body) = f.post(all[1].request.clone()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn configz_and_metrics_show_the_rules_in_force_and_the_next_change() {
+    let dns = dns().await;
+    let mut spec = FleetSpec::new(all_real(6), dns.addr());
+    spec.default_perspective_count = 4;
+    let f = fleet(spec).await;
+    // The rules watch sets the gauge when it starts.
+    let mut days = None;
+    for _ in 0..100 {
+        days = metrics(&f)
+            .await
+            .get("mpic_rules_next_change_days")
+            .copied();
+        if days == Some(11.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(days, Some(11.0), "2026-12-04 to 2026-12-15");
+
+    let rules = &configz_rules(&f).await;
+    assert_eq!(rules["date"], "2026-12-04");
+    assert_eq!(rules["policy"], "enforce");
+    assert_eq!(rules["next_change"]["date"], "2026-12-15");
+    assert_eq!(rules["next_change"]["days_away"], 11);
+    assert_eq!(rules["next_change"]["configuration_still_valid"], false);
+    let change = &rules["next_change"]["rules"][0];
+    assert_eq!(change["rule"], "minimum-perspectives");
+    assert!(
+        change["for_this_configuration"]
+            .as_str()
+            .unwrap()
+            .contains("your default cohort of 4 will be refused"),
+        "{change}"
+    );
+    let in_force: Vec<&str> = rules["in_force"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["br_section"].as_str().unwrap())
+        .collect();
+    assert_eq!(in_force, ["3.2.2.4.8", "3.2.2.9"]);
+
+    // A running coordinator follows the day: its default cohort is below the new minimum.
+    f.clock.set(day("2026-12-15"));
+    let rules = configz_rules(&f).await;
+    assert_eq!(rules["date"], "2026-12-15");
+    assert_eq!(rules["next_change"]["date"], "2027-03-15");
+    let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["validation_issues"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4 (the configured default) is below"),
+        "{body}"
+    );
 }
