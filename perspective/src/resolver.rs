@@ -6,6 +6,11 @@
 //! asked for with the AD bit in the query per RFC 6840 5.7), Extended DNS Errors (RFC 8914),
 //! the records and the CNAME chain. No cache lives here: each perspective's only cache is its
 //! own Unbound (requirements.md, "no two perspectives may share a resolver or a DNS cache").
+//!
+//! A lookup's steps that touch no socket are public functions, in the order a lookup runs
+//! them: [`fqdn`], [`query_message`], [`answer_to`] (is this datagram the answer?),
+//! [`interpret`] (the records at the end of the CNAME chain, the EDEs) and [`classify`]
+//! (answer or failure). The fuzz targets (`fuzz/`) feed them raw datagrams.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,6 +27,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tracing::Instrument as _;
 
 mod udp;
+
+pub use udp::answer_to;
 
 /// A resolver client bound to one resolver address.
 #[derive(Clone)]
@@ -326,13 +333,7 @@ impl DnsClient {
     /// are answers (possibly without records: a name or type that does not exist is a normal
     /// result, not an outage); no answer at all or any other rcode is a [`LookupFailure`].
     pub async fn lookup(&self, name: &str, rtype: RecordType) -> Result<DnsAnswer, LookupFailure> {
-        match self.query(name, rtype).await {
-            Err(e) => Err(LookupFailure::no_answer(name, rtype, &e)),
-            Ok(answer) => match answer.rcode {
-                ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer),
-                _ => Err(LookupFailure::bad_rcode(name, rtype, answer)),
-            },
-        }
+        classify(name, rtype, self.query(name, rtype).await)
     }
 
     async fn exchange_udp(
@@ -396,10 +397,30 @@ impl DnsClient {
     }
 }
 
+/// How every check reads the result of [`DnsClient::query`] for `name`/`rtype`: NOERROR and
+/// NXDOMAIN are answers, anything else a [`LookupFailure`] (see [`DnsClient::lookup`]).
+#[allow(
+    clippy::result_large_err,
+    reason = "the result `lookup` returns, which every check takes by value"
+)]
+pub fn classify(
+    name: &str,
+    rtype: RecordType,
+    result: Result<DnsAnswer, DnsError>,
+) -> Result<DnsAnswer, LookupFailure> {
+    match result {
+        Err(e) => Err(LookupFailure::no_answer(name, rtype, &e)),
+        Ok(answer) => match answer.rcode {
+            ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer),
+            _ => Err(LookupFailure::bad_rcode(name, rtype, answer)),
+        },
+    }
+}
+
 /// The query for `fqdn`/`rtype`: a random ID, recursion desired, AD set (RFC 6840 5.7: that
 /// asks for AD in the answer without DO, so the resolver reports validation while the answer
 /// stays free of RRSIGs), EDNS with our payload size.
-fn query_message(fqdn: &Name, rtype: RecordType) -> Message {
+pub fn query_message(fqdn: &Name, rtype: RecordType) -> Message {
     let mut message = Message::query();
     message.add_query(Query::query(fqdn.clone(), rtype));
     message.metadata.recursion_desired = true;
@@ -411,7 +432,7 @@ fn query_message(fqdn: &Name, rtype: RecordType) -> Message {
 }
 
 /// `name` as an absolute DNS name.
-fn fqdn(name: &str) -> Result<Name, DnsError> {
+pub fn fqdn(name: &str) -> Result<Name, DnsError> {
     let absolute = if name.ends_with('.') {
         name.to_owned()
     } else {
@@ -425,7 +446,7 @@ fn fqdn(name: &str) -> Result<Name, DnsError> {
 
 /// Reads the parts of an answer the checks use: follows the CNAME chain from the queried name
 /// through the answer section and keeps the records of `rtype` at its end.
-fn interpret(name: &str, fqdn: &Name, rtype: RecordType, message: Message) -> DnsAnswer {
+pub fn interpret(name: &str, fqdn: &Name, rtype: RecordType, message: Message) -> DnsAnswer {
     let mut current = fqdn.clone();
     let mut cname_chain = Vec::new();
     for _ in 0..MAX_CNAME_CHAIN {

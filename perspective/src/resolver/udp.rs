@@ -151,7 +151,7 @@ impl Drop for Lease<'_> {
 }
 
 /// `datagram` parsed, when it answers `query`: same ID, a response, the same question.
-fn answer_to(query: &Message, datagram: &[u8]) -> Option<Message> {
+pub fn answer_to(query: &Message, datagram: &[u8]) -> Option<Message> {
     // The ID first, before parsing anything (cheap, and most strays fail here).
     let id = u16::from_be_bytes(*datagram.first_chunk::<2>()?);
     if id != query.metadata.id {
