@@ -366,43 +366,70 @@ async fn follow(
             } => return Ok((status, body, truncated)),
             Answer::Redirect { status, location } => (status, location),
         };
-        let echo = location
-            .as_deref()
-            .map(|l| bytes_for_echo(l, MAX_LOCATION_ECHO_BYTES));
-        let refuse = |reason| {
-            Failure::Redirect(RedirectRefusal {
-                status,
-                location: echo.clone(),
-                reason,
-            })
-        };
-        if let Some(l) = &echo {
+        if let Some(l) = &location {
             progress.trail.history.push(RedirectResponse {
                 status_code: status,
-                url: l.clone(),
+                url: bytes_for_echo(l, MAX_LOCATION_ECHO_BYTES),
             });
         }
-        if !FOLLOWED_REDIRECTS.contains(&status) {
-            return Err(refuse(RedirectReason::StatusNotFollowed));
-        }
-        let Some(location) = location else {
-            return Err(refuse(RedirectReason::MissingLocation));
+        let redirect = Redirect {
+            status,
+            location: location.as_deref(),
+            followed: progress.trail.history.len(),
         };
-        if progress.trail.history.len() > MAX_REDIRECTS {
-            return Err(refuse(RedirectReason::TooMany { max: MAX_REDIRECTS }));
-        }
-        let next = std::str::from_utf8(&location)
-            .ok()
-            .and_then(|l| url.join(l.trim()).ok())
-            .ok_or_else(|| refuse(RedirectReason::InvalidLocation))?;
-        hop_target(&next, &web.ports).map_err(refuse)?;
-        let key = without_fragment(&next);
-        if visited.contains(&key) {
-            return Err(refuse(RedirectReason::Loop));
-        }
-        visited.push(key);
-        url = next;
+        url = next_hop(&url, &redirect, &visited, &web.ports).map_err(Failure::Redirect)?;
+        visited.push(without_fragment(&url));
     }
+}
+
+/// One redirect answer, as [`next_hop`] judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redirect<'a> {
+    /// The 3xx status (304 never gets here).
+    pub status: u16,
+    /// The `Location` value as sent, if there was one.
+    pub location: Option<&'a [u8]>,
+    /// Redirects of this fetch so far, this one included.
+    pub followed: usize,
+}
+
+/// The redirect policy (requirements.md "HTTP methods") for a redirect answered to a request
+/// for `current`: the URL to request next, or why the redirect is refused. Only 301, 302, 307
+/// and 308 are followed, at most [`MAX_REDIRECTS`] of them; the `Location` is resolved against
+/// `current` (RFC 9110 section 10.2.2) and must name an http or https URL on an allowed port
+/// ([`Ports`]) with a valid host, not yet in `visited` (the URLs requested so far, without
+/// fragments). No I/O: the fetch loop calls it for every redirect.
+pub fn next_hop(
+    current: &Url,
+    redirect: &Redirect<'_>,
+    visited: &[String],
+    ports: &Ports,
+) -> Result<Url, RedirectRefusal> {
+    let refuse = |reason| RedirectRefusal {
+        status: redirect.status,
+        location: redirect
+            .location
+            .map(|l| bytes_for_echo(l, MAX_LOCATION_ECHO_BYTES)),
+        reason,
+    };
+    if !FOLLOWED_REDIRECTS.contains(&redirect.status) {
+        return Err(refuse(RedirectReason::StatusNotFollowed));
+    }
+    let Some(location) = redirect.location else {
+        return Err(refuse(RedirectReason::MissingLocation));
+    };
+    if redirect.followed > MAX_REDIRECTS {
+        return Err(refuse(RedirectReason::TooMany { max: MAX_REDIRECTS }));
+    }
+    let next = std::str::from_utf8(location)
+        .ok()
+        .and_then(|l| current.join(l.trim()).ok())
+        .ok_or_else(|| refuse(RedirectReason::InvalidLocation))?;
+    hop_target(&next, ports).map_err(refuse)?;
+    if visited.contains(&without_fragment(&next)) {
+        return Err(refuse(RedirectReason::Loop));
+    }
+    Ok(next)
 }
 
 /// Where one hop goes.
