@@ -25,7 +25,7 @@ use mpic_common::outcome::{CertificateRule, Outcome, Problem, ProblemKind};
 use mpic_common::target::{Target, reverse_name};
 use mpic_common::text::{bytes_for_echo, truncate_for_echo};
 use rustls::pki_types::{CertificateDer, ServerName};
-use x509_parser::extensions::GeneralName;
+use x509_parser::extensions::{GeneralName, X509Extension};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use super::DcvContext;
@@ -351,7 +351,7 @@ pub fn evaluate(
         violations.push(Violation::NonCriticalAcmeIdentifier);
     }
     match acme.value {
-        [0x04, 0x20, rest @ ..] if rest.len() == 32 => {
+        [0x04, 0x20, rest @ ..] if rest.len() == 32 && der_encoded(der.as_ref(), acme) => {
             if rest != digest {
                 violations.push(Violation::DigestMismatch);
             }
@@ -359,6 +359,41 @@ pub fn evaluate(
         _ => violations.push(Violation::MalformedAcmeIdentifier),
     }
     (common_name, violations)
+}
+
+/// Whether the acmeIdentifier extension `acme`, whose value x509-parser read from `der`, is
+/// DER as RFC 5280 section 4.1 requires: `SEQUENCE { OBJECT IDENTIFIER id-pe-acmeIdentifier,
+/// [BOOLEAN TRUE,] OCTET STRING value }`, the boolean present only when critical and encoded
+/// as 0xff. x509-parser reads an OBJECT IDENTIFIER whatever its tag class (an `[APPLICATION
+/// 6]` reads as an OID) and a boolean from any non-zero byte, so the header bytes in front of
+/// the value are compared with the one DER encoding. Holds for a value shorter than 128 bytes
+/// (the caller's is 34).
+fn der_encoded(der: &[u8], acme: &X509Extension<'_>) -> bool {
+    const OID: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1f];
+    let critical: &[u8] = if acme.critical {
+        &[0x01, 0x01, 0xff]
+    } else {
+        &[]
+    };
+    let (Ok(value_len), Ok(body_len)) = (
+        u8::try_from(acme.value.len()),
+        u8::try_from(OID.len() + critical.len() + 2 + acme.value.len()),
+    ) else {
+        return false;
+    };
+    if body_len >= 0x80 {
+        return false;
+    }
+    let mut header = vec![0x30, body_len];
+    header.extend_from_slice(&OID);
+    header.extend_from_slice(critical);
+    header.extend_from_slice(&[0x04, value_len]);
+    // The value is a slice of `der`: its offset there ends the header.
+    let start = acme.value.as_ptr().addr().wrapping_sub(der.as_ptr().addr());
+    start
+        .checked_sub(header.len())
+        .and_then(|from| der.get(from..start))
+        == Some(header.as_slice())
 }
 
 fn san_violation(name: &GeneralName<'_>, expected: &Expected) -> Option<Violation> {
@@ -422,8 +457,66 @@ fn response(outcome: Outcome, common_name: Option<String>, ip: Option<IpAddr>) -
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
+    use mpic_tests::web::{ChallengeCert, key_authorization_digest};
+
+    /// Found by the `tls_alpn` fuzz target: x509-parser reads an extension whose OBJECT
+    /// IDENTIFIER carries another tag class, or whose critical flag is a BER boolean, as the
+    /// acmeIdentifier extension; such a certificate is not DER and must not pass.
+    #[test]
+    fn acme_identifier_must_be_der() {
+        const OID_AND_CRITICAL: [u8; 13] = [
+            0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1f, 0x01, 0x01, 0xff,
+        ];
+        struct Case {
+            name: &'static str,
+            /// (offset in OID_AND_CRITICAL, new byte)
+            edit: Option<(usize, u8)>,
+            want: Vec<Violation>,
+        }
+        let cases = [
+            Case {
+                name: "DER",
+                edit: None,
+                want: vec![],
+            },
+            Case {
+                name: "OID tagged [APPLICATION 6]",
+                edit: Some((0, 0x46)),
+                want: vec![Violation::MalformedAcmeIdentifier],
+            },
+            Case {
+                name: "OID tagged [6] context-specific",
+                edit: Some((0, 0x86)),
+                want: vec![Violation::MalformedAcmeIdentifier],
+            },
+            Case {
+                name: "critical as BER TRUE 0x01",
+                edit: Some((12, 0x01)),
+                want: vec![Violation::MalformedAcmeIdentifier],
+            },
+        ];
+        let digest = key_authorization_digest("token.thumbprint");
+        let key = ChallengeCert::valid("acme.example", "token.thumbprint")
+            .certified_key()
+            .unwrap();
+        let der = key.cert[0].to_vec();
+        let at = der
+            .windows(OID_AND_CRITICAL.len())
+            .position(|w| w == OID_AND_CRITICAL)
+            .unwrap();
+        let expected = Expected::Dns("acme.example".to_owned());
+        for c in cases {
+            let mut der = der.clone();
+            if let Some((offset, byte)) = c.edit {
+                der[at + offset] = byte;
+            }
+            let (_, got) = evaluate(&CertificateDer::from(der), &expected, &digest);
+            assert_eq!(got, c.want, "{}", c.name);
+        }
+    }
 
     #[test]
     fn error_types_have_the_api_form() {
