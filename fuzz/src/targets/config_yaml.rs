@@ -95,9 +95,15 @@ fn names_field(error: &ConfigError) {
 /// place in the text (`line N column M`, or `position N` for a byte the YAML reader refuses).
 /// The YAML library leaves out the place `line 1 column 1`; so an error that names neither
 /// must be at the start of the text, and must name its place once the text is moved down a
-/// line.
+/// line. The library's errors about the text as a whole have no place: more than one
+/// document, too many alias expansions, nothing but comments.
 fn names_place<T: DeserializeOwned>(text: &str, error: &ConfigError) {
-    if has_place(&error.0) {
+    const WHOLE_TEXT: [&str; 3] = [
+        "more than one document",
+        "repetition limit exceeded",
+        "EOF while parsing",
+    ];
+    if has_place(&error.0) || WHOLE_TEXT.iter().any(|w| error.0.contains(w)) {
         return;
     }
     match parse_yaml::<T>(&format!("\n{text}")) {
