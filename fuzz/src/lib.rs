@@ -26,7 +26,7 @@ pub struct Target {
     pub run: fn(&[u8]),
     /// Fragments the smoke run's mutations insert (tokens of the grammar under test).
     pub dictionary: &'static [&'static [u8]],
-    /// Mutations of the short run in `cargo test`: about a second of a debug build each.
+    /// Mutations of the short run in `cargo test`: about 1.5 s of one core in a debug build.
     pub smoke_iterations: u64,
 }
 
@@ -36,55 +36,55 @@ pub const TARGETS: &[Target] = &[
         name: "request_json",
         run: targets::request_json::run,
         dictionary: targets::request_json::DICTIONARY,
-        smoke_iterations: 20_000,
+        smoke_iterations: 75_000,
     },
     Target {
         name: "target_name",
         run: targets::target_name::run,
         dictionary: targets::target_name::DICTIONARY,
-        smoke_iterations: 20_000,
+        smoke_iterations: 150_000,
     },
     Target {
         name: "caa_value",
         run: targets::caa_value::run,
         dictionary: targets::caa_value::DICTIONARY,
-        smoke_iterations: 20_000,
+        smoke_iterations: 300_000,
     },
     Target {
         name: "caa_policy",
         run: targets::caa_policy::run,
         dictionary: targets::caa_value::DICTIONARY,
-        smoke_iterations: 20_000,
+        smoke_iterations: 300_000,
     },
     Target {
         name: "dns_persistent",
         run: targets::dns_persistent::run,
         dictionary: targets::dns_persistent::DICTIONARY,
-        smoke_iterations: 20_000,
+        smoke_iterations: 150_000,
     },
     Target {
         name: "dns_answer",
         run: targets::dns_answer::run,
         dictionary: targets::dns_answer::DICTIONARY,
-        smoke_iterations: 20_000,
+        smoke_iterations: 100_000,
     },
     Target {
         name: "redirect",
         run: targets::redirect::run,
         dictionary: targets::redirect::DICTIONARY,
-        smoke_iterations: 20_000,
+        smoke_iterations: 150_000,
     },
     Target {
         name: "tls_alpn",
         run: targets::tls_alpn::run,
         dictionary: targets::tls_alpn::DICTIONARY,
-        smoke_iterations: 20_000,
+        smoke_iterations: 60_000,
     },
     Target {
         name: "config_yaml",
         run: targets::config_yaml::run,
         dictionary: targets::config_yaml::DICTIONARY,
-        smoke_iterations: 5_000,
+        smoke_iterations: 10_000,
     },
 ];
 
