@@ -166,7 +166,11 @@ fn authorises(record: &CaaRecord, request: &CaaRequest<'_>) -> bool {
             issuer_value::parse_method_list(list),
             request.validation_method,
         ) {
-            (Some(methods), Some(m)) => methods.iter().any(|x| x.eq_ignore_ascii_case(m)),
+            // Labels compare as written (BR 4.2.2.1.2), or grant the other label of one
+            // mechanism (`ca-tbr-19` and `http-01`).
+            (Some(methods), Some(m)) => methods
+                .iter()
+                .any(|x| mpic_common::method_labels::grants(x, m)),
             _ => false,
         },
         _ => false,

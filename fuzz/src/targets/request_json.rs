@@ -12,8 +12,9 @@ use mpic_common::api::{
 use mpic_common::strict_json;
 use mpic_common::target::Target;
 use mpic_common::validate::{self, CaaParams, issue};
-use mpic_coordinator::policy::PolicyMode;
+use mpic_coordinator::policy::{Policy, PolicyMode};
 use mpic_coordinator::quorum::Bounds;
+use mpic_coordinator::rules;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -65,8 +66,6 @@ const BOUNDS: Bounds = Bounds {
     catalogue_size: 7,
     default_perspective_count: 6,
     max_attempts: 3,
-    br_minimum: 5,
-    policy: PolicyMode::Enforce,
 };
 
 /// The target.
@@ -124,7 +123,13 @@ where
 
 fn coordinator(request: MpicRequest) {
     let text = request.domain_or_ip_target.clone();
-    match mpic_coordinator::service::validate_request(request, &BOUNDS) {
+    // The rules as on a fixed day (the fuzz run must not change with the calendar).
+    let policy = Policy {
+        mode: PolicyMode::Enforce,
+        allow_retired_methods: Vec::new(),
+    };
+    let in_force = rules::in_force(rules::Date::from_ymd(2026, 12, 4));
+    match mpic_coordinator::service::validate_request(request, &BOUNDS, &policy, &in_force) {
         Ok(valid) => {
             assert_eq!(Target::parse(&text).as_ref(), Ok(&valid.target));
             assert_eq!(Target::parse(&valid.target.to_string()), Ok(valid.target));

@@ -122,9 +122,10 @@ pub fn parse(value: &[u8]) -> Result<IssuerValue, IssuerValueError> {
     }
 }
 
-/// RFC 8657 section 4: `validationmethods` value `[*(label ",") label]`.
+/// RFC 8657 section 4: `validationmethods` value `[*(label ",") label]`, the labels as
+/// written (they are compared exactly, BR 4.2.2.1.2).
 pub fn parse_method_list(value: &str) -> Option<Vec<String>> {
-    let labels: Vec<String> = value.split(',').map(str::to_ascii_lowercase).collect();
+    let labels: Vec<String> = value.split(',').map(str::to_owned).collect();
     labels
         .iter()
         .all(|l| is_label(l.as_bytes()))
@@ -226,7 +227,8 @@ mod tests {
         assert_eq!(parse_method_list("dns-01"), Some(vec!["dns-01".to_owned()]));
         assert_eq!(
             parse_method_list("dns-01,HTTP-01"),
-            Some(vec!["dns-01".to_owned(), "http-01".to_owned()])
+            Some(vec!["dns-01".to_owned(), "HTTP-01".to_owned()]),
+            "kept as written: labels are compared exactly"
         );
         for bad in ["", "dns-01,", ",dns-01", "dns 01", "dns-01;http-01", "-x"] {
             assert_eq!(parse_method_list(bad), None, "{bad:?}");

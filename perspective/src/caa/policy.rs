@@ -208,8 +208,8 @@ fn parameters_met(value: &IssuerValue, request: &CaaRequest<'_>) -> Option<CaaRe
         ) {
             (None, _) => Some(CaaReason::UnsatisfiableParameters),
             (Some(_), None) => Some(CaaReason::ValidationMethodNotGiven),
-            // The list's grammar is checked above; the labels are compared as written.
-            (Some(_), Some(m)) if list.split(',').any(|label| grants(label, m)) => None,
+            // The labels are compared as written.
+            (Some(labels), Some(m)) if labels.iter().any(|label| grants(label, m)) => None,
             (Some(_), Some(_)) => Some(CaaReason::ValidationMethodMismatch),
         },
         // RFC 8657 4: more than one validationmethods makes the property unsatisfiable.
