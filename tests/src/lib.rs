@@ -8,9 +8,16 @@
 //! - [`web`]: HTTP, HTTPS and TLS-ALPN servers for the HTTP and TLS-ALPN methods (routes,
 //!   redirects, misbehaviour on purpose, rcgen challenge certificates), and
 //!   `pebble-challtestsrv` driven through its management API.
+//! - [`tls_probe`]: one request over a fresh TLS connection, saying which certificate the
+//!   server presented.
+//! - [`volume`]: a directory updated as Kubernetes updates a mounted Secret (a `..data`
+//!   symlink swapped atomically), for the reload tests.
 
 pub mod dns;
 pub mod fixtures;
 pub mod hostile;
 pub mod process;
+pub mod temp;
+pub mod tls_probe;
+pub mod volume;
 pub mod web;

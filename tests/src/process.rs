@@ -67,6 +67,23 @@ impl Server {
     }
 }
 
+/// Polls the `/metrics` at `url` (plain HTTP) until the series `series` (name and labels as
+/// rendered) reads `value`, at most 10 s; returns the whole text, or panics with it.
+pub async fn wait_for_metric(url: &str, series: &str, value: u64) -> String {
+    let want = format!("{series} {value}\n");
+    let mut text = String::new();
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(url).await {
+            text = r.text().await.unwrap_or_default();
+            if text.contains(&want) {
+                return text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url}: {want} never appeared:\n{text}");
+}
+
 /// A binary of this workspace, built by `cargo test --workspace` next to the test binaries
 /// (`target/<profile>/<name>`).
 pub fn workspace_bin(name: &str) -> PathBuf {

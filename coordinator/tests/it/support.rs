@@ -2,7 +2,7 @@
 //! faulty stand-ins, mutual TLS from freshly generated certificates, and a coordinator.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use axum::Router;
@@ -119,24 +119,7 @@ pub struct Fleet {
     _dir: TempDir,
 }
 
-/// A temporary directory removed on drop.
-pub struct TempDir(pub PathBuf);
-impl TempDir {
-    pub fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "mpic-it-{}-{}",
-            std::process::id(),
-            mpic_coordinator::now_ns()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use mpic_tests::temp::TempDir;
 
 /// Options of a fleet.
 pub struct FleetSpec {
