@@ -50,7 +50,26 @@ impl DevPki {
     /// server certificate whose subjectAltNames are `names` (DNS names or IP literals) and
     /// the URI `urn:mpic:perspective:<code>` that names the perspective.
     pub fn generate(perspectives: &[(String, Vec<String>)]) -> Result<DevPki, rcgen::Error> {
+        DevPki::generate_with(perspectives, None)
+    }
+
+    /// [`DevPki::generate`] with every certificate valid until 1 January of `year` (tests of
+    /// expiry and rotation; otherwise rcgen's default, the year 4096).
+    pub fn generate_until(
+        perspectives: &[(String, Vec<String>)],
+        year: i32,
+    ) -> Result<DevPki, rcgen::Error> {
+        DevPki::generate_with(perspectives, Some(year))
+    }
+
+    fn generate_with(
+        perspectives: &[(String, Vec<String>)],
+        until: Option<i32>,
+    ) -> Result<DevPki, rcgen::Error> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        if let Some(year) = until {
+            ca_params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        }
         ca_params
             .distinguished_name
             .push(DnType::CommonName, "MPIC development CA");
@@ -63,6 +82,7 @@ impl DevPki {
             "mpic-coordinator",
             &["mpic-coordinator".to_owned()],
             ExtendedKeyUsagePurpose::ClientAuth,
+            until,
         )?;
         let perspectives = perspectives
             .iter()
@@ -71,8 +91,14 @@ impl DevPki {
                 // checks (crate::tls::perspective_uri).
                 let mut names = names.clone();
                 names.push(crate::tls::perspective_uri(code));
-                leaf(&ca, code, &names, ExtendedKeyUsagePurpose::ServerAuth)
-                    .map(|c| (code.clone(), c))
+                leaf(
+                    &ca,
+                    code,
+                    &names,
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    until,
+                )
+                .map(|c| (code.clone(), c))
             })
             .collect::<Result<_, _>>()?;
         Ok(DevPki {
@@ -109,8 +135,12 @@ fn leaf(
     common_name: &str,
     names: &[String],
     usage: ExtendedKeyUsagePurpose,
+    until: Option<i32>,
 ) -> Result<CertAndKey, rcgen::Error> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
+    if let Some(year) = until {
+        params.not_after = rcgen::date_time_ymd(year, 1, 1);
+    }
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);

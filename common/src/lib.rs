@@ -11,6 +11,7 @@ pub mod method_labels;
 pub mod metrics;
 pub mod operations;
 pub mod outcome;
+pub mod reload;
 pub mod serve;
 pub mod service_main;
 pub mod strict_json;
