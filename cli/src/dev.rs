@@ -158,6 +158,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 danger_tls_alpn_port: args.danger_tls_alpn_port,
                 ..WebConfig::default()
             },
+            reload: Default::default(),
             danger_plain_http: false,
         };
         let perspective = Perspective::bind(&config)

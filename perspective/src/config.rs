@@ -42,6 +42,9 @@ pub struct PerspectiveConfig {
     /// Mutual TLS; required unless `danger_plain_http` is set.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// How often the TLS files are read for a change (`mpic_common::reload`).
+    #[serde(default)]
+    pub reload: mpic_common::reload::ReloadSettings,
     /// Serve plain HTTP without client authentication. For tests only: anyone who can reach
     /// the port can then run checks. Logged at warn when on.
     #[serde(default)]
@@ -396,6 +399,7 @@ mod tests {
                 ),
             ),
             ("web", format!("{MINIMAL}web: {{colour: red}}\n")),
+            ("reload", format!("{MINIMAL}reload: {{colour: red}}\n")),
             (
                 "web beside danger keys",
                 format!(

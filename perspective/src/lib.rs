@@ -13,6 +13,7 @@ pub mod service;
 
 use std::sync::Arc;
 
+use mpic_common::reload::Reloader;
 use mpic_common::serve::{ConnectionLimits, Exposure, Listeners, Shutdown};
 
 pub use mpic_common::api::now_ns;
@@ -25,6 +26,7 @@ pub struct Perspective {
     listeners: Listeners,
     state: Arc<service::AppState>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    reloader: Reloader,
     connections: ConnectionLimits,
 }
 
@@ -33,8 +35,12 @@ impl Perspective {
     /// anything is served.
     pub async fn bind(config: &config::PerspectiveConfig) -> anyhow::Result<Perspective> {
         config.validate()?;
+        let state = Arc::new(service::AppState::new(config));
+        let mut reloader = Reloader::new(&config.reload, state.metrics().reload.clone());
         let tls = match &config.tls {
-            Some(t) => Some(mpic_common::tls::mutual_server_config(
+            Some(t) => Some(mpic_common::reload::tls::mutual_server_config(
+                &mut reloader,
+                "tls",
                 &t.certificate,
                 &t.private_key,
                 &t.client_ca,
@@ -51,8 +57,9 @@ impl Perspective {
             code: config.perspective.code.clone(),
             resolver: config.resolver.address,
             listeners,
-            state: Arc::new(service::AppState::new(config)),
+            state,
             tls,
+            reloader,
             connections: config.connections,
         })
     }
@@ -67,13 +74,15 @@ impl Perspective {
         self.listeners.ops_addr()
     }
 
-    /// Serves until `shutdown` completes, then drains.
+    /// Serves until `shutdown` completes, then drains; meanwhile the TLS files are watched.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let metrics = self.state.metrics().connections.clone();
-        self.listeners
+        let reloading = tokio::spawn(self.reloader.run());
+        let served = self
+            .listeners
             .serve(
                 (
                     service::router(self.state.clone()),
@@ -85,7 +94,9 @@ impl Perspective {
                 &metrics,
                 Shutdown::new(shutdown),
             )
-            .await
+            .await;
+        reloading.abort();
+        served
     }
 }
 

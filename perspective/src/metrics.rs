@@ -65,6 +65,9 @@ pub struct Metrics {
     pub resolver_probes: Family<ProbeLabels, Counter>,
     /// `mpic_connections_open`, `mpic_connections_closed_total`.
     pub connections: mpic_common::serve::ConnectionMetrics,
+    /// `mpic_tls_certificate_not_after_seconds`, `mpic_tls_reload_applied_total`,
+    /// `mpic_tls_reload_refused_total`.
+    pub reload: mpic_common::reload::ReloadMetrics,
     /// `mpic_checks_total`.
     pub checks: Family<CheckLabels, Counter>,
     /// `mpic_check_duration_seconds`.
@@ -140,11 +143,13 @@ impl Metrics {
             resolver_probes.clone(),
         );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
+        let reload = mpic_common::reload::ReloadMetrics::register(&mut registry);
         Metrics {
             registry,
             ready,
             resolver_probes,
             connections,
+            reload,
             checks,
             check_duration,
             dns_lookups,

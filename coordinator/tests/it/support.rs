@@ -230,6 +230,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                         client_ca: files.ca.clone(),
                     }),
                     web: mpic_perspective::config::WebConfig::default(),
+                    reload: Default::default(),
                     danger_plain_http: false,
                 };
                 let p = Perspective::bind(&config).await.unwrap();

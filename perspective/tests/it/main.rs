@@ -12,4 +12,5 @@ mod dcv_web;
 mod e2e;
 mod malformed;
 mod operations;
+mod reload;
 mod support;
