@@ -191,6 +191,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             env: Some("MPIC_HASH_SECRET".to_owned()),
             file: None,
         },
+        reload: Default::default(),
         default_perspective_count: args.perspectives.min(6),
         max_attempts: 3,
         timeouts: Timeouts::default(),

@@ -89,24 +89,6 @@ pub fn mutual_client_config(
     .config(None))
 }
 
-/// [`mutual_client_config`] towards the one perspective `code`: the server must also prove it
-/// is that perspective ([`crate::reload::tls::ClientTls::config`]).
-pub fn perspective_client_config(
-    cert: &Path,
-    key: &Path,
-    server_ca: &Path,
-    code: &str,
-) -> Result<ClientConfig, ConfigError> {
-    Ok(crate::reload::tls::ClientTls::load(
-        &mut Reloader::unwatched(),
-        "tls",
-        cert,
-        key,
-        server_ca,
-    )?
-    .config(Some(code)))
-}
-
 /// The URI subjectAltName that names a perspective in its certificate:
 /// `urn:mpic:perspective:<code>`.
 pub fn perspective_uri(code: &str) -> String {

@@ -9,6 +9,12 @@
 //! a call is one stream, driven by the call's own future; the connection is one task. A call
 //! that is dropped (straggler cancellation, deadlines) resets its stream with `RST_STREAM`;
 //! the connection stays up for the others.
+//!
+//! A connection is retired — no new call goes on it; it finishes the calls it carries, and
+//! closes once they are done — when the coordinator's own certificate, key or CA bundle has
+//! been swapped since it was dialled ([`Channel::retire_on`]), and after
+//! [`MAX_CONNECTION_AGE`] in any case, so that no connection lives on forever authenticated
+//! by material since replaced on either side.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -20,15 +26,21 @@ use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
 use http::{HeaderMap, Request, Uri};
 use mpic_common::api::CheckType;
+use mpic_common::reload::Generation;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// The connection is pinged this often, so a peer that vanished without closing it is noticed
 /// before the next request needs it.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// How long a ping may go unanswered before the connection is given up.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a connection is used for new calls: a perspective's rotated certificate (which
+/// the coordinator cannot see) is what its connections are authenticated by within this
+/// time, for one extra handshake an hour.
+pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3_600);
 /// How much of one reply a perspective may send before we read it (its stream window), and of
 /// all replies together (the connection window): the largest reply we accept, and a few.
 const STREAM_WINDOW: u32 = 1 << 20;
@@ -68,6 +80,10 @@ struct ConnectionHandle {
     /// Set when the connection's task ends, or when a call finds that the connection no
     /// longer opens streams (the peer said GOAWAY).
     closed: Arc<AtomicBool>,
+    /// The TLS material's generation when it was dialled.
+    generation: u64,
+    /// When it was dialled.
+    dialled: Instant,
 }
 
 /// The connection to one perspective.
@@ -75,6 +91,8 @@ pub struct Channel {
     host: String,
     port: u16,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// Moves when the TLS material is swapped ([`Channel::retire_on`]).
+    generation: Generation,
     connect_timeout: Duration,
     /// The open connection, if any.
     current: Mutex<Option<ConnectionHandle>>,
@@ -185,6 +203,7 @@ impl Channel {
             host,
             port,
             tls,
+            generation: Generation::default(),
             connect_timeout,
             current: Mutex::new(None),
             dialling: tokio::sync::Mutex::new(()),
@@ -192,6 +211,13 @@ impl Channel {
                 mpic_common::serve::MAX_CONCURRENT_STREAMS as usize,
             ),
         })
+    }
+
+    /// Retires the open connection once `generation` moves (the client's TLS material was
+    /// swapped): the next call dials with the new material.
+    pub fn retire_on(mut self, generation: Generation) -> Channel {
+        self.generation = generation;
+        self
     }
 
     /// The perspective's URL for a check of `check_type`: `…/caa` or `…/dcv` (api.md section 2).
@@ -293,22 +319,34 @@ impl Channel {
         Ok(connection)
     }
 
-    /// The open connection, unless it has closed (then forgotten, so the next call dials).
+    /// The open connection, unless it has closed or is retired (then forgotten, so the next
+    /// call dials; a retired connection closes once the calls it carries are done, when the
+    /// last handle to it is dropped).
     fn usable_connection(&self) -> Option<ConnectionHandle> {
         let mut current = self.current.lock().ok()?;
-        match current.as_ref() {
-            Some(connection) if !connection.closed.load(Ordering::Acquire) => {
-                Some(connection.clone())
-            }
-            Some(_) => {
-                *current = None;
-                None
-            }
-            None => None,
+        let connection = current.as_ref()?;
+        if connection.closed.load(Ordering::Acquire) {
+            *current = None;
+            return None;
         }
+        let retired = if connection.generation != self.generation.current() {
+            Some("the TLS certificate, key or CA bundle changed")
+        } else if connection.dialled.elapsed() >= MAX_CONNECTION_AGE {
+            Some("the connection reached its maximum age")
+        } else {
+            None
+        };
+        if let Some(why) = retired {
+            tracing::info!(perspective.host = %self.host, reason = why, "retiring the connection to a perspective: the next call dials a new one");
+            *current = None;
+            return None;
+        }
+        Some(connection.clone())
     }
 
     async fn dial(&self) -> Result<ConnectionHandle, CallError> {
+        // Read before the handshake: material swapped during it retires this connection.
+        let generation = self.generation.current();
         let tcp = match self.host.parse::<IpAddr>() {
             Ok(ip) => TcpStream::connect(SocketAddr::new(ip, self.port)).await,
             Err(_) => TcpStream::connect((self.host.as_str(), self.port)).await,
@@ -330,9 +368,9 @@ impl Channel {
                         "the perspective did not agree to HTTP/2 (ALPN h2)".to_owned(),
                     ));
                 }
-                handshake(stream, peer.clone()).await?
+                handshake(stream, peer.clone(), generation).await?
             }
-            None => handshake(tcp, peer.clone()).await?,
+            None => handshake(tcp, peer.clone(), generation).await?,
         };
         tracing::info!(perspective.address = %peer, "connected to a perspective");
         Ok(connection)
@@ -411,7 +449,7 @@ fn copy_of(request: &Request<()>) -> Request<()> {
 
 /// The HTTP/2 handshake on `io`; the connection then runs as its own task, pinged every
 /// [`KEEPALIVE_INTERVAL`], until it closes or a ping goes unanswered.
-async fn handshake<T>(io: T, peer: String) -> Result<ConnectionHandle, CallError>
+async fn handshake<T>(io: T, peer: String, generation: u64) -> Result<ConnectionHandle, CallError>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -461,7 +499,12 @@ where
         done.store(true, Ordering::Release);
         // Dropping the connection fails the streams still open on it.
     });
-    Ok(ConnectionHandle { sender, closed })
+    Ok(ConnectionHandle {
+        sender,
+        closed,
+        generation,
+        dialled: Instant::now(),
+    })
 }
 
 /// What the CA sees of an HTTP/2 error: what happened, never a stack of internals.

@@ -39,6 +39,10 @@ pub struct CoordinatorConfig {
     pub api_keys: SecretSource,
     /// Where the cohort hash secret comes from.
     pub hash_secret: SecretSource,
+    /// How often certificates, keys, CA bundles and secret files are read for a change
+    /// (`mpic_common::reload`).
+    #[serde(default)]
+    pub reload: mpic_common::reload::ReloadSettings,
     /// Cohort size when a request names none.
     #[serde(default = "default_perspective_count")]
     pub default_perspective_count: u32,

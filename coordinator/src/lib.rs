@@ -13,11 +13,14 @@ pub mod policy;
 pub mod quorum;
 pub mod readiness;
 pub mod rules;
+pub mod secrets;
 pub mod service;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use mpic_common::reload::Reloader;
+use mpic_common::reload::tls::ClientTls;
 use mpic_common::serve::{ConnectionLimits, ConnectionMetrics, Exposure, Listeners, Shutdown};
 
 use crate::config::{CoordinatorConfig, parse_api_keys};
@@ -45,18 +48,7 @@ impl Secrets {
     /// Reads the secrets the configuration points at.
     pub fn load(config: &CoordinatorConfig) -> Result<Secrets, mpic_common::config::ConfigError> {
         let api_keys = parse_api_keys(&config.api_keys.read("api_keys")?)?;
-        let hash_secret = config
-            .hash_secret
-            .read("hash_secret")?
-            .trim()
-            .as_bytes()
-            .to_vec();
-        if hash_secret.len() < 16 {
-            return Err(mpic_common::config::ConfigError::field(
-                "hash_secret",
-                "must be at least 16 bytes",
-            ));
-        }
+        let hash_secret = secrets::parse_hash_secret(&config.hash_secret.read("hash_secret")?)?;
         Ok(Secrets {
             api_keys,
             hash_secret,
@@ -64,16 +56,29 @@ impl Secrets {
     }
 }
 
-/// The mutual-TLS files towards the perspectives, or `None` with
-/// `danger_plain_http_perspectives` (said in the log). Each perspective gets a client of its
-/// own that accepts only its certificate (the orchestrator builds them).
-pub fn perspective_tls(config: &CoordinatorConfig) -> Option<config::PerspectiveTls> {
-    if config.perspective_tls.is_none() {
-        tracing::warn!(
-            "danger_plain_http_perspectives is on: perspective calls are neither encrypted nor authenticated"
-        );
+/// The mutual-TLS material towards the perspectives, loaded and watched by `reloader`, or
+/// `None` with `danger_plain_http_perspectives` (said in the log). Each perspective gets a
+/// client of its own that accepts only its certificate (the orchestrator builds them).
+pub fn perspective_tls(
+    config: &CoordinatorConfig,
+    reloader: &mut Reloader,
+) -> Result<Option<ClientTls>, mpic_common::config::ConfigError> {
+    match &config.perspective_tls {
+        Some(t) => ClientTls::load(
+            reloader,
+            "perspective_tls",
+            &t.certificate,
+            &t.private_key,
+            &t.ca,
+        )
+        .map(Some),
+        None => {
+            tracing::warn!(
+                "danger_plain_http_perspectives is on: perspective calls are neither encrypted nor authenticated"
+            );
+            Ok(None)
+        }
     }
-    config.perspective_tls.clone()
 }
 
 /// A coordinator bound to its ports.
@@ -83,13 +88,15 @@ pub struct Coordinator {
     perspective_count: usize,
     state: Arc<service::AppState>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    reloader: Reloader,
     connections: ConnectionLimits,
     connection_metrics: ConnectionMetrics,
 }
 
 impl Coordinator {
     /// Checks the configuration, builds the client and binds the listeners; the dated rules
-    /// follow the wall clock.
+    /// follow the wall clock. Certificates, keys, CA bundles and the secrets given by file are
+    /// watched from then on; secrets from the environment are `secrets` and fixed.
     pub async fn bind(config: &CoordinatorConfig, secrets: Secrets) -> anyhow::Result<Coordinator> {
         Coordinator::bind_with_clock(config, secrets, Arc::new(SystemClock)).await
     }
@@ -104,13 +111,22 @@ impl Coordinator {
         config.validate_at(clock.today())?;
         let policy = config.rules_policy();
         log_exceptions(&policy);
-        let tls = perspective_tls(config);
         let metrics = Arc::new(metrics::Metrics::new());
+        let mut reloader = Reloader::new(&config.reload, metrics.reload.clone());
+        let tls = perspective_tls(config, &mut reloader)?;
+        let hash_secret = match &config.hash_secret.file {
+            Some(path) => secrets::HashSecret::watched(&mut reloader, path)?,
+            None => secrets.hash_secret.into(),
+        };
+        let keys = match &config.api_keys.file {
+            Some(path) => auth::ApiKeys::watched(&mut reloader, path)?,
+            None => auth::ApiKeys::new(&secrets.api_keys),
+        };
         let orchestrator = orchestrate::Orchestrator::new(
             orchestrate::OrchestratorSettings {
                 perspectives: config.perspectives.clone(),
                 tls,
-                hash_secret: secrets.hash_secret,
+                hash_secret,
                 call_timeout: config.call_timeout(),
                 request_timeout: config.request_timeout(),
                 grace: config.grace(),
@@ -118,7 +134,10 @@ impl Coordinator {
             metrics.clone(),
         )?;
         let tls = match &config.api_tls {
-            Some(t) => Some(mpic_common::tls::server_config(
+            Some(t) => Some(mpic_common::reload::tls::server_config(
+                &mut reloader,
+                "api",
+                "api_tls",
                 &t.certificate,
                 &t.private_key,
             )?),
@@ -127,7 +146,7 @@ impl Coordinator {
         let connection_metrics = metrics.connections.clone();
         let state = Arc::new(service::AppState {
             orchestrator,
-            keys: auth::ApiKeys::new(&secrets.api_keys),
+            keys,
             bounds: quorum::Bounds {
                 catalogue_size: u32::try_from(config.perspectives.len()).unwrap_or(u32::MAX),
                 default_perspective_count: config.default_perspective_count,
@@ -155,6 +174,7 @@ impl Coordinator {
             perspective_count: config.perspectives.len(),
             state,
             tls,
+            reloader,
             connections: config.connections,
             connection_metrics,
         })
@@ -171,7 +191,8 @@ impl Coordinator {
     }
 
     /// Serves the API (and the operations listener) until `shutdown` completes, probing the
-    /// perspectives' health in the background meanwhile; then drains.
+    /// perspectives' health and watching the certificates, keys and secret files in the
+    /// background meanwhile; then drains.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -184,6 +205,7 @@ impl Coordinator {
                 .run(self.state.orchestrator.clone(), shutdown.clone().wait()),
         );
         let watching = tokio::spawn(watch_rules(self.state.clone(), shutdown.clone().wait()));
+        let reloading = tokio::spawn(self.reloader.run());
         let served = self
             .listeners
             .serve(
@@ -200,6 +222,7 @@ impl Coordinator {
             .await;
         probing.abort();
         watching.abort();
+        reloading.abort();
         served
     }
 }

@@ -110,6 +110,9 @@ pub struct Metrics {
     pub rules_next_change_days: Gauge,
     /// `mpic_connections_open`, `mpic_connections_closed_total`.
     pub connections: mpic_common::serve::ConnectionMetrics,
+    /// `mpic_tls_certificate_not_after_seconds`, `mpic_tls_reload_applied_total`,
+    /// `mpic_tls_reload_refused_total`.
+    pub reload: mpic_common::reload::ReloadMetrics,
 }
 
 impl Metrics {
@@ -177,11 +180,13 @@ impl Metrics {
             rules_next_change_days.clone(),
         );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
+        let reload = mpic_common::reload::ReloadMetrics::register(&mut registry);
         Metrics {
             rule_warnings,
             rules_next_change_days,
             registry,
             connections,
+            reload,
             requests,
             request_duration,
             calls,

@@ -14,6 +14,7 @@ use mpic_common::api::{
     ActualOrchestrationParameters, CaaPerspectiveRequest, DcvPerspectiveRequest, EchoedParameters,
     MpicRequest, MpicResponse, PerspectiveResult, RuleWarning,
 };
+use mpic_common::reload::tls::ClientTls;
 use mpic_common::target::Target;
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -24,6 +25,7 @@ use crate::config::PerspectiveEntry;
 use crate::fanout::{self, Call, CallResult, Check, Limits, Pending};
 use crate::metrics::{CallLabels, CheckTypeLabels, Metrics, PerspectiveLabels};
 use crate::quorum::{self, Plan, Verdict, Vote};
+use crate::secrets::HashSecret;
 
 /// What an orchestrator is built from: the configuration's catalogue and `timeouts`, the
 /// client TLS towards the perspectives and the cohort hash secret.
@@ -32,11 +34,11 @@ pub struct OrchestratorSettings {
     /// The catalogue, in configuration order.
     pub perspectives: Vec<PerspectiveEntry>,
     /// Mutual TLS towards the perspectives (each perspective's certificate must name it,
-    /// [`mpic_common::tls::perspective_client_config`]); `None` calls them over plain HTTP,
+    /// [`ClientTls::config`]); `None` calls them over plain HTTP,
     /// only behind `danger_plain_http_perspectives` (tests).
-    pub tls: Option<crate::config::PerspectiveTls>,
+    pub tls: Option<ClientTls>,
     /// The secret keying the cohort hash, so that nobody can tell a target's cohorts.
-    pub hash_secret: Vec<u8>,
+    pub hash_secret: HashSecret,
     /// Each call's limit (`timeouts.perspective_call_ms`); also the limit of a connection's
     /// set-up.
     pub call_timeout: Duration,
@@ -68,7 +70,7 @@ pub struct Orchestrator {
     /// The connection to each perspective, in catalogue order.
     pub channels: Vec<Arc<Channel>>,
     metrics: Arc<Metrics>,
-    secret: Vec<u8>,
+    secret: HashSecret,
     call_timeout: Duration,
     request_timeout: Duration,
     grace: Duration,
@@ -195,23 +197,18 @@ impl Orchestrator {
             .map(|(i, p)| {
                 // A client of its own for each perspective: only that perspective's
                 // certificate is accepted on its connection.
-                let client = match &tls {
-                    Some(t) => Some(Arc::new(mpic_common::tls::perspective_client_config(
-                        &t.certificate,
-                        &t.private_key,
-                        &t.ca,
-                        &p.code,
-                    )?)),
-                    None => None,
-                };
-                Channel::new(&p.url, client, call_timeout)
-                    .map(Arc::new)
-                    .map_err(|e| {
-                        mpic_common::config::ConfigError::field(
-                            &format!("perspectives[{i}].url"),
-                            e,
-                        )
-                    })
+                let client = tls.as_ref().map(|t| Arc::new(t.config(Some(&p.code))));
+                let channel = Channel::new(&p.url, client, call_timeout);
+                // A connection authenticated with material since replaced is not used for
+                // new calls: it finishes those it carries and closes.
+                match &tls {
+                    Some(t) => channel.map(|c| c.retire_on(t.generation().clone())),
+                    None => channel,
+                }
+                .map(Arc::new)
+                .map_err(|e| {
+                    mpic_common::config::ConfigError::field(&format!("perspectives[{i}].url"), e)
+                })
             })
             .collect::<Result<_, mpic_common::config::ConfigError>>()?;
         Ok(Orchestrator {
@@ -228,7 +225,7 @@ impl Orchestrator {
 
     /// The cohorts of `target` (indices into the catalogue), in the order retries walk them.
     pub fn cohorts_for(&self, target: &Target, n: u32) -> Vec<Vec<usize>> {
-        let seed = cohort::seed(&self.secret, &target.to_string());
+        let seed = cohort::seed(&self.secret.get(), &target.to_string());
         cohort::cohorts(&self.members, n as usize, seed)
     }
 
@@ -509,7 +506,7 @@ mod tests {
         let settings = OrchestratorSettings {
             perspectives: vec![entry("a", Rir::Arin), entry("b", Rir::RipeNcc)],
             tls: None,
-            hash_secret: vec![7; 16],
+            hash_secret: vec![7; 16].into(),
             call_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             grace: Duration::from_millis(100),

@@ -289,6 +289,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             env: Some("UNUSED".into()),
             file: None,
         },
+        reload: Default::default(),
         default_perspective_count: spec.default_perspective_count,
         max_attempts: 3,
         timeouts: spec.timeouts,
