@@ -7,6 +7,7 @@
 mod e2e;
 mod hostile;
 mod observability;
+mod reload;
 mod rules;
 mod service;
 mod support;
