@@ -158,6 +158,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 danger_tls_alpn_port: args.danger_tls_alpn_port,
                 ..WebConfig::default()
             },
+            shutdown: Default::default(),
             danger_plain_http: false,
         };
         let perspective = Perspective::bind(&config)
@@ -201,6 +202,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             private_key: files.coordinator_key.clone(),
             ca: files.ca.clone(),
         }),
+        shutdown: Default::default(),
         danger_plain_http_perspectives: false,
         perspectives: entries,
     };

@@ -16,7 +16,9 @@ pub mod service;
 
 use std::sync::Arc;
 
-use mpic_common::serve::{ConnectionLimits, ConnectionMetrics, Exposure, Listeners, Shutdown};
+use mpic_common::serve::{
+    ConnectionLimits, ConnectionMetrics, Exposure, Lifecycle, Listeners, Shutdown,
+};
 
 use crate::config::{CoordinatorConfig, parse_api_keys};
 
@@ -109,6 +111,11 @@ impl Coordinator {
             None => None,
         };
         let connection_metrics = metrics.connections.clone();
+        let lifecycle = Lifecycle::from_settings(
+            &config.shutdown,
+            config.request_timeout(),
+            &metrics.lifecycle,
+        );
         let state = Arc::new(service::AppState {
             orchestrator,
             keys: auth::ApiKeys::new(&secrets.api_keys),
@@ -132,6 +139,7 @@ impl Coordinator {
                 "config": config.public_view(),
             }),
             readiness: Arc::new(readiness::Readiness::new(config.default_perspective_count)),
+            lifecycle,
         });
         let listeners = Listeners::bind(config.listen, config.ops_listen).await?;
         Ok(Coordinator {
@@ -178,6 +186,7 @@ impl Coordinator {
                 mpic_common::operations::router(self.state.clone()),
                 self.connections,
                 &self.connection_metrics,
+                &self.state.lifecycle,
                 shutdown,
             )
             .await;

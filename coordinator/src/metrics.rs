@@ -97,6 +97,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// `mpic_connections_open`, `mpic_connections_closed_total`.
     pub connections: mpic_common::serve::ConnectionMetrics,
+    /// `mpic_start_time_seconds`, `mpic_shutting_down`.
+    pub lifecycle: mpic_common::serve::LifecycleMetrics,
 }
 
 impl Metrics {
@@ -152,8 +154,10 @@ impl Metrics {
             in_flight.clone(),
         );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
+        let lifecycle = mpic_common::serve::LifecycleMetrics::register(&mut registry);
         Metrics {
             registry,
+            lifecycle,
             connections,
             requests,
             request_duration,

@@ -47,6 +47,8 @@ pub struct AppState {
     pub configz: serde_json::Value,
     /// Whether a default cohort can be reached, probed in the background.
     pub readiness: Arc<Readiness>,
+    /// Serving, or shutting down (then not ready).
+    pub lifecycle: mpic_common::serve::Lifecycle,
 }
 
 impl Operations for AppState {
@@ -64,6 +66,10 @@ impl Operations for AppState {
 
     fn configz(&self) -> &serde_json::Value {
         &self.configz
+    }
+
+    fn lifecycle(&self) -> &mpic_common::serve::Lifecycle {
+        &self.lifecycle
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub resolver_probes: Family<ProbeLabels, Counter>,
     /// `mpic_connections_open`, `mpic_connections_closed_total`.
     pub connections: mpic_common::serve::ConnectionMetrics,
+    /// `mpic_start_time_seconds`, `mpic_shutting_down`.
+    pub lifecycle: mpic_common::serve::LifecycleMetrics,
     /// `mpic_checks_total`.
     pub checks: Family<CheckLabels, Counter>,
     /// `mpic_check_duration_seconds`.
@@ -140,8 +142,10 @@ impl Metrics {
             resolver_probes.clone(),
         );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
+        let lifecycle = mpic_common::serve::LifecycleMetrics::register(&mut registry);
         Metrics {
             registry,
+            lifecycle,
             ready,
             resolver_probes,
             connections,

@@ -216,6 +216,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                         client_ca: files.ca.clone(),
                     }),
                     web: mpic_perspective::config::WebConfig::default(),
+                    shutdown: Default::default(),
                     danger_plain_http: false,
                 };
                 let p = Perspective::bind(&config).await.unwrap();
@@ -287,6 +288,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             private_key: files.coordinator_key.clone(),
             ca: files.ca.clone(),
         }),
+        shutdown: Default::default(),
         danger_plain_http_perspectives: false,
         perspectives: entries,
     };

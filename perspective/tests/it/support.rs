@@ -55,6 +55,7 @@ pub fn plain_config(code: &str, resolver: SocketAddr) -> PerspectiveConfig {
         },
         web: Default::default(),
         tls: None,
+        shutdown: Default::default(),
         danger_plain_http: true,
     }
 }
