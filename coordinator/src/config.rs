@@ -287,7 +287,9 @@ impl CoordinatorConfig {
                         format!("{message}; set policy: warn for a lab"),
                     ));
                 }
-                PolicyMode::Warn => tracing::warn!("default_perspective_count: {message}"),
+                // Logged once by the coordinator at start (quorum::Bounds::below_minimum_notice),
+                // not at each validation.
+                PolicyMode::Warn => {}
                 PolicyMode::Off => {}
             }
         }

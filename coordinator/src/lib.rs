@@ -110,6 +110,16 @@ impl Coordinator {
             )?),
             None => None,
         };
+        let bounds = quorum::Bounds {
+            catalogue_size: u32::try_from(config.perspectives.len()).unwrap_or(u32::MAX),
+            default_perspective_count: config.default_perspective_count,
+            max_attempts: config.max_attempts,
+            br_minimum: policy::br_minimum_today(),
+            policy: config.policy,
+        };
+        if let Some(notice) = bounds.below_minimum_notice() {
+            tracing::warn!("{notice}");
+        }
         let connection_metrics = metrics.connections.clone();
         let lifecycle = Lifecycle::from_settings(
             &config.shutdown,
@@ -119,13 +129,7 @@ impl Coordinator {
         let state = Arc::new(service::AppState {
             orchestrator,
             keys: auth::ApiKeys::new(&secrets.api_keys),
-            bounds: quorum::Bounds {
-                catalogue_size: u32::try_from(config.perspectives.len()).unwrap_or(u32::MAX),
-                default_perspective_count: config.default_perspective_count,
-                max_attempts: config.max_attempts,
-                br_minimum: policy::br_minimum_today(),
-                policy: config.policy,
-            },
+            bounds,
             max_body_bytes: config.limits.max_body_bytes,
             in_flight: Arc::new(tokio::sync::Semaphore::new(
                 config.limits.max_concurrent_requests,

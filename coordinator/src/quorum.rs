@@ -31,6 +31,10 @@ pub struct Plan {
     pub max_attempts: u32,
     /// The only cohort to try (1-based), if the request named one.
     pub cohort_for_single_attempt: Option<u32>,
+    /// The cohort is smaller than today's BR minimum, which the policy allows (`warn`, `off`):
+    /// counted per request (`mpic_requests_below_br_minimum_total`); the warning is logged once,
+    /// at start ([`Bounds::below_minimum_notice`]), not per request.
+    pub below_br_minimum: bool,
 }
 
 /// Limits from the configuration that bound a request.
@@ -46,6 +50,22 @@ pub struct Bounds {
     pub br_minimum: u32,
     /// How the minimum is applied.
     pub policy: PolicyMode,
+}
+
+impl Bounds {
+    /// The warning to log once when the configuration is loaded (and again whenever it
+    /// changes), when its default cohort is below today's BR minimum and the policy lets such
+    /// requests through; requests below the minimum are then only counted, not logged one by
+    /// one (under `warn` in a lab, that was half of the log).
+    pub fn below_minimum_notice(&self) -> Option<String> {
+        let n = self.default_perspective_count;
+        (n < self.br_minimum && self.policy == PolicyMode::Warn).then(|| {
+            format!(
+                "policy: warn: default_perspective_count {n} is below today's BR 3.2.2.9 minimum of {} remote perspectives; such requests are served and counted in mpic_requests_below_br_minimum_total",
+                self.br_minimum
+            )
+        })
+    }
 }
 
 /// Validates `orchestration_parameters` (api.md section 1). `quorum_count` is checked whether
@@ -72,16 +92,15 @@ pub fn plan(
         }
         Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
     };
-    if issues.is_empty() && n < bounds.br_minimum {
-        let message = format!(
-            "field `orchestration_parameters.perspective_count`: {n} is below today's BR 3.2.2.9 minimum of {} remote perspectives",
-            bounds.br_minimum
-        );
-        match bounds.policy {
-            PolicyMode::Enforce => issues.push(issue_at(issue::INVALID_PERSPECTIVE_COUNT, message)),
-            PolicyMode::Warn => tracing::warn!("{message} (policy: warn)"),
-            PolicyMode::Off => {}
-        }
+    let below_br_minimum = issues.is_empty() && n < bounds.br_minimum;
+    if below_br_minimum && bounds.policy == PolicyMode::Enforce {
+        issues.push(issue_at(
+            issue::INVALID_PERSPECTIVE_COUNT,
+            format!(
+                "field `orchestration_parameters.perspective_count`: {n} is below today's BR 3.2.2.9 minimum of {} remote perspectives",
+                bounds.br_minimum
+            ),
+        ));
     }
     let floor = default_quorum(n);
     let q = match p.quorum_count {
@@ -124,6 +143,7 @@ pub fn plan(
         quorum_count: q,
         max_attempts: if single.is_some() { 1 } else { attempts },
         cohort_for_single_attempt: single,
+        below_br_minimum,
     })
 }
 
@@ -385,6 +405,28 @@ mod tests {
             let b = Bounds { policy, ..bounds() };
             let p = plan(Some(&params(Some(2), None)), &b).unwrap_or_else(|e| panic!("{e:?}"));
             assert_eq!((p.perspective_count, p.quorum_count), (2, 1));
+            assert!(p.below_br_minimum, "{policy:?}");
+        }
+        let p = plan(Some(&params(Some(4), None)), &bounds()).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!p.below_br_minimum);
+    }
+
+    /// Under `warn`, a default cohort below the minimum is said once, when the configuration
+    /// is loaded; under `enforce` such a configuration is refused, under `off` nothing is said.
+    #[test]
+    fn the_below_minimum_notice_is_for_warn_only() {
+        let below = Bounds {
+            default_perspective_count: 2,
+            ..bounds()
+        };
+        let cases = [
+            (PolicyMode::Warn, below, true),
+            (PolicyMode::Off, below, false),
+            (PolicyMode::Warn, bounds(), false),
+        ];
+        for (policy, b, want) in cases {
+            let notice = Bounds { policy, ..b }.below_minimum_notice();
+            assert_eq!(notice.is_some(), want, "{policy:?}: {notice:?}");
         }
     }
 

@@ -212,9 +212,51 @@ async fn metrics_move_with_valid_invalid_and_failed_requests() {
         get(r#"mpic_perspective_call_duration_seconds_count{perspective="eu-west"}"#),
         3.0
     );
+    assert_eq!(
+        get(r#"mpic_perspective_not_completed_total{perspective="ap-tokyo",reason="exchange"}"#),
+        3.0
+    );
+    assert!(
+        !text.contains(r#"mpic_perspective_not_completed_total{perspective="us-east""#),
+        "only calls that did not complete are counted"
+    );
     assert_eq!(get("mpic_load_shed_total"), 0.0);
     assert_eq!(get("mpic_requests_in_flight"), 0.0);
+    assert_eq!(get("mpic_requests_below_br_minimum_total"), 0.0);
+    assert_eq!(get("mpic_shutting_down"), 0.0);
+    assert!(get("mpic_start_time_seconds") > 1.7e9);
     assert!(!text.contains("example.com"), "no domain names in labels");
+}
+
+/// Under `policy: warn`, a request below today's BR minimum is served and counted (the
+/// warning itself is logged once at start, not per request).
+#[tokio::test]
+async fn requests_below_the_br_minimum_are_counted_under_warn() {
+    let dns = dns().await;
+    let mut spec = FleetSpec::new(all_real(2), dns.addr());
+    spec.policy = mpic_coordinator::policy::PolicyMode::Warn;
+    let f = fleet(spec).await;
+    let minimum = mpic_coordinator::policy::br_minimum_today();
+    for _ in 0..3 {
+        let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let text = f
+        .client
+        .get(format!("{}/metrics", f.ops))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = parse_metrics(&text);
+    let want = if minimum > 2 { 3.0 } else { 0.0 };
+    assert_eq!(
+        m.get("mpic_requests_below_br_minimum_total"),
+        Some(&want),
+        "{text}"
+    );
 }
 
 #[tokio::test]
