@@ -8,9 +8,12 @@
 //! - [`web`]: HTTP, HTTPS and TLS-ALPN servers for the HTTP and TLS-ALPN methods (routes,
 //!   redirects, misbehaviour on purpose, rcgen challenge certificates), and
 //!   `pebble-challtestsrv` driven through its management API.
+//! - [`relay`]: a TCP relay with a switchable backend and a fixed latency, standing in for a
+//!   load balancer during a rolling restart.
 
 pub mod dns;
 pub mod fixtures;
 pub mod hostile;
 pub mod process;
+pub mod relay;
 pub mod web;

@@ -194,31 +194,8 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                 } else {
                     code
                 };
-                let config = PerspectiveConfig {
-                    listen: "127.0.0.1:0".parse().unwrap(),
-                    ops_listen: None,
-                    connections: Default::default(),
-                    perspective: Identity {
-                        code: identity.to_owned(),
-                        rir,
-                    },
-                    resolver: ResolverConfig {
-                        address: spec.resolver,
-                        timeout_ms: 1_000,
-                    },
-                    caa: CaaConfig {
-                        default_issuer_domains: vec!["ca.example".to_owned()],
-                    },
-                    limits: Limits::default(),
-                    tls: Some(TlsConfig {
-                        certificate: cert,
-                        private_key: key,
-                        client_ca: files.ca.clone(),
-                    }),
-                    web: mpic_perspective::config::WebConfig::default(),
-                    shutdown: Default::default(),
-                    danger_plain_http: false,
-                };
+                let config =
+                    perspective_config(identity, rir, (cert, key, files.ca.clone()), spec.resolver);
                 let p = Perspective::bind(&config).await.unwrap();
                 let addr = p.local_addr().unwrap();
                 tasks.push(tokio::spawn(async move {
@@ -262,40 +239,8 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             too_close_codes: Vec::new(),
         });
     }
-    let config = CoordinatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ops_listen: Some("127.0.0.1:0".parse().unwrap()),
-        connections: Default::default(),
-        api_tls: None,
-        api_keys: SecretSource {
-            env: Some("UNUSED".into()),
-            file: None,
-        },
-        hash_secret: SecretSource {
-            env: Some("UNUSED".into()),
-            file: None,
-        },
-        default_perspective_count: spec.default_perspective_count,
-        max_attempts: 3,
-        timeouts: spec.timeouts,
-        policy: spec.policy,
-        limits: mpic_coordinator::config::Limits {
-            max_concurrent_requests: spec.max_concurrent_requests,
-            ..mpic_coordinator::config::Limits::default()
-        },
-        perspective_tls: Some(PerspectiveTls {
-            certificate: files.coordinator_cert.clone(),
-            private_key: files.coordinator_key.clone(),
-            ca: files.ca.clone(),
-        }),
-        shutdown: Default::default(),
-        danger_plain_http_perspectives: false,
-        perspectives: entries,
-    };
-    let secrets = Secrets {
-        api_keys: vec![API_KEY.to_owned()],
-        hash_secret: SECRET.as_bytes().to_vec(),
-    };
+    let config = coordinator_config(entries, &files, &spec);
+    let secrets = secrets();
     let coordinator = Coordinator::bind(&config, secrets).await.unwrap();
     let addr = coordinator.local_addr().unwrap();
     let ops = coordinator.ops_addr().unwrap();
@@ -312,6 +257,89 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
         config,
         _tasks: tasks,
         _dir: dir,
+    }
+}
+
+/// A real perspective's configuration: `identity` (the code it names itself by) in `rir`, its
+/// certificate, key and the client CA in `tls`, resolving through `resolver`.
+pub fn perspective_config(
+    identity: &str,
+    rir: Rir,
+    tls: (PathBuf, PathBuf, PathBuf),
+    resolver: SocketAddr,
+) -> PerspectiveConfig {
+    let (certificate, private_key, client_ca) = tls;
+    PerspectiveConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ops_listen: None,
+        connections: Default::default(),
+        perspective: Identity {
+            code: identity.to_owned(),
+            rir,
+        },
+        resolver: ResolverConfig {
+            address: resolver,
+            timeout_ms: 1_000,
+        },
+        caa: CaaConfig {
+            default_issuer_domains: vec!["ca.example".to_owned()],
+        },
+        limits: Limits::default(),
+        tls: Some(TlsConfig {
+            certificate,
+            private_key,
+            client_ca,
+        }),
+        web: mpic_perspective::config::WebConfig::default(),
+        shutdown: Default::default(),
+        danger_plain_http: false,
+    }
+}
+
+/// The configuration of a test coordinator over the catalogue `entries`, its client
+/// certificate from `files`, its settings from `spec`.
+pub fn coordinator_config(
+    entries: Vec<PerspectiveEntry>,
+    files: &DevPkiFiles,
+    spec: &FleetSpec,
+) -> CoordinatorConfig {
+    CoordinatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ops_listen: Some("127.0.0.1:0".parse().unwrap()),
+        connections: Default::default(),
+        api_tls: None,
+        api_keys: SecretSource {
+            env: Some("UNUSED".into()),
+            file: None,
+        },
+        hash_secret: SecretSource {
+            env: Some("UNUSED".into()),
+            file: None,
+        },
+        default_perspective_count: spec.default_perspective_count,
+        max_attempts: 3,
+        timeouts: spec.timeouts.clone(),
+        policy: spec.policy,
+        limits: mpic_coordinator::config::Limits {
+            max_concurrent_requests: spec.max_concurrent_requests,
+            ..mpic_coordinator::config::Limits::default()
+        },
+        perspective_tls: Some(PerspectiveTls {
+            certificate: files.coordinator_cert.clone(),
+            private_key: files.coordinator_key.clone(),
+            ca: files.ca.clone(),
+        }),
+        shutdown: Default::default(),
+        danger_plain_http_perspectives: false,
+        perspectives: entries,
+    }
+}
+
+/// The secrets of the test coordinators.
+pub fn secrets() -> Secrets {
+    Secrets {
+        api_keys: vec![API_KEY.to_owned()],
+        hash_secret: SECRET.as_bytes().to_vec(),
     }
 }
 
