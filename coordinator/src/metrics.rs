@@ -151,6 +151,8 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// `mpic_requests_below_br_minimum_total`.
     pub below_br_minimum: Counter,
+    /// `mpic_quorum_failures_total`.
+    pub quorum_failures: Family<CheckTypeLabels, Counter>,
     /// `mpic_connections_open`, `mpic_connections_closed_total`.
     pub connections: mpic_common::serve::ConnectionMetrics,
     /// `mpic_start_time_seconds`, `mpic_shutting_down`.
@@ -221,6 +223,12 @@ impl Metrics {
             "Requests served with fewer perspectives than today's BR 3.2.2.9 minimum (policy warn or off)",
             below_br_minimum.clone(),
         );
+        let quorum_failures = Family::<CheckTypeLabels, Counter>::default();
+        registry.register(
+            "quorum_failures",
+            "POST /mpic answered with mpic_completed false: more perspectives did not complete than the quorum allows",
+            quorum_failures.clone(),
+        );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
         let lifecycle = mpic_common::serve::LifecycleMetrics::register(&mut registry);
         Metrics {
@@ -236,6 +244,7 @@ impl Metrics {
             shed,
             in_flight,
             below_br_minimum,
+            quorum_failures,
         }
     }
 }

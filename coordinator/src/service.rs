@@ -239,6 +239,15 @@ async fn handle(
     match orchestrated {
         Ok(Orchestrated { response, waited }) => {
             audit(&validated, &response, started.elapsed());
+            if !response.mpic_completed {
+                state
+                    .metrics
+                    .quorum_failures
+                    .get_or_create(&CheckTypeLabels {
+                        check_type: check_type.to_owned(),
+                    })
+                    .inc();
+            }
             let verdict = if response.is_valid {
                 "valid"
             } else {

@@ -223,6 +223,10 @@ async fn metrics_move_with_valid_invalid_and_failed_requests() {
     assert_eq!(get("mpic_load_shed_total"), 0.0);
     assert_eq!(get("mpic_requests_in_flight"), 0.0);
     assert_eq!(get("mpic_requests_below_br_minimum_total"), 0.0);
+    assert!(
+        !text.contains("mpic_quorum_failures_total{"),
+        "one failing perspective of six leaves every request decidable"
+    );
     assert_eq!(get("mpic_shutting_down"), 0.0);
     assert!(get("mpic_start_time_seconds") > 1.7e9);
     assert!(!text.contains("example.com"), "no domain names in labels");
@@ -255,6 +259,41 @@ async fn requests_below_the_br_minimum_are_counted_under_warn() {
     assert_eq!(
         m.get("mpic_requests_below_br_minimum_total"),
         Some(&want),
+        "{text}"
+    );
+}
+
+/// A request answered with `mpic_completed: false` (too many perspectives did not complete)
+/// is counted as a quorum failure.
+#[tokio::test]
+async fn a_request_without_enough_perspectives_is_a_quorum_failure() {
+    let dns = dns().await;
+    let mut spec = FleetSpec::new(vec![Kind::Real, Kind::Refuses, Kind::Refuses], dns.addr());
+    spec.policy = mpic_coordinator::policy::PolicyMode::Warn;
+    let f = fleet(spec).await;
+    let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mpic_completed"], false, "{body}");
+    let text = f
+        .client
+        .get(format!("{}/metrics", f.ops))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let m = parse_metrics(&text);
+    assert_eq!(
+        m.get(r#"mpic_quorum_failures_total{check_type="caa"}"#),
+        Some(&1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.get(
+            r#"mpic_perspective_not_completed_total{perspective="eu-west",reason="unreachable"}"#
+        ),
+        Some(&1.0),
         "{text}"
     );
 }
