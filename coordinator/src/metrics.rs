@@ -224,6 +224,13 @@ impl Metrics {
             below_br_minimum.clone(),
         );
         let quorum_failures = Family::<CheckTypeLabels, Counter>::default();
+        // Both series exist from the start, at 0: a rate over them (the alert on undecidable
+        // answers) has data before the first failure, and the family is in every scrape.
+        for check_type in ["caa", "dcv"] {
+            drop(quorum_failures.get_or_create(&CheckTypeLabels {
+                check_type: check_type.to_owned(),
+            }));
+        }
         registry.register(
             "quorum_failures",
             "POST /mpic answered with mpic_completed false: more perspectives did not complete than the quorum allows",

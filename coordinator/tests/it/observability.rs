@@ -223,10 +223,12 @@ async fn metrics_move_with_valid_invalid_and_failed_requests() {
     assert_eq!(get("mpic_load_shed_total"), 0.0);
     assert_eq!(get("mpic_requests_in_flight"), 0.0);
     assert_eq!(get("mpic_requests_below_br_minimum_total"), 0.0);
-    assert!(
-        !text.contains("mpic_quorum_failures_total{"),
+    assert_eq!(
+        get(r#"mpic_quorum_failures_total{check_type="caa"}"#),
+        0.0,
         "one failing perspective of six leaves every request decidable"
     );
+    assert_eq!(get(r#"mpic_quorum_failures_total{check_type="dcv"}"#), 0.0);
     assert_eq!(get("mpic_shutting_down"), 0.0);
     assert!(get("mpic_start_time_seconds") > 1.7e9);
     assert!(!text.contains("example.com"), "no domain names in labels");
