@@ -760,6 +760,24 @@ mod tests {
         Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
+    /// `answer` is a 200 that tells the client to close the connection (the drain's answer).
+    fn assert_closing_200(answer: &str) {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+
+    /// Waits for `server` to return, at most 5 s, and that it returned `Ok`.
+    async fn returns(server: tokio::task::JoinHandle<std::io::Result<()>>) {
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
     /// True once the server has closed `stream` (end of file or reset).
     async fn closed(stream: &mut TcpStream) -> bool {
         let mut buf = [0u8; 256];
@@ -1007,16 +1025,8 @@ mod tests {
         assert!(!server.is_finished());
         release.notify_waiters();
         let answer = read_some(&mut in_flight).await.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(
-            answer.to_ascii_lowercase().contains("connection: close"),
-            "{answer}"
-        );
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        assert_closing_200(&answer);
+        returns(server).await;
     }
 
     /// A request still in flight at the drain deadline is cut, and the server returns.
@@ -1052,11 +1062,7 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
         // Answered with `Connection: close`, or before the drain reached it and then closed.
         assert!(closed(&mut late).await);
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        returns(server).await;
         assert!(
             TcpStream::connect(addr).await.is_err(),
             "the port is closed"
@@ -1082,17 +1088,9 @@ mod tests {
             .await
             .unwrap();
         let answer = read_some(&mut half_a_head).await.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
-        assert!(
-            answer.to_ascii_lowercase().contains("connection: close"),
-            "{answer}"
-        );
+        assert_closing_200(&answer);
         let answer = get(&mut silent_so_far).await.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
-        assert!(
-            answer.to_ascii_lowercase().contains("connection: close"),
-            "{answer}"
-        );
+        assert_closing_200(&answer);
         assert!(closed(&mut never).await);
         server.await.unwrap().unwrap();
         let took = started.elapsed();
@@ -1213,16 +1211,8 @@ mod tests {
 
         release.notify_waiters();
         let answer = read_some(&mut in_flight).await.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(
-            answer.to_ascii_lowercase().contains("connection: close"),
-            "{answer}"
-        );
-        tokio::time::timeout(Duration::from_secs(5), served)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        assert_closing_200(&answer);
+        returns(served).await;
         assert!(
             TcpStream::connect(ops).await.is_err(),
             "the operations listener closes last"

@@ -15,7 +15,8 @@ use mpic_tests::relay::Relay;
 use serde_json::{Value, json};
 
 use crate::support::{
-    API_KEY, FleetSpec, PLACES, TempDir, coordinator_config, perspective_config, pki, secrets,
+    API_KEY, FleetSpec, PLACES, TempDir, certificate_of, coordinator_config, perspective_config,
+    pki, secrets,
 };
 
 /// What the services logged, as JSON lines.
@@ -74,12 +75,7 @@ async fn a_perspective_draining_under_load_costs_no_call() {
     let dir = TempDir::new();
     let files = pki(&dir.0.join("pki"));
     let tls_of = |code: &str| {
-        let (_, cert, key) = files
-            .perspectives
-            .iter()
-            .find(|(c, ..)| c == code)
-            .unwrap()
-            .clone();
+        let (cert, key) = certificate_of(&files, code);
         (cert, key, files.ca.clone())
     };
 

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use mpic_coordinator::policy::PolicyMode;
 
-use crate::support::{API_KEY, FleetSpec, Kind, all_real, dns, fleet, get_text};
+use crate::support::{API_KEY, Fleet, FleetSpec, Kind, all_real, dns, fleet, get_text};
 
 /// A validator for `#/components/schemas/<name>` of the served OpenAPI document.
 fn validator(name: &str) -> jsonschema::Validator {
@@ -130,6 +130,13 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// The operations listener's `/metrics`: the text and its samples.
+async fn scrape(f: &Fleet) -> (String, BTreeMap<String, f64>) {
+    let text = get_text(&f.client, &format!("{}/metrics", f.ops)).await;
+    let samples = parse_metrics(&text);
+    (text, samples)
+}
+
 #[tokio::test]
 async fn metrics_move_with_valid_invalid_and_failed_requests() {
     let dns = dns().await;
@@ -247,16 +254,7 @@ async fn requests_below_the_br_minimum_are_counted_under_warn() {
         let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let text = f
-        .client
-        .get(format!("{}/metrics", f.ops))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let m = parse_metrics(&text);
+    let (text, m) = scrape(&f).await;
     let want = if minimum > 2 { 3.0 } else { 0.0 };
     assert_eq!(
         m.get("mpic_requests_below_br_minimum_total"),
@@ -276,16 +274,7 @@ async fn a_request_without_enough_perspectives_is_a_quorum_failure() {
     let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["mpic_completed"], false, "{body}");
-    let text = f
-        .client
-        .get(format!("{}/metrics", f.ops))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let m = parse_metrics(&text);
+    let (text, m) = scrape(&f).await;
     assert_eq!(
         m.get(r#"mpic_quorum_failures_total{check_type="caa"}"#),
         Some(&1.0),

@@ -79,6 +79,17 @@ pub fn pki(dir: &Path) -> DevPkiFiles {
     DevPki::generate(&spec).unwrap().write(dir).unwrap()
 }
 
+/// The certificate and key of perspective `code` in `files`.
+pub fn certificate_of(files: &DevPkiFiles, code: &str) -> (PathBuf, PathBuf) {
+    let (_, cert, key) = files
+        .perspectives
+        .iter()
+        .find(|(c, ..)| c == code)
+        .unwrap()
+        .clone();
+    (cert, key)
+}
+
 /// A running fleet.
 pub struct Fleet {
     pub url: String,
@@ -148,12 +159,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
     let mut entries = Vec::new();
     for (i, kind) in spec.kinds.iter().enumerate() {
         let (code, rir, lat, lon) = PLACES[i];
-        let (_, cert, key) = files
-            .perspectives
-            .iter()
-            .find(|(c, ..)| c == code)
-            .unwrap()
-            .clone();
+        let (cert, key) = certificate_of(&files, code);
         let addr = match kind {
             Kind::Real
             | Kind::ForeignCertificate
@@ -161,15 +167,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             | Kind::OthersCertificate
             | Kind::WrongRir => {
                 let (cert, key) = match kind {
-                    Kind::ForeignCertificate => {
-                        let (_, c, k) = foreign
-                            .perspectives
-                            .iter()
-                            .find(|(c, ..)| c == code)
-                            .unwrap()
-                            .clone();
-                        (c, k)
-                    }
+                    Kind::ForeignCertificate => certificate_of(&foreign, code),
                     Kind::OthersCertificate => {
                         let (_, c, k) = files
                             .perspectives
