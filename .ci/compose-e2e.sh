@@ -1,23 +1,34 @@
 #!/usr/bin/env bash
-# End to end on the Docker engine (issue 6): builds the images with no registry
+# End to end on the Docker engine (issues 6 and 17): builds the images with no registry
 # (docker/build-images.sh), starts the compose fleet with the demo profile, waits until it is
-# ready, and sends real requests to POST /mpic with curl:
+# ready, and sends real requests to POST /mpic:
 #
 #   1. CAA permit and deny, dns-change (TXT), acme-http-01 against demo.test, a wrong
 #      dns-change value, a wrong API key;
 #   2. `compose stop` one perspective: the verdict still follows the quorum rules (2 of 3, two
 #      RIRs) and the stopped perspective is reported as a failed, not completed entry;
-#   3. `docker network disconnect` another perspective: the request still returns within the
-#      deadline; with a second perspective stopped as well it waits for the cut-off one only
-#      until the per-perspective deadline and is not valid (1 of 3);
-#   4. everything restored: 3 of 3 again.
+#   3. `docker network disconnect` another perspective's namespace: the request still returns
+#      within the deadline; with a second perspective stopped as well it waits for the cut-off
+#      one only until the per-perspective deadline and is not valid (1 of 3);
+#   4. everything restored: 3 of 3 again;
+#   5. restarts while a client sends checks: each Unbound, each perspective and each demo web
+#      server in turn; after each, 3 of 3 again within FULL_WITHIN seconds, no request failed;
+#      a perspective whose Unbound is stopped answers /readyz 503 with the reason;
+#   6. a rolling restart under load (20 checks a second, 5 in flight, .ci/compose_load.py):
+#      the coordinator, then every perspective, one at a time: no accepted request cut (no
+#      reset, no empty reply), no wrong verdict, every answer within the request deadline;
+#      while the single coordinator restarts, new connections may be refused, while a
+#      perspective restarts nothing is; every drain is logged with its counts, none cut;
+#   7. the Grafana dashboard and the alerting rules (.ci/monitoring-check.sh: promtool, and
+#      every metric they query exported by this fleet's /metrics).
 #
 # Tears the fleet down (containers, network, volumes) on every exit, failure included; on
 # failure the last log lines of every service are printed first. Prints the time of each step.
 #
 #   .ci/compose-e2e.sh
 #   MPIC_E2E_SKIP_BUILD=1 .ci/compose-e2e.sh    reuse the images already built
-#   MPIC_E2E_PORT=18080 (default) host port of the coordinator; MPIC_E2E_PROJECT=mpic-e2e
+#   MPIC_E2E_PORT=18080 (default) host port of the coordinator; MPIC_E2E_PROJECT=mpic-e2e;
+#   MPIC_TAG=local (default) the image tag built and run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +38,10 @@ api=http://127.0.0.1:$port
 # timeouts of docker/compose/coordinator.yaml
 call_deadline_ms=5000
 request_deadline_ms=15000
+# How soon after a restart every perspective must corroborate again (3 of 3).
+full_within=30
+# The coordinator's fixed address on the fleet network (.ci/compose-e2e.override.yaml).
+direct=http://198.18.53.80:8080
 
 start=$SECONDS
 step_start=$SECONDS
@@ -46,6 +61,7 @@ fail() {
 need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v jq >/dev/null || need_apt+=(jq)
+command -v python3 >/dev/null || need_apt+=(python3)
 if docker compose version >/dev/null 2>&1; then
     compose_bin=(docker compose)
 elif command -v docker-compose >/dev/null 2>&1; then
@@ -56,8 +72,8 @@ else
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 docker info >/dev/null 2>&1 || fail "no Docker engine answers (docker info)"
 
@@ -65,7 +81,7 @@ docker info >/dev/null 2>&1 || fail "no Docker engine answers (docker info)"
 env_file=$(mktemp)
 : >"$env_file"
 export COMPOSE_PROFILES=demo
-export MPIC_TAG=local
+export MPIC_TAG=${MPIC_TAG:-local}
 export MPIC_PORT=$port
 export MPIC_BIND=127.0.0.1
 api_key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -73,12 +89,17 @@ export MPIC_API_KEYS=$api_key
 MPIC_HASH_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export MPIC_HASH_SECRET
 compose() {
-    "${compose_bin[@]}" --env-file "$env_file" -p "$project" -f compose.yaml "$@"
+    "${compose_bin[@]}" --env-file "$env_file" -p "$project" -f compose.yaml \
+        -f .ci/compose-e2e.override.yaml "$@"
 }
 
 teardown() {
     local status=$?
     trap - EXIT INT TERM
+    if [ -n "${load_pid:-}" ]; then
+        touch "$loads/stop"
+        wait "$load_pid" 2>/dev/null || true
+    fi
     if [ "$status" -ne 0 ]; then
         echo "compose-e2e: the last log lines of every service:" >&2
         compose logs --no-color --tail=40 >&2 2>&1 || true
@@ -229,8 +250,8 @@ done_step
 
 # ---- a perspective cut off its network ---------------------------------------------------
 network=${project}_mpic
-cut=$(compose ps -q unbound-eu-west-1)
-step "docker network disconnect $network (the namespace of perspective-eu-west-1)"
+cut=$(compose ps -q holder-eu-west-1)
+step "docker network disconnect $network (holder-eu-west-1: the namespace of perspective-eu-west-1)"
 docker network disconnect "$network" "$cut"
 post "$caa_permit"
 summary
@@ -266,6 +287,146 @@ post "$caa_permit"
 summary
 expect "restored: valid, 3/3" '.is_valid == true and .quorum_result == "3/3"'
 done_step
+loads=$(mktemp -d)
+# The coordinator's metrics now, after the failures above (its counters start again when it
+# restarts below); .ci/monitoring-check.sh reads the names of both scrapes.
+curl -sf "http://198.18.53.80:9090/metrics" >"$loads/coordinator-before.metrics" ||
+    fail "cannot scrape the coordinator's /metrics"
+
+# ---- restarts while a client sends checks -------------------------------------------------
+load_pid=
+# start_load NAME ARGS...: .ci/compose_load.py against the coordinator's own address, in the
+# background, until stop_load.
+start_load() {
+    local name=$1
+    shift
+    rm -f "$loads/stop"
+    python3 .ci/compose_load.py "$direct/mpic" "$api_key" "$loads/$name.jsonl" "$loads/stop" \
+        --deadline-ms "$request_deadline_ms" "$@" >"$loads/$name.out" 2>&1 &
+    load_pid=$!
+}
+# stop_load NAME: stops the load and checks its summary.
+stop_load() {
+    local name=$1 status=0
+    touch "$loads/stop"
+    wait "$load_pid" || status=$?
+    load_pid=
+    sed 's/^/compose-e2e:   /' "$loads/$name.out"
+    [ "$status" -eq 0 ] || fail "the load of '$name' saw failed requests (above)"
+}
+# full_again WHAT: waits until CAA and acme-http-01 are 3/3 again, at most $full_within s.
+full_again() {
+    local what=$1 started=$SECONDS caa http
+    while :; do
+        post "$caa_permit"
+        caa=$(jq -r .quorum_result "$body" 2>/dev/null || echo "HTTP $http")
+        post "$http01"
+        http=$(jq -r .quorum_result "$body" 2>/dev/null || echo "HTTP $http")
+        if [ "$caa" = 3/3 ] && [ "$http" = 3/3 ]; then
+            echo "compose-e2e:   ok: $what: 3/3 again (CAA and acme-http-01) within $((SECONDS - started)) s"
+            return 0
+        fi
+        [ $((SECONDS - started)) -lt "$full_within" ] ||
+            fail "$what: not 3/3 within $full_within s (CAA $caa, acme-http-01 $http)"
+        sleep 0.5
+    done
+}
+# holder_ip CODE: the address of a perspective's namespace on the fleet network.
+holder_ip() {
+    docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \
+        "$(compose ps -q "holder-$1")"
+}
+codes=(us-east-1 eu-west-1 ap-northeast-1)
+# `compose restart` and `stop` give each service its stop_grace_period (compose.yaml), which
+# covers its pre-stop delay and drain.
+
+step "restarting each Unbound, perspective and demo web server in turn, with checks running"
+start_load restarts --rate 4 --concurrency 2 --with-dcv
+for code in "${codes[@]}"; do
+    t=$SECONDS
+    compose restart "unbound-$code" >/dev/null 2>&1
+    echo "compose-e2e:   unbound-$code restarted in $((SECONDS - t)) s"
+    full_again "after restarting unbound-$code"
+
+    compose stop "unbound-$code" >/dev/null 2>&1
+    readyz=
+    until=$((SECONDS + 10))
+    while :; do
+        readyz=$(curl -s -w ' HTTP %{http_code}' "http://$(holder_ip "$code"):9443/readyz" || true)
+        case $readyz in *"HTTP 503") break ;; esac
+        [ "$SECONDS" -lt "$until" ] || fail "perspective-$code is still ready 10 s after its Unbound stopped: $readyz"
+        sleep 0.5
+    done
+    echo "compose-e2e:   ok: unbound-$code stopped: perspective-$code /readyz says $readyz"
+    compose start "unbound-$code" >/dev/null 2>&1
+    full_again "after starting unbound-$code again"
+
+    t=$SECONDS
+    compose restart "perspective-$code" >/dev/null 2>&1
+    echo "compose-e2e:   perspective-$code restarted in $((SECONDS - t)) s"
+    full_again "after restarting perspective-$code"
+
+    t=$SECONDS
+    compose restart "demo-web-$code" >/dev/null 2>&1
+    echo "compose-e2e:   demo-web-$code restarted in $((SECONDS - t)) s"
+    full_again "after restarting demo-web-$code"
+done
+stop_load restarts
+done_step
+
+# ---- a rolling restart under load ---------------------------------------------------------
+step "rolling restart under load (20 checks/s, 5 in flight): the coordinator"
+start_load coordinator --rate 20 --concurrency 5 --allow-refused
+sleep 3
+t=$SECONDS
+compose restart coordinator >/dev/null 2>&1
+echo "compose-e2e:   coordinator restarted in $((SECONDS - t)) s"
+until=$((SECONDS + 30))
+until curl -sf "$direct/healthz" >/dev/null; do
+    [ "$SECONDS" -lt "$until" ] || fail "the coordinator does not answer 30 s after its restart"
+    sleep 0.2
+done
+sleep 3
+stop_load coordinator
+done_step
+
+step "rolling restart under load (20 checks/s, 5 in flight): every perspective, one at a time"
+start_load perspectives --rate 20 --concurrency 5
+sleep 3
+for code in "${codes[@]}"; do
+    t=$SECONDS
+    compose restart "perspective-$code" >/dev/null 2>&1
+    echo "compose-e2e:   perspective-$code restarted in $((SECONDS - t)) s"
+    wait_healthy "perspective-$code" 30
+    sleep 2
+done
+stop_load perspectives
+done_step
+
+step "the drains, as the services logged them"
+for service in coordinator "${codes[@]/#/perspective-}"; do
+    lines=$(docker logs "$(compose ps -q "$service")" 2>&1 |
+        jq -cR 'fromjson? | select(.message == "draining" or .message == "drained" or .message == "drain deadline passed: requests cut" or (.message // "" | startswith("shutting down")))
+            | {message, listener, connections, requests_in_flight, requests_finished, requests_cut, pre_stop_delay_ms, drain_timeout_ms} | with_entries(select(.value != null))')
+    echo "$lines" | sed "s/^/compose-e2e:   $service: /"
+    drained=$(echo "$lines" | jq -s '[.[] | select(.message == "drained" and .listener == "api")] | length')
+    [ "$drained" -ge 1 ] || fail "$service logged no drain of its API"
+    if echo "$lines" | jq -e 'select(.message == "drain deadline passed: requests cut" or ((.requests_cut // 0) > 0))' >/dev/null; then
+        fail "$service cut requests in a drain"
+    fi
+done
+echo "compose-e2e:   ok: every drain logged its counts; none cut a request"
+done_step
+
+step "the dashboard and alerting rules against the metrics this fleet exports (.ci/monitoring-check.sh)"
+curl -sf "http://198.18.53.80:9090/metrics" >"$loads/coordinator.metrics" ||
+    fail "cannot scrape the coordinator's /metrics"
+curl -sf "http://$(holder_ip us-east-1):9443/metrics" >"$loads/perspective.metrics" ||
+    fail "cannot scrape perspective-us-east-1's /metrics"
+bash .ci/monitoring-check.sh "$loads/coordinator-before.metrics" "$loads/coordinator.metrics" \
+    "$loads/perspective.metrics"
+done_step
+rm -rf "$loads"
 rm -f "$body"
 
 echo "compose-e2e: all checks passed"

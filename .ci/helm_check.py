@@ -13,12 +13,16 @@ as one region's cluster; a variant that exercises the optional branches):
    containers are probed over HTTP on their `ops` port, which every rendered configuration
    listens on (ops_listen) and no Service exposes;
 4. every rendered service configuration passes `mpic config check`, and every rendered Unbound
-   addition passes `unbound-checkconf` on top of the production unbound/unbound.conf.
+   addition passes `unbound-checkconf` on top of the production unbound/unbound.conf;
+5. every pod's terminationGracePeriodSeconds covers its service's pre-stop delay and drain;
+   the PrometheusRule's rules are docker/prometheus/mpic-alerts.yaml's (and pass promtool when
+   it is installed); the dashboard ConfigMap holds docker/grafana/mpic-dashboard.json.
 
 Usage: helm_check.py MPIC_BIN OUT_DIR
 """
 
 import copy
+import json
 import pathlib
 import re
 import shutil
@@ -69,16 +73,20 @@ def cases():
             False,
         ),
         (
-            "options: Unbound on 5353 without IPv6, API TLS, no HPA, PodMonitors, ops peers",
+            "options: Unbound on 5353 without IPv6, API TLS, no HPA, PodMonitors, ops peers, "
+            "dashboard and alerts, a longer shutdown",
             {
                 "unbound": {"port": 5353, "ipv6": False,
                             "extraConfig": "forward-zone:\n    name: \"example.\"\n    forward-addr: 192.0.2.53\n"},
                 "coordinator": {"apiTls": {"existingSecret": "mpic-api-tls"},
                                 "autoscaling": {"enabled": False}, "replicas": 3},
-                "perspectiveDefaults": {"replicas": 2, "pdb": {"enabled": True}},
                 "podMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prometheus"}},
                 "networkPolicy": {"opsIngressFrom": [
                     {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
+                "monitoring": {"grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "MPIC"}},
+                               "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}}},
+                "perspectiveDefaults": {"replicas": 2, "pdb": {"enabled": True},
+                                        "config": {"shutdown": {"pre_stop_delay_ms": 8000, "drain_timeout_ms": 20000}}},
             },
             default_codes,
             True,
@@ -123,6 +131,55 @@ def check_pod(case, name, spec, perspective):
             fail(case, f"{name}: containers {names}, expected perspective + its own unbound")
 
 
+def check_grace(case, deployment, config, key):
+    """The pod's terminationGracePeriodSeconds leaves the service its whole shutdown: the
+    pre-stop delay and the drain (default: the request deadline + 1 s), and a moment to exit."""
+    shutdown = config.get("shutdown") or {}
+    if key == "coordinator.yaml":
+        deadline = (config.get("timeouts") or {}).get("request_ms", 15000)
+    else:
+        deadline = (config.get("limits") or {}).get("check_timeout_ms", 10000)
+    pre = shutdown.get("pre_stop_delay_ms", 1000)
+    drain = shutdown.get("drain_timeout_ms", deadline + 1000)
+    pod = deployment["spec"]["template"]["spec"]
+    grace = pod.get("terminationGracePeriodSeconds")
+    name = deployment["metadata"]["name"]
+    if grace is None or grace * 1000 < pre + drain + 1000:
+        fail(case, f"{name}: terminationGracePeriodSeconds {grace} does not cover the pre-stop delay "
+                   f"({pre} ms) and the drain ({drain} ms)")
+    if pre < 1000:
+        fail(case, f"{name}: shutdown.pre_stop_delay_ms {pre}: endpoints need time to stop sending")
+    for c in pod["containers"]:
+        if c.get("lifecycle", {}).get("preStop"):
+            fail(case, f"{name}/{c['name']}: a preStop hook; the services delay their own shutdown")
+
+
+def check_rules(case, ident, doc, out_dir):
+    """A PrometheusRule: its groups are those of docker/prometheus/mpic-alerts.yaml (with the
+    default thresholds), and promtool accepts them."""
+    groups = doc.get("spec", {}).get("groups") or []
+    plain = yaml.safe_load(pathlib.Path("docker/prometheus/mpic-alerts.yaml").read_text())["groups"]
+    if groups != plain:
+        fail(case, f"{ident}: its rules differ from docker/prometheus/mpic-alerts.yaml")
+    promtool = shutil.which("promtool")
+    if promtool:
+        f = out_dir / f"{doc['metadata']['name']}-rules.yaml"
+        f.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+        r = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True)
+        if r.returncode != 0:
+            fail(case, f"{ident}: promtool check rules: {(r.stdout + r.stderr).strip()}")
+
+
+def check_dashboard(case, doc):
+    """The dashboard ConfigMap carries the sidecar's label and docker/grafana/mpic-dashboard.json."""
+    ident = f"ConfigMap/{doc['metadata']['name']}"
+    if doc["metadata"].get("labels", {}).get("grafana_dashboard") != "1":
+        fail(case, f"{ident}: no grafana_dashboard: \"1\" label")
+    shipped = json.loads(pathlib.Path("docker/grafana/mpic-dashboard.json").read_text())
+    if json.loads(doc["data"]["mpic-dashboard.json"]) != shipped:
+        fail(case, f"{ident}: not docker/grafana/mpic-dashboard.json")
+
+
 def run_case(case, values, expect_codes, expect_coordinator, mpic_bin, out_dir):
     t0 = time.monotonic()
     print(f"helm-check: {case}")
@@ -159,7 +216,9 @@ def run_case(case, values, expect_codes, expect_coordinator, mpic_bin, out_dir):
         try:
             kubernetes_validate.validate(doc, KUBE_VERSION, True)
         except kubernetes_validate.SchemaNotFoundError:
-            if doc["apiVersion"] == "monitoring.coreos.com/v1" and kind == "PodMonitor":
+            if doc["apiVersion"] == "monitoring.coreos.com/v1" and kind == "PrometheusRule":
+                check_rules(case, ident, doc, case_dir)
+            elif doc["apiVersion"] == "monitoring.coreos.com/v1" and kind == "PodMonitor":
                 spec = doc.get("spec", {})
                 endpoints = spec.get("podMetricsEndpoints") or []
                 if not spec.get("selector", {}).get("matchLabels") or not endpoints:
@@ -176,8 +235,8 @@ def run_case(case, values, expect_codes, expect_coordinator, mpic_bin, out_dir):
             where = "/".join(str(x) for x in getattr(e, "path", []) or [])
             fail(case, f"{ident}: {str(e).splitlines()[0]}" + (f" (at {where})" if where else ""))
     print(f"helm-check:   kubernetes-validate --strict (Kubernetes {KUBE_VERSION}): {len(docs)} manifests "
-          f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; PodMonitor: no bundled "
-          "schema, structure checked)")
+          f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}; PodMonitor, PrometheusRule: no "
+          "bundled schema, structure checked)")
 
     for doc in docs:
         if doc["kind"] == "Service":
@@ -204,6 +263,9 @@ def run_case(case, values, expect_codes, expect_coordinator, mpic_bin, out_dir):
     for doc in docs:
         if doc["kind"] != "ConfigMap":
             continue
+        if "mpic-dashboard.json" in doc.get("data", {}):
+            check_dashboard(case, doc)
+            continue
         for key, text in doc.get("data", {}).items():
             f = case_dir / f"{doc['metadata']['name']}.{key}"
             f.write_text(text)
@@ -216,6 +278,9 @@ def run_case(case, values, expect_codes, expect_coordinator, mpic_bin, out_dir):
                     fail(case, f"{f.name}: no ops_listen")
                 if key == "perspective.yaml" and parsed["resolver"]["address"] != f"127.0.0.1:{unbound_port}":
                     fail(case, f"{f.name}: resolver {parsed['resolver']['address']}, Unbound listens on {unbound_port}")
+                deployment = deployments.get(doc["metadata"]["name"])
+                if deployment is not None:
+                    check_grace(case, deployment, parsed, key)
                 if key == "coordinator.yaml":
                     merged = deep_merge(yaml.safe_load((CHART / "values.yaml").read_text()), values)
                     want = {p["code"]: p.get("externalUrl") or f"https://{RELEASE}-perspective-{p['code']}.{NAMESPACE}.svc:8443"

@@ -16,6 +16,10 @@
 #   docker/build-images.sh              everything
 #   MPIC_SKIP_CARGO=1 docker/build-images.sh   reuse the binaries already in docker/prebuilt/
 #
+# It checks first what every step needs (the engine, cargo and its target) and makes the base
+# image before compiling anything, so that a step that cannot succeed fails in seconds; a
+# Debian-based image that fails while cargo compiles stops the compilation.
+#
 # Environment: MPIC_BASE_IMAGE (default mpic-local/debian:bookworm), MPIC_TAG (default local),
 # CARGO_TARGET_DIR (default target). Prints the time of each step.
 set -euo pipefail
@@ -55,14 +59,35 @@ total_start=$(date +%s)
 common=(--build-arg "DEBIAN_IMAGE=$base" --build-arg "VERSION=$version"
     --build-arg "REVISION=$revision" --build-arg "CREATED=$created")
 
+fail() {
+    echo "build-images: $*" >&2
+    exit 1
+}
+
+# ---- Before anything slow: what every later step needs --------------------------------------
+# A missing tool or an unreachable engine is said now, not after minutes of compiling.
+step "checking the tools"
+command -v docker >/dev/null || fail "docker is not installed"
+docker info >/dev/null 2>&1 || fail "no Docker engine answers (docker info): start it, or run as a user allowed to use it"
+if [ "${MPIC_SKIP_CARGO:-0}" != 1 ]; then
+    command -v cargo >/dev/null || fail "cargo is not installed (https://rustup.rs), or set MPIC_SKIP_CARGO=1 with binaries in docker/prebuilt/"
+    if command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx "$triple"; then
+        fail "the Rust target $triple is not installed: rustup target add $triple"
+    fi
+fi
+step_done
+# The base image, before compiling: it needs root, debootstrap (installed with apt, which
+# waits for dpkg's lock when another install holds it) and the host's Debian mirror, and any
+# of them missing makes the whole build useless.
+step "base image $base (debootstrap + docker import; skipped when present)"
+bash docker/make-base-image.sh "$base" || fail "the base image $base could not be made (above); nothing was compiled"
+step_done
+
 # The Debian side (network- and disk-bound) runs in the background while cargo compiles
-# (CPU-bound): the base image, then the images that need no Rust binary, then the Debian
-# stage of docker/Dockerfile (its CA bundle and passwd), so that the Rust images only add
-# their binaries at the end.
+# (CPU-bound): the images that need no Rust binary, then the Debian stage of
+# docker/Dockerfile (its CA bundle and passwd), so that the Rust images only add their
+# binaries at the end. If it fails, the compilation is stopped at once.
 debian_side() {
-    step "base image $base (debootstrap + docker import; skipped when present)"
-    bash docker/make-base-image.sh "$base"
-    step_done
     step "mpic/unbound:$tag (docker/unbound.Dockerfile)"
     build -f docker/unbound.Dockerfile "${common[@]}" -t "mpic/unbound:$tag" -t "mpic/unbound:$version" .
     step_done
@@ -76,16 +101,39 @@ debian_side() {
     build -f docker/Dockerfile --target runtime-files "${common[@]}" .
     step_done
 }
-echo "build-images: in the background: base image, Unbound and demo images"
+echo "build-images: in the background: the Unbound and demo images"
 debian_log=$(mktemp)
 debian_side >"$debian_log" 2>&1 &
 debian_pid=$!
+debian_failed() {
+    echo "build-images: the Debian side's log:" >&2
+    sed 's/^/  /' "$debian_log" >&2
+    rm -f "$debian_log"
+    fail "a Debian-based image failed (above)"
+}
 
 if [ "${MPIC_SKIP_CARGO:-0}" != 1 ]; then
     step "static binaries: cargo build --release --target $triple (crt-static)"
     RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
         cargo build --release --locked --target "$triple" \
-        --bin mpic-perspective --bin mpic-coordinator --bin mpic
+        --bin mpic-perspective --bin mpic-coordinator --bin mpic &
+    cargo_pid=$!
+    # Whichever ends first: a failed Debian side stops the compilation rather than let it run
+    # for minutes towards a build that cannot finish.
+    ended=
+    status=0
+    wait -n -p ended "$cargo_pid" "$debian_pid" || status=$?
+    if [ "$ended" = "$debian_pid" ]; then
+        debian_pid=
+        if [ "$status" -ne 0 ]; then
+            kill "$cargo_pid" 2>/dev/null || true
+            wait "$cargo_pid" 2>/dev/null || true
+            debian_failed
+        fi
+        wait "$cargo_pid" || fail "cargo build failed"
+    elif [ "$status" -ne 0 ]; then
+        fail "cargo build failed"
+    fi
     for b in mpic-perspective mpic-coordinator mpic; do
         install -m 0755 "$target_dir/$triple/release/$b" "docker/prebuilt/$b"
         strip "docker/prebuilt/$b"
@@ -94,17 +142,13 @@ if [ "${MPIC_SKIP_CARGO:-0}" != 1 ]; then
 fi
 for b in mpic-perspective mpic-coordinator mpic; do
     if [ ! -x "docker/prebuilt/$b" ]; then
-        echo "build-images: docker/prebuilt/$b is missing (run without MPIC_SKIP_CARGO)" >&2
-        exit 1
+        fail "docker/prebuilt/$b is missing (run without MPIC_SKIP_CARGO)"
     fi
 done
 
 step "waiting for the background builds"
-if ! wait "$debian_pid"; then
-    sed 's/^/  /' "$debian_log" >&2
-    rm -f "$debian_log"
-    echo "build-images: the base image or a Debian-based image failed" >&2
-    exit 1
+if [ -n "$debian_pid" ] && ! wait "$debian_pid"; then
+    debian_failed
 fi
 sed 's/^/  /' "$debian_log"
 rm -f "$debian_log"

@@ -49,9 +49,19 @@ if [ -z "$mirror" ]; then
 fi
 
 if ! command -v debootstrap >/dev/null 2>&1 && [ ! -x /usr/sbin/debootstrap ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "make-base-image: debootstrap is not installed and installing it needs root" >&2
+        exit 1
+    fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+    # Another install may hold dpkg's lock (unattended upgrades, a parallel CI step): wait
+    # for it rather than fail.
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "make-base-image: debootstrap needs root (sudo docker/build-images.sh)" >&2
+    exit 1
 fi
 PATH=$PATH:/usr/sbin:/sbin
 

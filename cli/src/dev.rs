@@ -159,6 +159,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 ..WebConfig::default()
             },
             reload: Default::default(),
+            shutdown: Default::default(),
             danger_plain_http: false,
         };
         let perspective = Perspective::bind(&config)
@@ -204,6 +205,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             private_key: files.coordinator_key.clone(),
             ca: files.ca.clone(),
         }),
+        // Nothing routes by readiness to a fleet in one process: Ctrl-C drains at once.
+        shutdown: mpic_common::serve::ShutdownSettings {
+            pre_stop_delay_ms: 0,
+            drain_timeout_ms: None,
+        },
         danger_plain_http_perspectives: false,
         perspectives: entries,
     };

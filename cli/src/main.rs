@@ -1,4 +1,5 @@
-//! `mpic`: the command-line client for people, and the operator's tools.
+//! `mpic`: the command-line client for people, and the operator's tools (including `hold`, the
+//! network-namespace holder of the compose fleet).
 //!
 //! Exit status: 0 when a check is valid (or a tool succeeded), 1 when a check is not valid,
 //! 2 on any error (bad arguments, unreachable coordinator, non-200 answer).
@@ -66,6 +67,11 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         timeout: u64,
     },
+    /// Do nothing until SIGTERM or SIGINT, then exit 0: the holder of a network namespace
+    /// that other containers join (compose.yaml: each perspective's Unbound, perspective and
+    /// demo web server), like a Kubernetes pod's pause container, so that restarting any of
+    /// them leaves the others' network intact.
+    Hold,
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -112,6 +118,13 @@ fn main() -> ExitCode {
             Command::Config {
                 command: ConfigCommand::Check { file, at },
             } => config_check(&file, at),
+            Command::Hold => {
+                // As a container's first process it must exit on SIGTERM by itself (the
+                // kernel ignores signals a PID 1 has no handler for), or stopping it would
+                // wait for the engine's kill.
+                mpic_common::serve::shutdown_signal().await;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Probe {
                 url,
                 tcp: true,

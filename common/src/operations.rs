@@ -24,6 +24,9 @@ pub trait Operations: Send + Sync + 'static {
     /// What `/configz` shows: the effective configuration without secrets, file paths or
     /// addresses, and versions; built when asked where part of it changes with the date.
     fn configz(&self) -> std::borrow::Cow<'_, serde_json::Value>;
+    /// Where the service stands between serving and exiting: once shutdown has begun it is
+    /// not ready, whatever its own test says.
+    fn lifecycle(&self) -> &crate::serve::Lifecycle;
 }
 
 /// The router of an operations listener: the four endpoints, nothing else.
@@ -51,8 +54,12 @@ pub async fn healthz() -> Response {
     http::status(StatusCode::OK, serde_json::json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: 200 when ready, else 503; the service's body either way.
+/// `GET /readyz`: 200 when ready, else 503; the service's body either way, or the shutdown's
+/// once it has begun.
 pub async fn readyz<T: Operations>(State(state): State<Arc<T>>) -> Response {
+    if let Some(body) = state.lifecycle().not_ready() {
+        return http::status(StatusCode::SERVICE_UNAVAILABLE, body);
+    }
     let (ready, body) = state.readiness().await;
     let status = if ready {
         StatusCode::OK

@@ -1,6 +1,7 @@
 //! What both services' `main` do alike: telemetry, the configuration file (checked before any
 //! port is bound; an unusable one stops the process with one line naming the field and exit
-//! status 2), `--check`, the listeners, and serving until SIGTERM or Ctrl-C.
+//! status 2), `--check`, the listeners, and serving until SIGTERM or Ctrl-C, then shutting
+//! down as the configuration's `shutdown:` says (`serve::Lifecycle`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -84,7 +85,10 @@ pub async fn run<S: Service>(config: &Path, check: bool) -> ExitCode {
     }
     service.announce();
     match service.serve(crate::serve::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("{}: {e}", S::NAME);
             ExitCode::FAILURE

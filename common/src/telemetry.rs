@@ -83,19 +83,78 @@ fn logged(meta: &tracing::Metadata<'_>) -> bool {
     !meta.is_span() || LOGGED_SPANS.contains(&meta.name())
 }
 
-/// The JSON log layer: one line per event, its fields flattened, with [`LOGGED_SPANS`].
+/// The JSON log layer: one line per event, its fields flattened, with [`LOGGED_SPANS`]; the
+/// [`JSON_VALUED`] fields of [`JSON_VALUED_TARGET`] events are written as JSON values.
 fn json_logs<S, W>(writer: W) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
 {
-    tracing_subscriber::fmt::layer()
+    let json = tracing_subscriber::fmt::format()
         .json()
         .flatten_event(true)
         .with_current_span(false)
-        .with_span_list(true)
+        .with_span_list(true);
+    tracing_subscriber::fmt::layer()
+        .event_format(JsonValued(json))
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
         .with_writer(writer)
         .with_filter(tracing_subscriber::filter::filter_fn(logged))
+}
+
+/// The target whose events may carry fields holding JSON text: the audit event.
+pub const JSON_VALUED_TARGET: &str = "mpic::audit";
+
+/// The fields of [`JSON_VALUED_TARGET`] events that hold JSON text (recorded with `%`), to be
+/// logged as the JSON they hold rather than as a string: `tracing` fields are scalars, and the
+/// audit event lists each perspective as an object.
+pub const JSON_VALUED: [&str; 1] = ["perspectives"];
+
+/// The JSON event format, with [`JSON_VALUED`] fields inlined.
+struct JsonValued<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for JsonValued<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if event.metadata().target() != JSON_VALUED_TARGET {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.0.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        for key in JSON_VALUED {
+            if let Some(inlined) = inline_json_field(&line, key) {
+                line = inlined;
+            }
+        }
+        writer.write_str(&line)
+    }
+}
+
+/// `line` (a JSON object on one line) with the string value of `key` replaced by the JSON
+/// text it holds, the other fields in place; `None` when there is no such field or it does
+/// not hold JSON.
+fn inline_json_field(line: &str, key: &str) -> Option<String> {
+    // Inside a JSON string every quote is escaped, so an unescaped `"key":` is a key.
+    let marker = format!("\"{key}\":");
+    let start = line.find(&marker)? + marker.len();
+    let mut values = serde_json::Deserializer::from_str(&line[start..]).into_iter::<String>();
+    let text = values.next()?.ok()?;
+    let end = start + values.byte_offset();
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    Some(format!("{}{}{}", &line[..start], value, &line[end..]))
 }
 
 /// Set by [`init`] when spans are exported.
@@ -367,20 +426,23 @@ mod tests {
         });
     }
 
+    /// Where a test's log lines go.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     /// A log line inside a DNS lookup inside a check lists the check's span, with the ids.
     #[test]
     fn log_lines_list_the_request_or_check_span() {
-        #[derive(Clone, Default)]
-        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buffer {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::registry()
@@ -409,6 +471,69 @@ mod tests {
         assert_eq!(spans[0]["name"], "mpic.check");
         assert_eq!(spans[0]["trace_id"], trace.as_str());
         assert_eq!(spans[0]["trace_identifier"], "order-42");
+    }
+
+    #[test]
+    fn a_field_holding_json_is_inlined() {
+        struct Case {
+            name: &'static str,
+            line: &'static str,
+            want: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                name: "an array of objects, the other fields in place",
+                line: r#"{"a":1,"perspectives":"[{\"code\":\"x\"}]","b":"c"}"#,
+                want: Some(r#"{"a":1,"perspectives":[{"code":"x"}],"b":"c"}"#),
+            },
+            Case {
+                name: "the key's name inside another string is not the key",
+                line: r#"{"m":"say \"perspectives\": no","perspectives":"[]"}"#,
+                want: Some(r#"{"m":"say \"perspectives\": no","perspectives":[]}"#),
+            },
+            Case {
+                name: "not JSON: left as it is",
+                line: r#"{"perspectives":"us-east-1=passed"}"#,
+                want: None,
+            },
+            Case {
+                name: "no such field",
+                line: r#"{"a":1}"#,
+                want: None,
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                inline_json_field(case.line, "perspectives").as_deref(),
+                case.want,
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    /// The audit event's `perspectives` is a JSON array in the log line; other events'
+    /// fields are strings as recorded.
+    #[test]
+    fn the_audit_events_perspectives_are_structured() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(json_logs(move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let list = r#"[{"code":"us-east-1","result":"passed"}]"#;
+            tracing::info!(target: "mpic::audit", perspectives = %list, n = 1, "decided");
+            tracing::info!(perspectives = %list, "not the audit target");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["perspectives"][0]["code"], "us-east-1", "{text}");
+        assert_eq!(lines[0]["n"], 1);
+        assert_eq!(lines[0]["message"], "decided");
+        assert!(lines[1]["perspectives"].is_string(), "{text}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mpic_common::config::{ConfigError, Rir, load_yaml};
-use mpic_common::serve::ConnectionLimits;
+use mpic_common::serve::{ConnectionLimits, ShutdownSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::cohort::{self, Member};
@@ -62,6 +62,10 @@ pub struct CoordinatorConfig {
     /// Size and concurrency limits.
     #[serde(default)]
     pub limits: Limits,
+    /// On SIGTERM: how long to keep serving while not ready, and how long requests in flight
+    /// get once the listeners have closed (at least `timeouts.request_ms`).
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
     /// Mutual TLS towards the perspectives; required unless
     /// `danger_plain_http_perspectives` is set.
     #[serde(default)]
@@ -408,6 +412,8 @@ impl CoordinatorConfig {
             ));
         }
         self.connections.validate("connections")?;
+        self.shutdown
+            .validate("shutdown", t.request_ms, "timeouts.request_ms")?;
         if self
             .ops_listen
             .is_some_and(|ops| ops.port() != 0 && ops == self.listen)
@@ -556,6 +562,13 @@ mod tests {
                 base.replace("limits:\n", "limits:\n  colour: red\n"),
             ),
             (
+                "shutdown",
+                base.replace(
+                    "  pre_stop_delay_ms: 1000",
+                    "  pre_stop_delay_ms: 1000\n  colour: red",
+                ),
+            ),
+            (
                 "perspective_tls",
                 base.replace(
                     "  certificate: /etc/mpic/tls/coordinator.crt\n",
@@ -648,6 +661,14 @@ mod tests {
                 "grace over call",
                 base.replace("straggler_grace_ms: 250", "straggler_grace_ms: 9000"),
                 "timeouts.straggler_grace_ms",
+            ),
+            (
+                "drain shorter than a request",
+                base.replace(
+                    "  pre_stop_delay_ms: 1000",
+                    "  pre_stop_delay_ms: 1000\n  drain_timeout_ms: 5000",
+                ),
+                "shutdown.drain_timeout_ms",
             ),
             (
                 "request under call",

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use mpic_common::reload::Reloader;
 use mpic_common::reload::tls::ClientTls;
-use mpic_common::serve::{ConnectionLimits, ConnectionMetrics, Exposure, Listeners, Shutdown};
+use mpic_common::serve::{
+    ConnectionLimits, ConnectionMetrics, Exposure, Lifecycle, Listeners, Shutdown,
+};
 
 use crate::config::{CoordinatorConfig, parse_api_keys};
 use crate::policy::Policy;
@@ -144,6 +146,11 @@ impl Coordinator {
             None => None,
         };
         let connection_metrics = metrics.connections.clone();
+        let lifecycle = Lifecycle::from_settings(
+            &config.shutdown,
+            config.request_timeout(),
+            &metrics.lifecycle,
+        );
         let state = Arc::new(service::AppState {
             orchestrator,
             keys,
@@ -167,6 +174,7 @@ impl Coordinator {
                 "config": config.public_view(),
             }),
             readiness: Arc::new(readiness::Readiness::new(config.default_perspective_count)),
+            lifecycle,
         });
         let listeners = Listeners::bind(config.listen, config.ops_listen).await?;
         Ok(Coordinator {
@@ -217,6 +225,7 @@ impl Coordinator {
                 mpic_common::operations::router(self.state.clone()),
                 self.connections,
                 &self.connection_metrics,
+                &self.state.lifecycle,
                 shutdown,
             )
             .await;

@@ -78,6 +78,57 @@ pub struct RuleLabels {
     pub method: String,
 }
 
+/// Labels of a perspective call that did not complete.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotCompletedLabels {
+    /// The configured code.
+    pub perspective: String,
+    /// Why ([`not_completed_reason`]).
+    pub reason: String,
+}
+
+/// Why a call's entry is not completed (the `reason` of
+/// `mpic_perspective_not_completed_total`), or `None` when it completed. A bounded set: the
+/// coordinator's own [`RemoteFailure`] when it got no usable answer; else the family of the
+/// perspective's first error type (api.md), `other` for a type this coordinator does not know.
+///
+/// | the call | reason |
+/// |---|---|
+/// | no usable answer | `unreachable`, `timeout`, `exchange`, `malformed`, `wrong_identity`, `cancelled` |
+/// | answered, not completed | `caa_lookup`, `caa_dnssec`, `dcv_lookup`, `dcv_dnssec`, `dcv_parameter`, `http`, `redirect`, `tls_alpn_connection`, `tls_alpn_certificate`, `other` |
+pub fn not_completed_reason(result: &CallResult) -> Option<&'static str> {
+    use mpic_common::api::error_type as E;
+    match result {
+        CallResult::Failed { failure, .. } => Some(match failure {
+            RemoteFailure::Unreachable => "unreachable",
+            RemoteFailure::Timeout => "timeout",
+            RemoteFailure::Exchange => "exchange",
+            RemoteFailure::Malformed => "malformed",
+            RemoteFailure::WrongIdentity => "wrong_identity",
+            RemoteFailure::Cancelled => "cancelled",
+        }),
+        CallResult::Answered { response, .. } if !response.check_completed => {
+            let first = response
+                .errors
+                .first()
+                .map_or("", |e| e.error_type.as_str());
+            Some(match first {
+                E::CAA_LOOKUP => "caa_lookup",
+                E::CAA_DNSSEC => "caa_dnssec",
+                E::DCV_LOOKUP => "dcv_lookup",
+                E::DCV_DNSSEC => "dcv_dnssec",
+                E::DCV_PARAMETER => "dcv_parameter",
+                E::HTTP => "http",
+                E::REDIRECT_INVALID => "redirect",
+                E::TLS_ALPN_CONNECTION => "tls_alpn_connection",
+                t if t.starts_with(E::TLS_ALPN_CERTIFICATE_PREFIX) => "tls_alpn_certificate",
+                _ => "other",
+            })
+        }
+        CallResult::Answered { .. } => None,
+    }
+}
+
 /// Labels of a per-perspective histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PerspectiveLabels {
@@ -98,6 +149,8 @@ pub struct Metrics {
     pub calls: Family<CallLabels, Counter>,
     /// `mpic_perspective_call_duration_seconds`.
     pub call_duration: Family<PerspectiveLabels, Histogram>,
+    /// `mpic_perspective_not_completed_total`.
+    pub not_completed: Family<NotCompletedLabels, Counter>,
     /// `mpic_cohort_attempts_total`.
     pub attempts: Family<CheckTypeLabels, Counter>,
     /// `mpic_load_shed_total`.
@@ -113,6 +166,10 @@ pub struct Metrics {
     /// `mpic_tls_certificate_not_after_seconds`, `mpic_tls_reload_applied_total`,
     /// `mpic_tls_reload_refused_total`.
     pub reload: mpic_common::reload::ReloadMetrics,
+    /// `mpic_quorum_failures_total`.
+    pub quorum_failures: Family<CheckTypeLabels, Counter>,
+    /// `mpic_start_time_seconds`, `mpic_shutting_down`.
+    pub lifecycle: mpic_common::serve::LifecycleMetrics,
 }
 
 impl Metrics {
@@ -149,6 +206,12 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             call_duration.clone(),
         );
+        let not_completed = Family::<NotCompletedLabels, Counter>::default();
+        registry.register(
+            "perspective_not_completed",
+            "Perspective calls whose entry is not completed, by perspective and reason",
+            not_completed.clone(),
+        );
         let attempts = Family::<CheckTypeLabels, Counter>::default();
         registry.register(
             "cohort_attempts",
@@ -181,19 +244,36 @@ impl Metrics {
         );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
         let reload = mpic_common::reload::ReloadMetrics::register(&mut registry);
+        let quorum_failures = Family::<CheckTypeLabels, Counter>::default();
+        // Both series exist from the start, at 0: a rate over them (the alert on undecidable
+        // answers) has data before the first failure, and the family is in every scrape.
+        for check_type in ["caa", "dcv"] {
+            drop(quorum_failures.get_or_create(&CheckTypeLabels {
+                check_type: check_type.to_owned(),
+            }));
+        }
+        registry.register(
+            "quorum_failures",
+            "POST /mpic answered with mpic_completed false: more perspectives did not complete than the quorum allows",
+            quorum_failures.clone(),
+        );
+        let lifecycle = mpic_common::serve::LifecycleMetrics::register(&mut registry);
         Metrics {
             rule_warnings,
             rules_next_change_days,
             registry,
+            lifecycle,
             connections,
             reload,
             requests,
             request_duration,
             calls,
             call_duration,
+            not_completed,
             attempts,
             shed,
             in_flight,
+            quorum_failures,
         }
     }
 }
@@ -251,6 +331,71 @@ mod tests {
         ];
         for (name, result, want) in cases {
             assert_eq!(call_outcome(&result), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn each_not_completed_call_has_a_bounded_reason() {
+        let details = || CheckDetails::Caa(CaaDetails::default());
+        let answered = |outcome: Outcome| CallResult::Answered {
+            response: outcome.into_response(details()),
+            took: Duration::from_millis(5),
+        };
+        let failed = |failure: RemoteFailure| CallResult::Failed {
+            failure,
+            entry: Outcome::NotCompleted(Problem::new(ProblemKind::Remote(failure), "x"))
+                .into_response(details()),
+            took: None,
+        };
+        let problem = |kind| Outcome::NotCompleted(Problem::new(kind, "x"));
+        let mut unknown = problem(ProblemKind::Http).into_response(details());
+        unknown.errors[0].error_type = "made-up".to_owned();
+        let cases = [
+            ("passed", answered(Outcome::Passed), None),
+            ("not passed", answered(Outcome::NotPassed(Vec::new())), None),
+            (
+                "a CAA lookup",
+                answered(problem(ProblemKind::Lookup(
+                    mpic_common::outcome::Checker::Caa,
+                ))),
+                Some("caa_lookup"),
+            ),
+            (
+                "DNSSEC of a DCV lookup",
+                answered(problem(ProblemKind::Dnssec(
+                    mpic_common::outcome::Checker::Dcv,
+                ))),
+                Some("dcv_dnssec"),
+            ),
+            (
+                "a TLS-ALPN certificate rule",
+                answered(problem(ProblemKind::TlsAlpnCertificate(
+                    mpic_common::outcome::CertificateRule::DigestMismatch,
+                ))),
+                Some("tls_alpn_certificate"),
+            ),
+            (
+                "a type this coordinator does not know",
+                CallResult::Answered {
+                    response: unknown,
+                    took: Duration::from_millis(5),
+                },
+                Some("other"),
+            ),
+            (
+                "unreachable",
+                failed(RemoteFailure::Unreachable),
+                Some("unreachable"),
+            ),
+            ("timeout", failed(RemoteFailure::Timeout), Some("timeout")),
+            (
+                "cancelled",
+                failed(RemoteFailure::Cancelled),
+                Some("cancelled"),
+            ),
+        ];
+        for (name, result, want) in cases {
+            assert_eq!(not_completed_reason(&result), want, "{name}");
         }
     }
 }

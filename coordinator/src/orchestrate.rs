@@ -354,6 +354,15 @@ impl Orchestrator {
                     outcome: crate::metrics::call_outcome(result).to_owned(),
                 })
                 .inc();
+            if let Some(reason) = crate::metrics::not_completed_reason(result) {
+                self.metrics
+                    .not_completed
+                    .get_or_create(&crate::metrics::NotCompletedLabels {
+                        perspective: perspective.code.clone(),
+                        reason: reason.to_owned(),
+                    })
+                    .inc();
+            }
         }
     }
 }

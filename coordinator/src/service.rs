@@ -56,6 +56,8 @@ pub struct AppState {
     pub configz: serde_json::Value,
     /// Whether a default cohort can be reached, probed in the background.
     pub readiness: Arc<Readiness>,
+    /// Serving, or shutting down (then not ready).
+    pub lifecycle: mpic_common::serve::Lifecycle,
 }
 
 impl Operations for AppState {
@@ -76,6 +78,10 @@ impl Operations for AppState {
         view["rules"] = serde_json::to_value(self.policy.report(self.clock.today(), &self.facts))
             .unwrap_or_default();
         std::borrow::Cow::Owned(view)
+    }
+
+    fn lifecycle(&self) -> &mpic_common::serve::Lifecycle {
+        &self.lifecycle
     }
 }
 
@@ -245,7 +251,9 @@ async fn handle(
                 method: method.to_owned(),
             })
             .inc();
-        tracing::warn!(
+        // Counted and carried in the response; not logged per request (under `warn` in a lab
+        // that was half the log). The configuration's own warning is logged once, at start.
+        tracing::debug!(
             rule = %w.warning_type,
             br_section = %w.br_section,
             target_name = %validated.target,
@@ -260,6 +268,15 @@ async fn handle(
     match orchestrated {
         Ok(Orchestrated { response, waited }) => {
             audit(&validated, &response, started.elapsed());
+            if !response.mpic_completed {
+                state
+                    .metrics
+                    .quorum_failures
+                    .get_or_create(&CheckTypeLabels {
+                        check_type: check_type.to_owned(),
+                    })
+                    .inc();
+            }
             let verdict = if response.is_valid {
                 "valid"
             } else {
@@ -296,31 +313,23 @@ async fn handle(
 
 /// The BR 5.4.1 audit event: one per answered `POST /mpic`, with the target, the check, every
 /// attempt's perspectives and results, the quorum result, the RIRs of the corroborating
-/// perspectives, the attempt count and the latency. Parameters (tokens, key authorizations,
-/// challenge values) are never logged.
+/// perspectives, the attempt count and the latency. `perspectives` is a JSON array (see
+/// [`AuditPerspective`]; the JSON log writes it as such, `mpic_common::telemetry::JSON_VALUED`).
+/// Parameters (tokens, key authorizations, challenge values) and error messages are never
+/// logged: an error's type says why a perspective failed.
 fn audit(v: &Validated, r: &MpicResponse, took: Duration) {
-    let describe = |attempt: &[mpic_common::api::PerspectiveResult]| {
-        attempt
-            .iter()
-            .map(|p| {
-                let c = &p.check_response;
-                let result = match (c.check_completed, c.check_passed) {
-                    (true, true) => "passed",
-                    (true, false) => "not_passed",
-                    (false, _) => "error",
-                };
-                format!("{}={result}", p.perspective_code)
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let mut attempts: Vec<String> = r
+    let attempts: Vec<&[mpic_common::api::PerspectiveResult]> = r
         .previous_attempt_results
         .iter()
         .flatten()
-        .map(|a| describe(a))
+        .map(Vec::as_slice)
+        .chain(std::iter::once(r.perspectives.as_slice()))
         .collect();
-    attempts.push(describe(&r.perspectives));
+    let perspectives: Vec<AuditPerspective<'_>> = attempts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, attempt)| attempt.iter().map(move |p| AuditPerspective::of(i + 1, p)))
+        .collect();
     let passing_rirs: std::collections::BTreeSet<&str> = r
         .perspectives
         .iter()
@@ -339,10 +348,47 @@ fn audit(v: &Validated, r: &MpicResponse, took: Duration) {
         quorum_result = %r.quorum_result,
         passing_rirs = %passing_rirs.into_iter().collect::<Vec<_>>().join(","),
         attempt_count = attempts.len(),
-        perspectives = %attempts.join(" | "),
+        perspectives = %serde_json::to_string(&perspectives).unwrap_or_default(),
         duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         "mpic request decided"
     );
+}
+
+/// One perspective of one attempt, as the audit event lists it.
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AuditPerspective<'a> {
+    /// The attempt (cohort) it belonged to, from 1.
+    pub attempt: usize,
+    /// The configured code.
+    pub code: &'a str,
+    /// Its RIR, as configured.
+    pub rir: Option<&'static str>,
+    /// `passed`, `not_passed` (completed, no permission or control) or `error` (not
+    /// completed).
+    pub result: &'static str,
+    /// The `error_type` of its first error (api.md), when it has one.
+    pub error_type: Option<&'a str>,
+    /// Milliseconds to its answer; none when it did not answer.
+    pub latency_ms: Option<u64>,
+}
+
+impl<'a> AuditPerspective<'a> {
+    /// The entry of `p` in attempt `attempt`.
+    pub fn of(attempt: usize, p: &'a mpic_common::api::PerspectiveResult) -> AuditPerspective<'a> {
+        let c = &p.check_response;
+        AuditPerspective {
+            attempt,
+            code: &p.perspective_code,
+            rir: p.rir.map(mpic_common::config::Rir::as_str),
+            result: match (c.check_completed, c.check_passed) {
+                (true, true) => "passed",
+                (true, false) => "not_passed",
+                (false, _) => "error",
+            },
+            error_type: c.errors.first().map(|e| e.error_type.as_str()),
+            latency_ms: p.latency_ms,
+        }
+    }
 }
 
 /// Turns a parsed body into a request the orchestrator can run, or the 400 issues: the

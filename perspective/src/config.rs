@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mpic_common::config::{ConfigError, Rir, load_yaml};
-use mpic_common::serve::ConnectionLimits;
+use mpic_common::serve::{ConnectionLimits, ShutdownSettings};
 use mpic_common::target::Target;
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,10 @@ pub struct PerspectiveConfig {
     /// The HTTP and TLS-ALPN methods.
     #[serde(default)]
     pub web: WebConfig,
+    /// On SIGTERM: how long to keep serving while not ready, and how long checks in flight
+    /// get once the listeners have closed (at least `limits.check_timeout_ms`).
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
     /// Mutual TLS; required unless `danger_plain_http` is set.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -251,6 +255,11 @@ impl PerspectiveConfig {
         }
         self.web.validate(self.limits.check_timeout_ms)?;
         self.connections.validate("connections")?;
+        self.shutdown.validate(
+            "shutdown",
+            self.limits.check_timeout_ms,
+            "limits.check_timeout_ms",
+        )?;
         if self
             .ops_listen
             .is_some_and(|ops| ops.port() != 0 && ops == self.listen)
@@ -400,6 +409,7 @@ mod tests {
             ),
             ("web", format!("{MINIMAL}web: {{colour: red}}\n")),
             ("reload", format!("{MINIMAL}reload: {{colour: red}}\n")),
+            ("shutdown", format!("{MINIMAL}shutdown: {{colour: red}}\n")),
             (
                 "web beside danger keys",
                 format!(
@@ -471,6 +481,13 @@ mod tests {
                 name: "port zero",
                 yaml: format!("{MINIMAL}web: {{danger_tls_alpn_port: 0}}\n"),
                 field: "web.danger_tls_alpn_port",
+            },
+            Case {
+                name: "a drain shorter than a check",
+                yaml: format!(
+                    "{MINIMAL}limits: {{check_timeout_ms: 10000}}\nshutdown: {{drain_timeout_ms: 9000}}\n"
+                ),
+                field: "shutdown.drain_timeout_ms",
             },
             Case {
                 name: "missing roots",

@@ -92,6 +92,7 @@ impl Perspective {
                 mpic_common::operations::router(self.state.clone()),
                 self.connections,
                 &metrics,
+                self.state.lifecycle(),
                 Shutdown::new(shutdown),
             )
             .await;

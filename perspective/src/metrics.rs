@@ -68,6 +68,8 @@ pub struct Metrics {
     /// `mpic_tls_certificate_not_after_seconds`, `mpic_tls_reload_applied_total`,
     /// `mpic_tls_reload_refused_total`.
     pub reload: mpic_common::reload::ReloadMetrics,
+    /// `mpic_start_time_seconds`, `mpic_shutting_down`.
+    pub lifecycle: mpic_common::serve::LifecycleMetrics,
     /// `mpic_checks_total`.
     pub checks: Family<CheckLabels, Counter>,
     /// `mpic_check_duration_seconds`.
@@ -144,8 +146,10 @@ impl Metrics {
         );
         let connections = mpic_common::serve::ConnectionMetrics::register(&mut registry);
         let reload = mpic_common::reload::ReloadMetrics::register(&mut registry);
+        let lifecycle = mpic_common::serve::LifecycleMetrics::register(&mut registry);
         Metrics {
             registry,
+            lifecycle,
             ready,
             resolver_probes,
             connections,

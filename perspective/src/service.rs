@@ -51,6 +51,7 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     configz: serde_json::Value,
     readiness: crate::readiness::Readiness,
+    lifecycle: mpic_common::serve::Lifecycle,
 }
 
 impl AppState {
@@ -59,6 +60,11 @@ impl AppState {
         let metrics = Arc::new(Metrics::new());
         let dns = DnsClient::new(config.resolver.address, config.dns_timeout())
             .with_metrics(metrics.clone());
+        let lifecycle = mpic_common::serve::Lifecycle::from_settings(
+            &config.shutdown,
+            config.check_timeout(),
+            &metrics.lifecycle,
+        );
         AppState {
             code: config.perspective.code.clone(),
             rir: config.perspective.rir,
@@ -82,6 +88,7 @@ impl AppState {
                 "config": config.public_view(),
             }),
             readiness: crate::readiness::Readiness::default(),
+            lifecycle,
         }
     }
 }
@@ -90,6 +97,11 @@ impl AppState {
     /// The service's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Serving, or shutting down.
+    pub fn lifecycle(&self) -> &mpic_common::serve::Lifecycle {
+        &self.lifecycle
     }
 }
 
@@ -108,6 +120,10 @@ impl Operations for AppState {
 
     fn configz(&self) -> std::borrow::Cow<'_, serde_json::Value> {
         std::borrow::Cow::Borrowed(&self.configz)
+    }
+
+    fn lifecycle(&self) -> &mpic_common::serve::Lifecycle {
+        &self.lifecycle
     }
 }
 

@@ -103,12 +103,21 @@ pub struct Zone {
     authentic_data: bool,
     /// Per-name overrides of `authentic_data`.
     authentic_data_at: BTreeMap<String, bool>,
+    /// How long after its query every answer is sent.
+    latency: Duration,
 }
 
 impl Zone {
     /// An empty zone: every name is NXDOMAIN, answers carry no AD flag.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sends every answer `latency` after its query arrived (a distant resolver), without
+    /// holding up the queries behind it.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
     }
 
     /// Adds a CAA record with exactly these flags, tag and value bytes on the wire, even when
@@ -321,6 +330,16 @@ struct Shared {
     queries: Mutex<Vec<SeenQuery>>,
 }
 
+impl Shared {
+    /// The zone's [`Zone::latency`].
+    fn latency(&self) -> Duration {
+        self.zone
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .latency
+    }
+}
+
 /// A DNS server on `127.0.0.1` answering from a [`Zone`] over UDP and TCP on the same port.
 ///
 /// Its tasks stop when it is dropped.
@@ -434,6 +453,7 @@ async fn bind_pair() -> anyhow::Result<(UdpSocket, TcpListener)> {
 
 /// Answers UDP queries until aborted.
 async fn serve_udp(shared: Arc<Shared>, socket: UdpSocket) {
+    let socket = Arc::new(socket);
     let mut buf = vec![0_u8; 65_535];
     loop {
         let (len, peer) = match socket.recv_from(&mut buf).await {
@@ -446,7 +466,16 @@ async fn serve_udp(shared: Arc<Shared>, socket: UdpSocket) {
         };
         let request = buf.get(..len).unwrap_or_default();
         if let Some(response) = handle(&shared, request, Transport::Udp) {
-            let _ = socket.send_to(&response, peer).await;
+            let latency = shared.latency();
+            if latency.is_zero() {
+                let _ = socket.send_to(&response, peer).await;
+            } else {
+                let socket = Arc::clone(&socket);
+                tokio::spawn(async move {
+                    tokio::time::sleep(latency).await;
+                    let _ = socket.send_to(&response, peer).await;
+                });
+            }
         }
     }
 }
@@ -480,6 +509,7 @@ async fn serve_tcp_connection(shared: Arc<Shared>, mut stream: TcpStream) {
         let Some(response) = handle(&shared, &request, Transport::Tcp) else {
             continue;
         };
+        tokio::time::sleep(shared.latency()).await;
         let Ok(response_len) = u16::try_from(response.len()) else {
             continue; // `encode` keeps TCP answers within 65,535 bytes.
         };

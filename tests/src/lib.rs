@@ -12,11 +12,14 @@
 //!   server presented.
 //! - [`volume`]: a directory updated as Kubernetes updates a mounted Secret (a `..data`
 //!   symlink swapped atomically), for the reload tests.
+//! - [`relay`]: a TCP relay with a switchable backend and a fixed latency, standing in for a
+//!   load balancer during a rolling restart.
 
 pub mod dns;
 pub mod fixtures;
 pub mod hostile;
 pub mod process;
+pub mod relay;
 pub mod temp;
 pub mod tls_probe;
 pub mod volume;

@@ -366,3 +366,29 @@ fn config_check_at_a_date_shows_the_rules_and_the_next_change() {
     assert!(stderr.contains("YYYY-MM-DD"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `mpic hold` sleeps until SIGTERM, then exits 0 at once (a namespace holder that a stop
+/// does not have to kill).
+#[test]
+fn hold_waits_for_sigterm_and_exits_zero() {
+    let mut holder = mpic().arg("hold").spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(holder.try_wait().unwrap().is_none(), "still holding");
+    let killed = Command::new("kill")
+        .args(["-TERM", &holder.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = holder.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}

@@ -23,6 +23,8 @@ pub(crate) struct Activity {
     /// One more than the time the first byte of an unfinished HTTP/1.1 request head arrived;
     /// 0 when no head is being read.
     head_since: AtomicU64,
+    /// Requests begun on the connection.
+    begun: AtomicU64,
     evicted: AtomicBool,
     evict: Notify,
     /// Woken when a head begins, which brings the connection's next deadline closer.
@@ -48,6 +50,7 @@ impl Activity {
             in_flight: AtomicU32::new(0),
             idle_since: AtomicU64::new(now),
             head_since: AtomicU64::new(0),
+            begun: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             evict: Notify::new(),
             head_started: Notify::new(),
@@ -92,6 +95,12 @@ impl Activity {
     pub fn request_started(&self) {
         self.head_since.store(0, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.begun.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests have begun on the connection.
+    pub fn requests_begun(&self) -> u64 {
+        self.begun.load(Ordering::Relaxed)
     }
 
     /// A request has been answered.

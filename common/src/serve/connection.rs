@@ -72,6 +72,16 @@ pub(crate) fn next(s: Snapshot, now: u64, header_ms: u64, idle_ms: u64) -> Next 
 /// How long an HTTP/2 connection closed for idleness gets to deliver its GOAWAY.
 const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
+/// Once the drain begins, how long a connection with no request in flight (HTTP/1.1, or one
+/// still in its handshake) may still begin one, which is then served with
+/// `Connection: close`. Closing it at once would cut a request its client has already sent:
+/// after a connection is accepted, its first request follows within well under a millisecond
+/// on a LAN.
+pub(crate) const LAST_CALL_GRACE: Duration = Duration::from_secs(1);
+
+/// How often an idle HTTP/1.1 connection is looked at during that grace.
+const LAST_CALL_POLL: Duration = Duration::from_millis(5);
+
 /// How a connection ended, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
@@ -124,9 +134,22 @@ where
     // Set once an idle HTTP/2 connection has been sent its GOAWAY: why, and until when it
     // may still take to close.
     let mut closing: Option<(CloseReason, tokio::time::Instant)> = None;
+    // Set when shutdown reaches an HTTP/1.1 connection with no request in flight: until when
+    // a request may still begin, and how many had begun then.
+    let mut last_call: Option<(tokio::time::Instant, u64)> = None;
     loop {
+        if let Some((by, begun)) = last_call
+            && (activity.requests_begun() != begun || tokio::time::Instant::now() >= by)
+        {
+            // A request came (its answer says `Connection: close`), or none did: the
+            // connection is closed once idle.
+            conn.as_mut().graceful_shutdown();
+            last_call = None;
+        }
         let look_at = if let Some((_, until)) = closing {
             until
+        } else if last_call.is_some() {
+            tokio::time::Instant::now() + LAST_CALL_POLL
         } else {
             let now = activity.now();
             let at = match next(activity.snapshot(), now, header_ms, idle_ms) {
@@ -167,10 +190,20 @@ where
                 match now {
                     Phase::Serving => {}
                     Phase::Draining if !draining => {
-                        // HTTP/2: GOAWAY; HTTP/1.1: `Connection: close` on the answer in
-                        // flight, or closed at once when idle.
-                        conn.as_mut().graceful_shutdown();
                         draining = true;
+                        if protocol == Protocol::Http1 && activity.snapshot().in_flight == 0 {
+                            // No request in flight, but one may be on its way (a connection
+                            // just accepted, or a pooled one the client is reusing): closing
+                            // now would cut it.
+                            last_call = Some((
+                                tokio::time::Instant::now() + LAST_CALL_GRACE,
+                                activity.requests_begun(),
+                            ));
+                        } else {
+                            // HTTP/2: GOAWAY, and the streams opened before it are served;
+                            // HTTP/1.1: `Connection: close` on the answer in flight.
+                            conn.as_mut().graceful_shutdown();
+                        }
                     }
                     Phase::Draining => {}
                     Phase::Cut => {
@@ -246,20 +279,23 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 }
 
 /// The service of one connection: counts its requests in the connection's [`Activity`] and in
-/// the server's in-flight total.
+/// the server's in-flight total; once the drain has begun, HTTP/1.1 answers say
+/// `Connection: close`, so that the client sends no further request on the connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Counted<S> {
     inner: S,
     activity: Arc<Activity>,
     shared: Arc<Shared>,
+    http1: bool,
 }
 
 impl<S> Counted<S> {
-    pub fn new(inner: S, activity: Arc<Activity>, shared: Arc<Shared>) -> Counted<S> {
+    pub fn new(inner: S, activity: Arc<Activity>, shared: Arc<Shared>, http1: bool) -> Counted<S> {
         Counted {
             inner,
             activity,
             shared,
+            http1,
         }
     }
 }
@@ -278,9 +314,9 @@ impl Drop for InFlight {
     }
 }
 
-impl<S> hyper::service::Service<http::Request<Incoming>> for Counted<S>
+impl<S, B> hyper::service::Service<http::Request<Incoming>> for Counted<S>
 where
-    S: hyper::service::Service<http::Request<Incoming>>,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -295,8 +331,20 @@ where
             shared: self.shared.clone(),
         };
         let answer = self.inner.call(request);
+        let http1 = self.http1;
+        let shared = self.shared.clone();
         Box::pin(async move {
-            let answered = answer.await;
+            let mut answered = answer.await;
+            if http1
+                && shared.draining.load(Ordering::Acquire)
+                && let Ok(response) = &mut answered
+            {
+                // Hyper closes the connection after an answer that says so (RFC 9112 9.6).
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
             drop(guard);
             answered
         })

@@ -12,6 +12,7 @@
 mod admission;
 mod connection;
 mod limits;
+mod shutdown;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +32,9 @@ use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
 pub use limits::{ConnectionLimits, DEFAULT_MAX_OPEN};
+pub use shutdown::{
+    DEFAULT_PRE_STOP_DELAY_MS, DRAIN_MARGIN, Lifecycle, LifecycleMetrics, ShutdownSettings,
+};
 
 use admission::{Activity, Admission, Registry};
 use connection::{Counted, Ending, Watched, drive};
@@ -170,6 +174,8 @@ pub(crate) struct Shared {
     live: AtomicUsize,
     /// Woken when `live` drops to zero.
     all_done: Notify,
+    /// Set when the drain begins: HTTP/1.1 answers then say `Connection: close`.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 /// Everything a connection task needs.
@@ -225,63 +231,91 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let ticket = match registry.admit(peer.ip()) {
-            Admission::Admitted(ticket) => ticket,
-            Admission::Refused => {
-                // Every connection has a request in flight: closing this one at once tells
-                // its client to try again, where waiting in the accept queue would not.
-                tracing::debug!(listener = context.name, peer = %peer, "full: connection refused");
-                if let Some(m) = &context.metrics {
-                    m.closed(context.name, "refused");
-                }
-                drop(tcp);
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        context.shared.live.fetch_add(1, Ordering::AcqRel);
-        let task = Task {
-            context: context.clone(),
-            activity: ticket.activity.clone(),
-            _ticket: ticket,
-        };
-        // Plain and TLS connections are separate tasks, each sized for its own path (a TLS
-        // handshake's state is several KiB that a plain connection need not carry).
-        match acceptor.clone() {
-            None => tokio::spawn(async move {
-                let handshake = sniff(&tcp);
-                let ending = match task.before_serving(handshake).await {
-                    Ok(Some(protocol)) => task.serve(protocol, tcp, peer).await,
-                    Ok(None) => Ending::Ended,
-                    Err(ending) => ending,
-                };
-                task.end(ending);
-            }),
-            Some(acceptor) => tokio::spawn(async move {
-                let ending = match task.before_serving(acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        // RFC 9113 3.2: over TLS, HTTP/2 is what ALPN agreed on; anything
-                        // else is HTTP/1.1.
-                        let protocol = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                            Protocol::Http2
-                        } else {
-                            Protocol::Http1
-                        };
-                        task.serve(protocol, stream, peer).await
-                    }
-                    Ok(Err(e)) => {
-                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                        Ending::HandshakeFailed
-                    }
-                    Err(ending) => ending,
-                };
-                task.end(ending);
-            }),
-        };
+        admit(&context, &registry, acceptor.as_ref(), tcp, peer);
     }
-    drop(listener);
+    // Connections the kernel completed before the port closes wait in its accept queue;
+    // closing the port would reset them, though their clients think they were accepted. Take
+    // them first: they are served one request (or their HTTP/2 streams opened before GOAWAY).
+    match listener.into_std() {
+        Ok(listener) => {
+            while let Ok((tcp, peer)) = listener.accept() {
+                match tcp
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpStream::from_std(tcp))
+                {
+                    Ok(tcp) => admit(&context, &registry, acceptor.as_ref(), tcp, peer),
+                    Err(e) => tracing::debug!(peer = %peer, error = %e, "a queued connection lost"),
+                }
+            }
+            drop(listener);
+        }
+        Err(e) => tracing::debug!(listener = context.name, error = %e, "accept queue not read"),
+    }
     drain(&context, &phase_tx, options.drain_timeout).await;
     Ok(())
+}
+
+/// Admits one accepted connection under the listener's limits and serves it in its own task.
+fn admit(
+    context: &Arc<Context>,
+    registry: &Arc<Registry>,
+    acceptor: Option<&TlsAcceptor>,
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+) {
+    let ticket = match registry.admit(peer.ip()) {
+        Admission::Admitted(ticket) => ticket,
+        Admission::Refused => {
+            // Every connection has a request in flight: closing this one at once tells its
+            // client to try again, where waiting in the accept queue would not.
+            tracing::debug!(listener = context.name, peer = %peer, "full: connection refused");
+            if let Some(m) = &context.metrics {
+                m.closed(context.name, "refused");
+            }
+            drop(tcp);
+            return;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    context.shared.live.fetch_add(1, Ordering::AcqRel);
+    let task = Task {
+        context: context.clone(),
+        activity: ticket.activity.clone(),
+        _ticket: ticket,
+    };
+    // Plain and TLS connections are separate tasks, each sized for its own path (a TLS
+    // handshake's state is several KiB that a plain connection need not carry).
+    match acceptor.cloned() {
+        None => tokio::spawn(async move {
+            let handshake = sniff(&tcp);
+            let ending = match task.before_serving(handshake).await {
+                Ok(Some(protocol)) => task.serve(protocol, tcp, peer).await,
+                Ok(None) => Ending::Ended,
+                Err(ending) => ending,
+            };
+            task.end(ending);
+        }),
+        Some(acceptor) => tokio::spawn(async move {
+            let ending = match task.before_serving(acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => {
+                    // RFC 9113 3.2: over TLS, HTTP/2 is what ALPN agreed on; anything else
+                    // is HTTP/1.1.
+                    let protocol = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        Protocol::Http2
+                    } else {
+                        Protocol::Http1
+                    };
+                    task.serve(protocol, stream, peer).await
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    Ending::HandshakeFailed
+                }
+                Err(ending) => ending,
+            };
+            task.end(ending);
+        }),
+    };
 }
 
 /// Shutdown: stops every connection gracefully, waits up to `deadline` for them, then cuts
@@ -297,6 +331,7 @@ async fn drain(context: &Context, phase: &watch::Sender<Phase>, deadline: Durati
         drain_timeout_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
         "draining"
     );
+    shared.draining.store(true, Ordering::Release);
     let _ = phase.send(Phase::Draining);
     let drained = tokio::time::timeout(deadline, all_done(shared))
         .await
@@ -361,12 +396,26 @@ impl Task {
         }
         let mut phase = self.context.phase.clone();
         let timeout = self.context.limits.header_read_timeout();
+        let handshake = tokio::time::timeout(timeout, handshake);
+        let mut handshake = std::pin::pin!(handshake);
+        let timed_out = |_| Ending::Closed(connection::CloseReason::HeaderTimeout);
         tokio::select! {
-            done = tokio::time::timeout(timeout, handshake) => {
-                done.map_err(|_| Ending::Closed(connection::CloseReason::HeaderTimeout))
+            done = &mut handshake => return done.map_err(timed_out),
+            () = self.activity.evicted() => return Err(Ending::Displaced),
+            _ = phase.wait_for(|p| *p != Phase::Serving) => {}
+        }
+        // Shutdown has begun, but the port accepted this connection: its client has a request
+        // on the way, which closing it now would cut. It gets a short grace to finish the
+        // handshake, and is then served as the drain says.
+        tokio::select! {
+            done = tokio::time::timeout(connection::LAST_CALL_GRACE, &mut handshake) => {
+                match done {
+                    Ok(done) => done.map_err(timed_out),
+                    Err(_) => Err(Ending::Drained),
+                }
             }
             () = self.activity.evicted() => Err(Ending::Displaced),
-            _ = phase.wait_for(|p| *p != Phase::Serving) => Err(Ending::Drained),
+            _ = phase.wait_for(|p| *p == Phase::Cut) => Err(Ending::Drained),
         }
     }
 
@@ -382,6 +431,7 @@ impl Task {
             TowerToHyperService::new(context.router.clone()),
             self.activity.clone(),
             context.shared.clone(),
+            protocol == Protocol::Http1,
         );
         let phase = context.phase.clone();
         // Boxed, so that a connection's task holds its own protocol's state and no more.
@@ -533,24 +583,39 @@ impl Listeners {
     }
 
     /// Serves `api` (over `tls` when given) and `ops` on the operations listener until
-    /// `shutdown`, then drains both; `api` is exposed as `exposure`, the operations listener
-    /// publicly with [`ConnectionLimits::for_operations`].
+    /// `signal`, then shuts down as `lifecycle` says: readiness false at once, the pre-stop
+    /// delay, the API's drain, and only then the operations listener's, so that probes and
+    /// scrapers see the drain through. `api` is exposed as `exposure`, the operations
+    /// listener publicly with [`ConnectionLimits::for_operations`].
     pub async fn serve(
         self,
         api: (Router, Option<Arc<ServerConfig>>, Exposure),
         ops: Router,
         limits: ConnectionLimits,
         metrics: &ConnectionMetrics,
-        shutdown: Shutdown,
+        lifecycle: &Lifecycle,
+        signal: Shutdown,
     ) -> std::io::Result<()> {
         let (router, tls, exposure) = api;
-        let options = ServeOptions::new("api", limits, exposure).with_metrics(metrics);
-        let api = serve(self.api, router, tls, options, shutdown.clone().wait());
+        let options = ServeOptions::new("api", limits, exposure)
+            .with_metrics(metrics)
+            .with_drain_timeout(lifecycle.drain_timeout());
+        let close = lifecycle.clone().stop_after(signal.wait());
+        let api = serve(self.api, router, tls, options, close);
         match self.ops {
             Some(listener) => {
+                let (api_drained, ops_close) = tokio::sync::oneshot::channel::<()>();
+                let api = async move {
+                    let served = api.await;
+                    let _ = api_drained.send(());
+                    served
+                };
                 let options = ServeOptions::new("ops", limits.for_operations(), Exposure::Public)
-                    .with_metrics(metrics);
-                let ops = serve(listener, ops, None, options, shutdown.wait());
+                    .with_metrics(metrics)
+                    .with_drain_timeout(OPS_DRAIN_TIMEOUT);
+                let ops = serve(listener, ops, None, options, async move {
+                    let _ = ops_close.await;
+                });
                 let (api, ops) = tokio::join!(api, ops);
                 api.and(ops)
             }
@@ -558,6 +623,9 @@ impl Listeners {
         }
     }
 }
+
+/// The operations listener's drain: its requests (probes, scrapes) are quick.
+const OPS_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A shutdown signal that several listeners and tasks can wait for.
 #[derive(Debug, Clone)]
@@ -690,6 +758,24 @@ mod tests {
         let mut buf = vec![0u8; 1024];
         let n = stream.read(&mut buf).await?;
         Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// `answer` is a 200 that tells the client to close the connection (the drain's answer).
+    fn assert_closing_200(answer: &str) {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+
+    /// Waits for `server` to return, at most 5 s, and that it returned `Ok`.
+    async fn returns(server: tokio::task::JoinHandle<std::io::Result<()>>) {
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
 
     /// True once the server has closed `stream` (end of file or reset).
@@ -939,16 +1025,8 @@ mod tests {
         assert!(!server.is_finished());
         release.notify_waiters();
         let answer = read_some(&mut in_flight).await.unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(
-            answer.to_ascii_lowercase().contains("connection: close"),
-            "{answer}"
-        );
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        assert_closing_200(&answer);
+        returns(server).await;
     }
 
     /// A request still in flight at the drain deadline is cut, and the server returns.
@@ -967,5 +1045,177 @@ mod tests {
         server.await.unwrap().unwrap();
         assert!(started.elapsed() >= Duration::from_secs(5));
         assert!(closed(&mut in_flight).await);
+    }
+
+    /// A connection the kernel accepted just before the port closed is served, not reset:
+    /// its request gets its answer, then the connection closes.
+    #[tokio::test]
+    async fn a_connection_accepted_as_the_port_closes_is_served() {
+        let (addr, stop, server) = server_with(limits(8, 8), router(Arc::default())).await;
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        assert!(get(&mut first).await.unwrap().starts_with("HTTP/1.1 200"));
+        stop.send(()).unwrap();
+        // On loopback the handshake completes inside connect(): the connection is in the
+        // accept queue whether or not the server has closed its port yet.
+        let mut late = TcpStream::connect(addr).await.unwrap();
+        let answer = get(&mut late).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        // Answered with `Connection: close`, or before the drain reached it and then closed.
+        assert!(closed(&mut late).await);
+        returns(server).await;
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "the port is closed"
+        );
+    }
+
+    /// A connection accepted before shutdown whose request had not arrived yet (none of it,
+    /// or part of its head) is served once it does, within the grace; one that sends
+    /// nothing is closed when the grace ends, well before the drain deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_on_its_way_at_shutdown_is_served() {
+        let (addr, stop, server) = server_with(limits(8, 8), router(Arc::default())).await;
+        let mut silent_so_far = TcpStream::connect(addr).await.unwrap();
+        let mut half_a_head = TcpStream::connect(addr).await.unwrap();
+        half_a_head.write_all(b"GET / HT").await.unwrap();
+        let mut never = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = tokio::time::Instant::now();
+        stop.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        half_a_head
+            .write_all(b"TP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_some(&mut half_a_head).await.unwrap();
+        assert_closing_200(&answer);
+        let answer = get(&mut silent_so_far).await.unwrap();
+        assert_closing_200(&answer);
+        assert!(closed(&mut never).await);
+        server.await.unwrap().unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= connection::LAST_CALL_GRACE && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+    }
+
+    /// The operations endpoints of a service that is always ready on its own.
+    #[derive(Debug)]
+    struct AlwaysReady {
+        lifecycle: Lifecycle,
+        registry: prometheus_client::registry::Registry,
+        configz: serde_json::Value,
+    }
+
+    impl crate::operations::Operations for AlwaysReady {
+        async fn readiness(&self) -> (bool, serde_json::Value) {
+            (true, serde_json::json!({"status": "ready"}))
+        }
+        fn registry(&self) -> &prometheus_client::registry::Registry {
+            &self.registry
+        }
+        fn configz(&self) -> std::borrow::Cow<'_, serde_json::Value> {
+            std::borrow::Cow::Borrowed(&self.configz)
+        }
+        fn lifecycle(&self) -> &Lifecycle {
+            &self.lifecycle
+        }
+    }
+
+    /// `GET path` on a new connection; the status code and the whole answer.
+    async fn get_once(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            )
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Ok((status, answer))
+    }
+
+    /// SIGTERM, in order: readiness false at once (with the reason) while the API still
+    /// serves through the pre-stop delay; then the API port closes (a new connection is
+    /// refused) while the request in flight completes with `Connection: close`; the
+    /// operations listener answers until the API has drained, then closes too.
+    #[tokio::test(start_paused = true)]
+    async fn sigterm_turns_readiness_false_then_closes_and_drains() {
+        let lifecycle = Lifecycle::new(Duration::from_secs(2), Duration::from_secs(5));
+        let ops_state = Arc::new(AlwaysReady {
+            lifecycle: lifecycle.clone(),
+            registry: prometheus_client::registry::Registry::default(),
+            configz: serde_json::json!({}),
+        });
+        let listeners = Listeners::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Some("127.0.0.1:0".parse().unwrap()),
+        )
+        .await
+        .unwrap();
+        let api = listeners.api_addr().unwrap();
+        let ops = listeners.ops_addr().unwrap();
+        let release = Arc::new(Notify::new());
+        let (fire, fired) = tokio::sync::oneshot::channel::<()>();
+        let signal = Shutdown::new(async move {
+            let _ = fired.await;
+        });
+        let served = {
+            let lifecycle = lifecycle.clone();
+            let release = release.clone();
+            tokio::spawn(async move {
+                listeners
+                    .serve(
+                        (router(release), None, Exposure::Public),
+                        crate::operations::router(ops_state),
+                        limits(8, 8),
+                        &ConnectionMetrics::default(),
+                        &lifecycle,
+                        signal,
+                    )
+                    .await
+            })
+        };
+        assert_eq!(get_once(ops, "/readyz").await.unwrap().0, 200);
+        let mut in_flight = TcpStream::connect(api).await.unwrap();
+        in_flight
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let signalled = tokio::time::Instant::now();
+        fire.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let (status, answer) = get_once(ops, "/readyz").await.unwrap();
+        assert_eq!(status, 503, "not ready at once: {answer}");
+        assert!(answer.contains("shutting down"), "{answer}");
+        assert!(lifecycle.is_stopping());
+        // The pre-stop delay: still served, so that a load balancer has time to stop sending.
+        assert_eq!(get_once(api, "/").await.unwrap().0, 200);
+
+        tokio::time::sleep_until(signalled + Duration::from_millis(2_100)).await;
+        assert!(
+            TcpStream::connect(api).await.is_err(),
+            "after the pre-stop delay the API port is closed"
+        );
+        assert_eq!(
+            get_once(ops, "/readyz").await.unwrap().0,
+            503,
+            "the operations listener still answers during the drain"
+        );
+        assert!(!served.is_finished());
+
+        release.notify_waiters();
+        let answer = read_some(&mut in_flight).await.unwrap();
+        assert_closing_200(&answer);
+        returns(served).await;
+        assert!(
+            TcpStream::connect(ops).await.is_err(),
+            "the operations listener closes last"
+        );
     }
 }

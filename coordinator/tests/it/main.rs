@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod drain;
 mod e2e;
 mod hostile;
 mod observability;

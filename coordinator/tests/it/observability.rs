@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use mpic_coordinator::policy::PolicyMode;
 
-use crate::support::{API_KEY, FleetSpec, Kind, all_real, dns, fleet, get_text};
+use crate::support::{API_KEY, Fleet, FleetSpec, Kind, all_real, dns, fleet, get_text};
 
 /// A validator for `#/components/schemas/<name>` of the served OpenAPI document.
 fn validator(name: &str) -> jsonschema::Validator {
@@ -130,6 +130,13 @@ pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// The operations listener's `/metrics`: the text and its samples.
+async fn scrape(f: &Fleet) -> (String, BTreeMap<String, f64>) {
+    let text = get_text(&f.client, &format!("{}/metrics", f.ops)).await;
+    let samples = parse_metrics(&text);
+    (text, samples)
+}
+
 #[tokio::test]
 async fn metrics_move_with_valid_invalid_and_failed_requests() {
     let dns = dns().await;
@@ -212,9 +219,71 @@ async fn metrics_move_with_valid_invalid_and_failed_requests() {
         get(r#"mpic_perspective_call_duration_seconds_count{perspective="eu-west"}"#),
         3.0
     );
+    assert_eq!(
+        get(r#"mpic_perspective_not_completed_total{perspective="ap-tokyo",reason="exchange"}"#),
+        3.0
+    );
+    assert!(
+        !text.contains(r#"mpic_perspective_not_completed_total{perspective="us-east""#),
+        "only calls that did not complete are counted"
+    );
     assert_eq!(get("mpic_load_shed_total"), 0.0);
     assert_eq!(get("mpic_requests_in_flight"), 0.0);
+    assert_eq!(
+        get(r#"mpic_quorum_failures_total{check_type="caa"}"#),
+        0.0,
+        "one failing perspective of six leaves every request decidable"
+    );
+    assert_eq!(get(r#"mpic_quorum_failures_total{check_type="dcv"}"#), 0.0);
+    assert_eq!(get("mpic_shutting_down"), 0.0);
+    assert!(get("mpic_start_time_seconds") > 1.7e9);
     assert!(!text.contains("example.com"), "no domain names in labels");
+}
+
+/// Under `policy: warn`, a request below the BR minimum is served and counted as a rule
+/// warning (the configuration's warning is logged once at start, not per request).
+#[tokio::test]
+async fn requests_below_the_br_minimum_are_counted_under_warn() {
+    let dns = dns().await;
+    let mut spec = FleetSpec::new(all_real(2), dns.addr());
+    spec.policy = mpic_coordinator::policy::PolicyMode::Warn;
+    let f = fleet(spec).await;
+    for _ in 0..3 {
+        let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (text, m) = scrape(&f).await;
+    assert_eq!(
+        m.get(r#"mpic_rule_warnings_total{rule="minimum-perspectives",method=""}"#),
+        Some(&3.0),
+        "{text}"
+    );
+}
+
+/// A request answered with `mpic_completed: false` (too many perspectives did not complete)
+/// is counted as a quorum failure.
+#[tokio::test]
+async fn a_request_without_enough_perspectives_is_a_quorum_failure() {
+    let dns = dns().await;
+    let mut spec = FleetSpec::new(vec![Kind::Real, Kind::Refuses, Kind::Refuses], dns.addr());
+    spec.policy = mpic_coordinator::policy::PolicyMode::Warn;
+    let f = fleet(spec).await;
+    let (status, body) = f.post(json!({"domain_or_ip_target": "example.com"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mpic_completed"], false, "{body}");
+    let (text, m) = scrape(&f).await;
+    assert_eq!(
+        m.get(r#"mpic_quorum_failures_total{check_type="caa"}"#),
+        Some(&1.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.get(
+            r#"mpic_perspective_not_completed_total{perspective="eu-west",reason="unreachable"}"#
+        ),
+        Some(&1.0),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! faulty stand-ins, mutual TLS from freshly generated certificates, and a coordinator.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::Router;
@@ -106,6 +106,17 @@ pub fn pki(dir: &Path) -> DevPkiFiles {
     DevPki::generate(&spec).unwrap().write(dir).unwrap()
 }
 
+/// The certificate and key of perspective `code` in `files`.
+pub fn certificate_of(files: &DevPkiFiles, code: &str) -> (PathBuf, PathBuf) {
+    let (_, cert, key) = files
+        .perspectives
+        .iter()
+        .find(|(c, ..)| c == code)
+        .unwrap()
+        .clone();
+    (cert, key)
+}
+
 /// A running fleet.
 pub struct Fleet {
     pub url: String,
@@ -162,12 +173,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
     let mut entries = Vec::new();
     for (i, kind) in spec.kinds.iter().enumerate() {
         let (code, rir, lat, lon) = PLACES[i];
-        let (_, cert, key) = files
-            .perspectives
-            .iter()
-            .find(|(c, ..)| c == code)
-            .unwrap()
-            .clone();
+        let (cert, key) = certificate_of(&files, code);
         let addr = match kind {
             Kind::Real
             | Kind::ForeignCertificate
@@ -175,15 +181,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             | Kind::OthersCertificate
             | Kind::WrongRir => {
                 let (cert, key) = match kind {
-                    Kind::ForeignCertificate => {
-                        let (_, c, k) = foreign
-                            .perspectives
-                            .iter()
-                            .find(|(c, ..)| c == code)
-                            .unwrap()
-                            .clone();
-                        (c, k)
-                    }
+                    Kind::ForeignCertificate => certificate_of(&foreign, code),
                     Kind::OthersCertificate => {
                         let (_, c, k) = files
                             .perspectives
@@ -208,31 +206,8 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
                 } else {
                     code
                 };
-                let config = PerspectiveConfig {
-                    listen: "127.0.0.1:0".parse().unwrap(),
-                    ops_listen: None,
-                    connections: Default::default(),
-                    perspective: Identity {
-                        code: identity.to_owned(),
-                        rir,
-                    },
-                    resolver: ResolverConfig {
-                        address: spec.resolver,
-                        timeout_ms: 1_000,
-                    },
-                    caa: CaaConfig {
-                        default_issuer_domains: vec!["ca.example".to_owned()],
-                    },
-                    limits: Limits::default(),
-                    tls: Some(TlsConfig {
-                        certificate: cert,
-                        private_key: key,
-                        client_ca: files.ca.clone(),
-                    }),
-                    web: mpic_perspective::config::WebConfig::default(),
-                    reload: Default::default(),
-                    danger_plain_http: false,
-                };
+                let config =
+                    perspective_config(identity, rir, (cert, key, files.ca.clone()), spec.resolver);
                 let p = Perspective::bind(&config).await.unwrap();
                 let addr = p.local_addr().unwrap();
                 tasks.push(tokio::spawn(async move {
@@ -276,41 +251,8 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             too_close_codes: Vec::new(),
         });
     }
-    let config = CoordinatorConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ops_listen: Some("127.0.0.1:0".parse().unwrap()),
-        connections: Default::default(),
-        api_tls: None,
-        api_keys: SecretSource {
-            env: Some("UNUSED".into()),
-            file: None,
-        },
-        hash_secret: SecretSource {
-            env: Some("UNUSED".into()),
-            file: None,
-        },
-        reload: Default::default(),
-        default_perspective_count: spec.default_perspective_count,
-        max_attempts: 3,
-        timeouts: spec.timeouts,
-        policy: spec.policy,
-        rules: spec.rules.clone(),
-        limits: mpic_coordinator::config::Limits {
-            max_concurrent_requests: spec.max_concurrent_requests,
-            ..mpic_coordinator::config::Limits::default()
-        },
-        perspective_tls: Some(PerspectiveTls {
-            certificate: files.coordinator_cert.clone(),
-            private_key: files.coordinator_key.clone(),
-            ca: files.ca.clone(),
-        }),
-        danger_plain_http_perspectives: false,
-        perspectives: entries,
-    };
-    let secrets = Secrets {
-        api_keys: vec![API_KEY.to_owned()],
-        hash_secret: SECRET.as_bytes().to_vec(),
-    };
+    let config = coordinator_config(entries, &files, &spec);
+    let secrets = secrets();
     let clock = std::sync::Arc::new(TestClock::new(TODAY));
     let coordinator = Coordinator::bind_with_clock(&config, secrets, clock.clone())
         .await
@@ -331,6 +273,92 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
         clock,
         _tasks: tasks,
         _dir: dir,
+    }
+}
+
+/// A real perspective's configuration: `identity` (the code it names itself by) in `rir`, its
+/// certificate, key and the client CA in `tls`, resolving through `resolver`.
+pub fn perspective_config(
+    identity: &str,
+    rir: Rir,
+    tls: (PathBuf, PathBuf, PathBuf),
+    resolver: SocketAddr,
+) -> PerspectiveConfig {
+    let (certificate, private_key, client_ca) = tls;
+    PerspectiveConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ops_listen: None,
+        connections: Default::default(),
+        perspective: Identity {
+            code: identity.to_owned(),
+            rir,
+        },
+        resolver: ResolverConfig {
+            address: resolver,
+            timeout_ms: 1_000,
+        },
+        caa: CaaConfig {
+            default_issuer_domains: vec!["ca.example".to_owned()],
+        },
+        limits: Limits::default(),
+        tls: Some(TlsConfig {
+            certificate,
+            private_key,
+            client_ca,
+        }),
+        web: mpic_perspective::config::WebConfig::default(),
+        reload: Default::default(),
+        shutdown: Default::default(),
+        danger_plain_http: false,
+    }
+}
+
+/// The configuration of a test coordinator over the catalogue `entries`, its client
+/// certificate from `files`, its settings from `spec`.
+pub fn coordinator_config(
+    entries: Vec<PerspectiveEntry>,
+    files: &DevPkiFiles,
+    spec: &FleetSpec,
+) -> CoordinatorConfig {
+    CoordinatorConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ops_listen: Some("127.0.0.1:0".parse().unwrap()),
+        connections: Default::default(),
+        api_tls: None,
+        api_keys: SecretSource {
+            env: Some("UNUSED".into()),
+            file: None,
+        },
+        hash_secret: SecretSource {
+            env: Some("UNUSED".into()),
+            file: None,
+        },
+        reload: Default::default(),
+        default_perspective_count: spec.default_perspective_count,
+        max_attempts: 3,
+        timeouts: spec.timeouts.clone(),
+        policy: spec.policy,
+        rules: spec.rules.clone(),
+        limits: mpic_coordinator::config::Limits {
+            max_concurrent_requests: spec.max_concurrent_requests,
+            ..mpic_coordinator::config::Limits::default()
+        },
+        perspective_tls: Some(PerspectiveTls {
+            certificate: files.coordinator_cert.clone(),
+            private_key: files.coordinator_key.clone(),
+            ca: files.ca.clone(),
+        }),
+        shutdown: Default::default(),
+        danger_plain_http_perspectives: false,
+        perspectives: entries,
+    }
+}
+
+/// The secrets of the test coordinators.
+pub fn secrets() -> Secrets {
+    Secrets {
+        api_keys: vec![API_KEY.to_owned()],
+        hash_secret: SECRET.as_bytes().to_vec(),
     }
 }
 

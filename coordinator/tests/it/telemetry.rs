@@ -208,13 +208,26 @@ async fn the_audit_event_has_what_br_5_4_1_asks() {
     assert_eq!(deny["quorum_result"], "0/4");
     assert_eq!(deny["passing_rirs"], "");
     assert_eq!(deny["attempt_count"], 1);
-    let perspectives = deny["perspectives"].as_str().unwrap();
-    for code in ["us-east", "eu-west", "ap-tokyo", "sa-east"] {
-        assert!(
-            perspectives.contains(&format!("{code}=not_passed")),
-            "{perspectives}"
-        );
+    // Each perspective as structured data: attempt, code, RIR, result, error type.
+    let perspectives = deny["perspectives"].as_array().expect("a JSON array");
+    let mut codes: Vec<&str> = perspectives
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, ["ap-tokyo", "eu-west", "sa-east", "us-east"]);
+    for p in perspectives {
+        assert_eq!(p["attempt"], 1, "{p}");
+        assert_eq!(p["result"], "not_passed", "{p}");
+        assert!(p["rir"].is_string(), "{p}");
+        assert!(p["latency_ms"].is_u64(), "{p}");
+        assert!(p.get("error_type").is_some(), "{p}");
     }
+    let us = perspectives
+        .iter()
+        .find(|p| p["code"] == "us-east")
+        .unwrap();
+    assert_eq!(us["rir"], "ARIN");
     assert!(deny["duration_ms"].as_u64().is_some());
     let trace_id = deny["spans"][0]["trace_id"].as_str().unwrap();
     assert_eq!(trace_id.len(), 32);
@@ -226,6 +239,14 @@ async fn the_audit_event_has_what_br_5_4_1_asks() {
     assert_eq!(dcv["is_valid"], true);
     assert_eq!(dcv["quorum_result"], "4/4");
     assert_eq!(dcv["passing_rirs"], "APNIC,ARIN,LACNIC,RIPE NCC");
+    assert!(
+        dcv["perspectives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["result"] == "passed" && p["error_type"].is_null()),
+        "{dcv}"
+    );
     // Every line of the request carries the trace id and trace_identifier (through its span).
     let log = coordinator.log();
     assert!(

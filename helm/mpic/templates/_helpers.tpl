@@ -127,6 +127,30 @@ app.kubernetes.io/part-of: mpic
 {{- toYaml $cfg -}}
 {{- end -}}
 
+{{/* terminationGracePeriodSeconds of a service: its shutdown section's pre-stop delay and drain
+(default: the request deadline + 1 s), rounded up, plus 5 s for the process to exit, so that
+the kubelet never kills a drain the configuration allows. (dict "cfg" $serviceConfig
+"deadline" <request deadline in ms>) */}}
+{{- define "mpic.terminationGrace" -}}
+{{- $s := default dict .cfg.shutdown -}}
+{{- $pre := 1000 -}}
+{{- if hasKey $s "pre_stop_delay_ms" -}}{{- $pre = int $s.pre_stop_delay_ms -}}{{- end -}}
+{{- $drain := add (int .deadline) 1000 -}}
+{{- if hasKey $s "drain_timeout_ms" -}}{{- $drain = int $s.drain_timeout_ms -}}{{- end -}}
+{{- add (div (add $pre $drain 999) 1000) 5 -}}
+{{- end -}}
+
+{{/* The request deadline of a perspective (limits.check_timeout_ms) or the coordinator
+(timeouts.request_ms) in ms, from its rendered configuration. */}}
+{{- define "mpic.perspectiveDeadline" -}}
+{{- $l := default dict .limits -}}
+{{- int (default 10000 $l.check_timeout_ms) -}}
+{{- end -}}
+{{- define "mpic.coordinatorDeadline" -}}
+{{- $t := default dict .timeouts -}}
+{{- int (default 15000 $t.request_ms) -}}
+{{- end -}}
+
 {{/* The Unbound additions (extra.d/extra.conf). */}}
 {{- define "mpic.unboundExtra" -}}
 # Added to the production unbound/unbound.conf by the mpic chart (values: unbound.*).

@@ -56,6 +56,7 @@ pub fn plain_config(code: &str, resolver: SocketAddr) -> PerspectiveConfig {
         web: Default::default(),
         tls: None,
         reload: Default::default(),
+        shutdown: Default::default(),
         danger_plain_http: true,
     }
 }
