@@ -34,7 +34,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
@@ -387,8 +387,16 @@ fn parseable(request: &Value, body: &Value) -> Result<(), String> {
             need(r["details"].get(*key).is_some(), &format!("details.{key}"))?;
         }
     }
-    crate::observability::assert_valid("MpicResponse", body);
-    Ok(())
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let schema = SCHEMA.get_or_init(|| crate::observability::validator("MpicResponse"));
+    let errors: Vec<String> = schema
+        .iter_errors(body)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    need(
+        errors.is_empty(),
+        &format!("not an MpicResponse of our OpenAPI document: {errors:?}"),
+    )
 }
 
 /// The value at `path` (`a.b[0].c`), if any.
