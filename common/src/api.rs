@@ -547,7 +547,7 @@ pub mod error_type {
     /// reports these as lookup errors).
     pub const TLS_ALPN_CONNECTION: &str = "mpic_error:dcv_checker:tls_alpn:connection";
 
-    /// The TLS-ALPN certificate rules (api.md; the last four are *new*, of the same form).
+    /// The TLS-ALPN certificate rules (api.md; the last six are *new*, of the same form).
     pub mod tls_alpn_certificate {
         /// No subjectAltName or no acmeIdentifier extension.
         pub const EXTENSION_MISSING: &str =
@@ -577,6 +577,14 @@ pub mod error_type {
             "mpic_error:dcv_checker:tls_alpn:certificate:alpn_not_negotiated";
         /// *New*: the certificate is not a parsable X.509 certificate.
         pub const UNPARSABLE: &str = "mpic_error:dcv_checker:tls_alpn:certificate:unparsable";
+        /// *New*: the certificate's issuer is not its subject (RFC 8737 section 3: the
+        /// certificate is self-signed).
+        pub const ISSUER_NOT_SUBJECT: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:issuer_not_subject";
+        /// *New*: the certificate's signature does not verify with its own public key (RFC 8737
+        /// section 3: the certificate is self-signed).
+        pub const SELF_SIGNATURE_INVALID: &str =
+            "mpic_error:dcv_checker:tls_alpn:certificate:self_signature_invalid";
     }
 }
 

@@ -97,6 +97,11 @@ pub enum CertificateRule {
     AlpnNotNegotiated,
     /// The certificate is not a parsable X.509 certificate.
     Unparsable,
+    /// The certificate's issuer is not its subject: it is not self-signed.
+    IssuerNotSubject,
+    /// The certificate's signature does not verify with its own public key: it is not
+    /// self-signed.
+    SelfSignatureInvalid,
 }
 
 /// Why a perspective call gave no usable answer (all `mpic_error:coordinator:remote_check`).
@@ -141,6 +146,8 @@ impl ProblemKind {
                 R::MalformedAlpnExtension => E::tls_alpn_certificate::MALFORMED_ALPN_EXTENSION,
                 R::AlpnNotNegotiated => E::tls_alpn_certificate::ALPN_NOT_NEGOTIATED,
                 R::Unparsable => E::tls_alpn_certificate::UNPARSABLE,
+                R::IssuerNotSubject => E::tls_alpn_certificate::ISSUER_NOT_SUBJECT,
+                R::SelfSignatureInvalid => E::tls_alpn_certificate::SELF_SIGNATURE_INVALID,
             },
             ProblemKind::Remote(_) => E::COORDINATOR_REMOTE_CHECK,
         }
@@ -280,6 +287,14 @@ mod tests {
             (
                 ProblemKind::TlsAlpnCertificate(R::Unparsable),
                 format!("{prefix}unparsable"),
+            ),
+            (
+                ProblemKind::TlsAlpnCertificate(R::IssuerNotSubject),
+                format!("{prefix}issuer_not_subject"),
+            ),
+            (
+                ProblemKind::TlsAlpnCertificate(R::SelfSignatureInvalid),
+                format!("{prefix}self_signature_invalid"),
             ),
             (
                 ProblemKind::Remote(RemoteFailure::Timeout),

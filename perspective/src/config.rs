@@ -10,6 +10,8 @@ use mpic_common::serve::{ConnectionLimits, ShutdownSettings};
 use mpic_common::target::Target;
 use serde::{Deserialize, Serialize};
 
+use crate::dcv::http_fetch::{DEFAULT_MAX_REDIRECTS, MAX_REDIRECTS_LIMIT};
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +125,10 @@ pub struct WebConfig {
     /// Bound of one TCP connect, in milliseconds (the IPv4 fallback gets its own).
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Most redirects one fetch follows, 1..=50 (default 20: the reference's limit, which Open
+    /// MPIC's compliance suite relies on; the BR set none).
+    #[serde(default = "default_max_redirects")]
+    pub max_redirects: usize,
     /// PEM roots to validate HTTPS certificates against. Unset (the default): HTTPS
     /// certificates are not validated, as the BR do not require it.
     #[serde(default)]
@@ -148,6 +154,7 @@ impl Default for WebConfig {
             user_agent: None,
             max_body_read_bytes: default_max_body_read_bytes(),
             connect_timeout_ms: default_connect_timeout_ms(),
+            max_redirects: default_max_redirects(),
             https_ca_file: None,
             danger_allow_loopback_targets: false,
             danger_http_port: None,
@@ -332,6 +339,12 @@ impl WebConfig {
                 "must be at least 1 and not exceed limits.check_timeout_ms",
             ));
         }
+        if !(1..=MAX_REDIRECTS_LIMIT).contains(&self.max_redirects) {
+            return Err(ConfigError::field(
+                "web.max_redirects",
+                format!("must be 1..={MAX_REDIRECTS_LIMIT}"),
+            ));
+        }
         if let Some(path) = &self.https_ca_file {
             mpic_common::tls::load_roots("web.https_ca_file", path)?;
         }
@@ -354,6 +367,10 @@ fn default_max_body_read_bytes() -> usize {
 
 fn default_connect_timeout_ms() -> u64 {
     3_000
+}
+
+fn default_max_redirects() -> usize {
+    DEFAULT_MAX_REDIRECTS
 }
 
 fn default_dns_timeout_ms() -> u64 {
@@ -383,6 +400,7 @@ mod tests {
         let config: PerspectiveConfig = load_yaml(&path).unwrap();
         config.validate().unwrap();
         assert_eq!(config.perspective.rir, Rir::Arin);
+        assert_eq!(config.web.max_redirects, DEFAULT_MAX_REDIRECTS);
     }
 
     const MINIMAL: &str = "listen: 127.0.0.1:0\nperspective: {code: p1, rir: ARIN}\nresolver: {address: 127.0.0.1:53}\ndanger_plain_http: true\n";
@@ -476,6 +494,16 @@ mod tests {
                 name: "user agent with a newline",
                 yaml: format!("{MINIMAL}web: {{user_agent: \"a\\nb\"}}\n"),
                 field: "web.user_agent",
+            },
+            Case {
+                name: "no redirect at all",
+                yaml: format!("{MINIMAL}web: {{max_redirects: 0}}\n"),
+                field: "web.max_redirects",
+            },
+            Case {
+                name: "too many redirects",
+                yaml: format!("{MINIMAL}web: {{max_redirects: 51}}\n"),
+                field: "web.max_redirects",
             },
             Case {
                 name: "port zero",

@@ -22,6 +22,14 @@
 //! * An unsigned zone *below a signed parent* gets no `domain-insecure`: Unbound proves it
 //!   insecure from the parent's signed NSEC3 denial of DS, as it would on the Internet.
 //!
+//! A zone can also be *served elsewhere* ([`ZoneSpec::elsewhere`]): not by NSD but by a server
+//! the test runs itself (say, a test-kit [`crate::dns::DnsServer`] that never answers, or
+//! answers REFUSED, as a broken authoritative server would). Every Unbound gets a `stub-zone` to
+//! its address; the parent gets the delegation unless its records hold NS for that name
+//! already, and the DS records the test puts there (none are made: the fixture has no key for
+//! such a zone). It gets neither a trust anchor nor `domain-insecure`: its status follows from
+//! its parent, as on the Internet.
+//!
 //! Delegation glue can only carry an address (port 53 implied), while NSD runs on a free high
 //! port. So each zone, child zones included, also gets its own `stub-zone` pointing at
 //! `127.0.0.1@<nsd port>`; the DS (or the proof of its absence) still comes from the signed
@@ -138,6 +146,8 @@ pub struct ZoneSpec {
     /// A past expiration makes every RRset of the zone fail validation with "signature
     /// expired" (see [`ZoneSpec::with_signature_validity`]).
     pub signature_validity: Option<(String, String)>,
+    /// Served by this server (UDP and TCP) instead of NSD; see [`ZoneSpec::elsewhere`].
+    pub served_by: Option<SocketAddr>,
 }
 
 impl ZoneSpec {
@@ -149,6 +159,17 @@ impl ZoneSpec {
             signed: true,
             tamper: Vec::new(),
             signature_validity: None,
+            served_by: None,
+        }
+    }
+
+    /// A zone served by `server` (UDP and TCP; e.g. a test-kit DNS server that misbehaves)
+    /// rather than NSD: the resolvers send its queries there through a `stub-zone`; its parent,
+    /// if the spec has one, delegates it and publishes whatever DS records the test gives it.
+    pub fn elsewhere(origin: &str, server: SocketAddr) -> Self {
+        Self {
+            served_by: Some(server),
+            ..Self::unsigned(origin, Vec::<String>::new())
         }
     }
 
@@ -482,6 +503,17 @@ async fn prepare_zones(
             zone.origin
         );
     }
+    ensure!(
+        spec.zones[0].served_by.is_none(),
+        "the first zone is the readiness probe: NSD must serve it"
+    );
+    for zone in spec.zones.iter().filter(|z| z.served_by.is_some()) {
+        ensure!(
+            !zone.signed && zone.records.is_empty() && zone.tamper.is_empty(),
+            "zone {}: a zone served elsewhere has no records, keys or edits here",
+            zone.origin
+        );
+    }
 
     let mut zones: Vec<PreparedZone> = spec
         .zones
@@ -523,12 +555,20 @@ async fn prepare_zones(
         let parent_origin = &zones[parent].spec.origin;
         let relative =
             zone.spec.origin[..zone.spec.origin.len() - parent_origin.len() - 1].to_owned();
+        let absolute = format!("{}.", zone.spec.origin);
+        let delegated = zones[parent].spec.records.iter().any(|line| {
+            owner(line).is_some_and(|o| {
+                o.eq_ignore_ascii_case(&relative) || o.eq_ignore_ascii_case(&absolute)
+            }) && has_type(line, "NS")
+        });
         let lines = &mut extra[parent];
-        lines.push(format!(
-            "{relative} {DEFAULT_TTL} IN NS ns.{}.",
-            zone.spec.origin
-        ));
-        lines.push(format!("ns.{relative} {DEFAULT_TTL} IN A 127.0.0.1"));
+        if !delegated {
+            lines.push(format!(
+                "{relative} {DEFAULT_TTL} IN NS ns.{}.",
+                zone.spec.origin
+            ));
+            lines.push(format!("ns.{relative} {DEFAULT_TTL} IN A 127.0.0.1"));
+        }
         if let Some(child_keys) = &keys[i] {
             lines.extend(
                 child_keys
@@ -541,6 +581,9 @@ async fn prepare_zones(
     }
 
     for (i, zone) in zones.iter_mut().enumerate() {
+        if zone.spec.served_by.is_some() {
+            continue;
+        }
         let origin = zone.spec.origin.clone();
         let mut text = String::new();
         let _ = writeln!(text, "$ORIGIN {origin}.");
@@ -679,7 +722,7 @@ async fn start_nsd(
              \x20   control-enable: no\n",
             log_path.display()
         );
-        for zone in zones {
+        for zone in zones.iter().filter(|z| z.spec.served_by.is_none()) {
             let _ = write!(
                 conf,
                 "zone:\n    name: \"{}\"\n    zonefile: \"{}\"\n",
@@ -796,18 +839,19 @@ fn unbound_config(
                 zone.spec.origin
             );
         }
-        if !zone.spec.signed && !zone.signed_ancestor {
+        if !zone.spec.signed && !zone.signed_ancestor && zone.spec.served_by.is_none() {
             let _ = writeln!(conf, "    domain-insecure: \"{}\"", zone.spec.origin);
         }
     }
     conf.push_str("remote-control:\n    control-enable: no\n");
     for zone in zones {
+        let server = zone.spec.served_by.unwrap_or(nsd);
         let _ = write!(
             conf,
             "stub-zone:\n    name: \"{}\"\n    stub-addr: {}@{}\n",
             zone.spec.origin,
-            nsd.ip(),
-            nsd.port()
+            server.ip(),
+            server.port()
         );
     }
     conf
@@ -1275,6 +1319,80 @@ mod tests {
         if std::env::var_os("MPIC_KEEP_DNSWORLD").is_none() {
             assert!(!dir.exists(), "{} not removed", dir.display());
         }
+    }
+
+    /// Zones served elsewhere: a test-kit server that answers, below a signed parent without a
+    /// DS (insecure, as the parent's signed denial of DS proves), and one that answers REFUSED
+    /// (the resolver fails the lookup, as it would with a broken authoritative server).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn zones_served_elsewhere() {
+        use crate::dns::{Behaviour, DnsServer, Zone};
+        let answering =
+            DnsServer::start(Zone::new().caa("kit.mpic.test", 0, "issue", "kit-ca.example"))
+                .await
+                .unwrap();
+        let refusing =
+            DnsServer::start(Zone::new().behave("refused.mpic.test", Behaviour::Refused))
+                .await
+                .unwrap();
+        let spec = WorldSpec {
+            zones: vec![
+                ZoneSpec::signed(
+                    "mpic.test",
+                    [
+                        r#"@ 60 IN CAA 0 issue "ca.example""#,
+                        // The parent's own delegation of one of them, kept as written.
+                        "refused 60 IN NS ns.refused.example.",
+                    ],
+                ),
+                ZoneSpec::elsewhere("kit.mpic.test", answering.addr()),
+                ZoneSpec::elsewhere("refused.mpic.test", refusing.addr()),
+            ],
+            resolvers: 1,
+        };
+        let world = DnsWorld::start(spec).await.unwrap();
+        let conf = fs::read_to_string(world.unbound_config_path(0)).unwrap();
+        assert!(
+            conf.contains(&format!(
+                "name: \"kit.mpic.test\"\n    stub-addr: 127.0.0.1@{}",
+                answering.addr().port()
+            )),
+            "{conf}"
+        );
+        assert!(
+            !conf.contains("domain-insecure: \"kit.mpic.test\""),
+            "{conf}"
+        );
+        let parent = fs::read_to_string(world.dir().join("mpic.test.zone")).unwrap();
+        assert!(
+            parent.contains("kit 60 IN NS ns.kit.mpic.test."),
+            "{parent}"
+        );
+        assert!(
+            !parent.contains("refused 60 IN NS ns.refused.mpic.test."),
+            "{parent}"
+        );
+        assert!(!world.dir().join("kit.mpic.test.zone").exists());
+
+        let resolver = world.resolver_addrs()[0];
+        let kit = ask(resolver, "kit.mpic.test.", RecordType::CAA).await;
+        assert_eq!(kit.metadata.response_code, ResponseCode::NoError, "{kit:?}");
+        assert!(!kit.metadata.authentic_data, "{kit:?}");
+        assert_eq!(kit.answers.len(), 1, "{kit:?}");
+        let refused = ask(resolver, "refused.mpic.test.", RecordType::CAA).await;
+        assert_eq!(
+            refused.metadata.response_code,
+            ResponseCode::ServFail,
+            "{refused:?}"
+        );
+        assert!(
+            refusing
+                .queries()
+                .iter()
+                .any(|q| q.name == "refused.mpic.test"),
+            "{:?}",
+            refusing.queries()
+        );
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use rcgen::{CertificateParams, CustomExtension, DnType, KeyPair, SanType};
+use rcgen::{CertificateParams, CustomExtension, DnType, Issuer, KeyPair, SanType};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -431,7 +431,21 @@ pub enum AcmeExtension {
     RawCritical(Vec<u8>),
 }
 
-/// A tls-alpn-01 certificate to present, made self-signed by rcgen.
+/// Who signs a [`ChallengeCert`]. RFC 8737 section 3 has the client construct a self-signed
+/// certificate; the other two each break one half of that.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Signer {
+    /// Self-signed: the issuer is the subject, and the certificate's own key signs.
+    #[default]
+    SelfSigned,
+    /// The certificate's own key signs, but the issuer is another name (this common name).
+    OtherIssuer(String),
+    /// The issuer is the subject, but another key signs.
+    OtherKey,
+}
+
+/// A tls-alpn-01 certificate to present, made by rcgen (self-signed, unless
+/// [`ChallengeCert::certified_key_signed`] says otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeCert {
     /// The subjectAltName entries (none: no subjectAltName extension).
@@ -473,8 +487,14 @@ impl ChallengeCert {
         Ok(Arc::new(CertifiedKey::new(vec![der.into()], signing)))
     }
 
-    /// The certificate and its key, ready for a rustls server.
+    /// The self-signed certificate and its key, ready for a rustls server.
     pub fn certified_key(&self) -> Result<Arc<CertifiedKey>> {
+        self.certified_key_signed(&Signer::SelfSigned)
+    }
+
+    /// The certificate signed as `signer` says, with the certificate's own key for the
+    /// server's handshake signature (whoever signed the certificate), ready for a rustls server.
+    pub fn certified_key_signed(&self, signer: &Signer) -> Result<Arc<CertifiedKey>> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -515,7 +535,21 @@ impl ChallengeCert {
                 params.custom_extensions.push(ext);
             }
         }
-        let cert = params.self_signed(&key)?;
+        let cert = match signer {
+            Signer::SelfSigned => params.self_signed(&key)?,
+            Signer::OtherIssuer(name) => {
+                let mut issuer = CertificateParams::default();
+                issuer.distinguished_name = rcgen::DistinguishedName::new();
+                issuer
+                    .distinguished_name
+                    .push(DnType::CommonName, name.as_str());
+                params.signed_by(&key, &Issuer::new(issuer, &key))?
+            }
+            Signer::OtherKey => {
+                let other = KeyPair::generate()?;
+                params.signed_by(&key, &Issuer::from_params(&params, &other))?
+            }
+        };
         let signing = provider()
             .key_provider
             .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(

@@ -119,7 +119,7 @@ pub async fn process_fleet_with(
     }
 }
 
-fn mtls_client(files: &DevPkiFiles) -> reqwest::Client {
+pub fn mtls_client(files: &DevPkiFiles) -> reqwest::Client {
     let tls = mpic_common::tls::mutual_client_config(
         &files.coordinator_cert,
         &files.coordinator_key,

@@ -11,7 +11,7 @@ use mpic_coordinator::policy::PolicyMode;
 use crate::support::{API_KEY, Fleet, FleetSpec, Kind, all_real, dns, fleet, get_text};
 
 /// A validator for `#/components/schemas/<name>` of the served OpenAPI document.
-fn validator(name: &str) -> jsonschema::Validator {
+pub fn validator(name: &str) -> jsonschema::Validator {
     let doc: Value = serde_json::from_str(mpic_coordinator::service::OPENAPI).unwrap();
     let root = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -4,7 +4,9 @@
 //! by `\n`.
 //!
 //! Invariants: a record that parses has exactly one `accounturi`, the one it reports, and a
-//! lowercase issuer; the check passes only if some value names a listed issuer with exactly
+//! lowercase issuer without a trailing dot (a record's `CA.Example.` is `ca.example`: issuer
+//! domain names compare as domain names; the root dot removed is one byte, the one ending the
+//! issuer, and the rest of the value is read as written); the check passes only if some value names a listed issuer with exactly
 //! one `accounturi` equal byte for byte to the expected one, a `persistUntil` not in the
 //! past and, for a wildcard, `policy=wildcard`; asked for another account, it passes only if a
 //! value names that account; every value is shown.
@@ -28,6 +30,9 @@ pub const DICTIONARY: &[&[u8]] = &[
     b"18446744073709551616",
     b"=",
     b";",
+    b"CA.EXAMPLE.",
+    b"ca.example.",
+    b"..",
 ];
 
 const ISSUERS: [&str; 1] = ["ca.example"];
@@ -76,12 +81,27 @@ pub fn run(data: &[u8]) {
 }
 
 fn check_record(value: &[u8], request: &PersistRequest<'_>) {
+    let normal = dns_persistent::without_root_dot(value);
+    if normal.len() != value.len() {
+        assert_eq!(normal.len() + 1, value.len());
+        let at = value
+            .iter()
+            .zip(normal.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or(normal.len());
+        assert_eq!(value[at], b'.', "removed a byte that is not a dot");
+        assert!(
+            at + 1 == value.len() || matches!(value[at + 1], b';' | b' ' | b'\t'),
+            "removed a dot that does not end the issuer"
+        );
+    }
     let Ok(record) = dns_persistent::parse(value) else {
         return;
     };
-    let Ok(parsed) = issuer_value::parse(value) else {
+    let Ok(parsed) = issuer_value::parse(&normal) else {
         panic!("a record that is not an issuer value parsed");
     };
+    assert!(!record.issuer.ends_with('.'), "issuer {:?}", record.issuer);
     let uris: Vec<&str> = parsed.parameter_values("accounturi").collect();
     assert_eq!(uris, [record.account_uri.as_str()]);
     assert_eq!(Some(&record.issuer), parsed.issuer.as_ref());
@@ -94,7 +114,7 @@ fn check_record(value: &[u8], request: &PersistRequest<'_>) {
 
 /// Whether `value` alone authorises the request, read straight from the issuer value.
 fn authorises(value: &[u8], request: &PersistRequest<'_>) -> bool {
-    let Ok(parsed) = issuer_value::parse(value) else {
+    let Ok(parsed) = issuer_value::parse(&dns_persistent::without_root_dot(value)) else {
         return false;
     };
     let uris: Vec<&str> = parsed.parameter_values("accounturi").collect();

@@ -1,16 +1,20 @@
 //! The redirect policy of the HTTP methods ([`http_fetch::next_hop`]) on a `Location` from a
 //! hostile server. The first bytes pick the status, the test ports (none, or 8080 / 8443 as
-//! `danger_http_port` / `danger_https_port`), the URL being fetched and how many redirects
-//! came before; the rest is the `Location` value.
+//! `danger_http_port` / `danger_https_port`), the URL being fetched, how many redirects
+//! came before and the configured limit (`web.max_redirects`: the default 20, or 1..=50); the
+//! rest is the `Location` value.
 //!
-//! Invariants: a followed redirect had status 301, 302, 307 or 308 and was at most the tenth;
+//! Invariants: a followed redirect had status 301, 302, 307 or 308 and was within the limit
+//! (a refusal for the count names the limit);
 //! it leads to an http or https URL on port 80 or 443 or a configured test port for its scheme,
 //! with a host that is an IP address or a valid domain name in normal form, and not to a URL
 //! already fetched; following its own text again gives the same URL; a refusal carries the
 //! status and a bounded echo of the `Location`.
 
 use mpic_common::target::Target;
-use mpic_perspective::dcv::http_fetch::{self, FOLLOWED_REDIRECTS, MAX_REDIRECTS, Ports, Redirect};
+use mpic_perspective::dcv::http_fetch::{
+    self, DEFAULT_MAX_REDIRECTS, FOLLOWED_REDIRECTS, MAX_REDIRECTS_LIMIT, Ports, Redirect,
+};
 use mpic_perspective::dcv::web_failure::RedirectReason;
 use url::Url;
 
@@ -72,7 +76,13 @@ pub fn run(data: &[u8]) {
     let Ok(current) = Url::parse(input.pick(&CURRENT)) else {
         panic!("a URL of CURRENT does not parse");
     };
-    let followed = usize::from(input.byte() % 13);
+    // Bit 3 chooses a configured limit (1..=50) over the default.
+    let max_redirects = if port_flags & 8 == 0 {
+        DEFAULT_MAX_REDIRECTS
+    } else {
+        1 + usize::from(input.byte()) % MAX_REDIRECTS_LIMIT
+    };
+    let followed = usize::from(input.byte()) % (MAX_REDIRECTS_LIMIT + 3);
     let location = (port_flags & 4 == 0).then_some(input.rest());
     let visited = vec![without_fragment(&current)];
     let redirect = Redirect {
@@ -80,9 +90,16 @@ pub fn run(data: &[u8]) {
         location,
         followed,
     };
-    match http_fetch::next_hop(&current, &redirect, &visited, &ports) {
-        Ok(next) => check_followed(&current, &redirect, &next, &visited, &ports),
+    match http_fetch::next_hop(&current, &redirect, &visited, &ports, max_redirects) {
+        Ok(next) => {
+            assert!(redirect.followed <= max_redirects);
+            check_followed(&current, &redirect, &next, &visited, &ports, max_redirects);
+        }
         Err(refusal) => {
+            if let RedirectReason::TooMany { max } = refusal.reason {
+                assert_eq!(max, max_redirects);
+                assert!(redirect.followed > max_redirects);
+            }
             assert_eq!(refusal.status, status);
             assert_eq!(refusal.location.is_some(), location.is_some());
             if let Some(echo) = &refusal.location {
@@ -102,9 +119,9 @@ fn check_followed(
     next: &Url,
     visited: &[String],
     ports: &Ports,
+    max_redirects: usize,
 ) {
     assert!(FOLLOWED_REDIRECTS.contains(&redirect.status));
-    assert!(redirect.followed <= MAX_REDIRECTS);
     let port = next.port_or_known_default();
     match next.scheme() {
         "http" => assert!(
@@ -132,7 +149,7 @@ fn check_followed(
         ..*redirect
     };
     assert_eq!(
-        http_fetch::next_hop(current, &again, visited, ports).as_ref(),
+        http_fetch::next_hop(current, &again, visited, ports, max_redirects).as_ref(),
         Ok(next),
         "following {next} again"
     );

@@ -2,14 +2,22 @@
 //! as the leaf certificate's DER, against a domain, an IPv4 and an IPv6 target and the digest
 //! [`DIGEST`] (the seeds are certificates that pass for one of them).
 //!
-//! Invariants: a certificate passes only if its bytes hold the acmeIdentifier OID, the DER
-//! OCTET STRING of the expected digest and the target's name or address; it never passes for
-//! another digest, nor for two different targets; the common name reported is bounded.
+//! Invariants: a certificate meets the content rules (rules 1–4 of [`tls_alpn`]) only if its
+//! bytes hold the acmeIdentifier OID, the DER OCTET STRING of the expected digest and the
+//! target's name or address; it never meets them for another digest, nor for two different
+//! targets; a certificate that passes outright is self-signed (rule 5: its issuer's DER is its
+//! subject's and its signature verifies with its own key, read again here from the bytes); the
+//! common name reported is bounded.
+//!
+//! The content rules are judged apart from rule 5 because a mutated certificate almost never
+//! keeps a valid signature: requiring an outright pass would leave them unexercised.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use mpic_perspective::dcv::tls_alpn::{self, Expected};
+use mpic_common::outcome::CertificateRule;
+use mpic_perspective::dcv::tls_alpn::{self, Expected, Violation};
 use rustls_pki_types::CertificateDer;
+use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 use crate::input::contains;
 
@@ -58,7 +66,10 @@ pub fn run(data: &[u8]) {
         for violation in &violations {
             assert!(!violation.to_string().is_empty());
         }
-        if !violations.is_empty() {
+        if violations.is_empty() {
+            assert_self_signed(data);
+        }
+        if violations.iter().any(|v| !is_self_signature(v)) {
             continue;
         }
         passed += 1;
@@ -77,9 +88,37 @@ pub fn run(data: &[u8]) {
             "passed without naming {expected:?}"
         );
         let (_, other) = tls_alpn::evaluate(&der, &expected, &other_digest);
-        assert!(!other.is_empty(), "passed for another digest");
+        assert!(
+            other.iter().any(|v| !is_self_signature(v)),
+            "passed for another digest"
+        );
     }
     assert!(passed <= 1, "one certificate passed for {passed} targets");
+}
+
+/// Whether `violation` is one of rule 5's (the certificate is not self-signed).
+fn is_self_signature(violation: &Violation) -> bool {
+    matches!(
+        violation.rule(),
+        CertificateRule::IssuerNotSubject | CertificateRule::SelfSignatureInvalid
+    )
+}
+
+/// `data` is a certificate whose issuer is its subject and whose signature verifies with its
+/// own public key.
+fn assert_self_signed(data: &[u8]) {
+    let Ok((_, cert)) = X509Certificate::from_der(data) else {
+        panic!("passed without being a certificate");
+    };
+    assert_eq!(
+        cert.issuer().as_raw(),
+        cert.subject().as_raw(),
+        "passed with another issuer"
+    );
+    assert!(
+        cert.verify_signature(None).is_ok(),
+        "passed without a self-signature"
+    );
 }
 
 /// The targets every certificate is checked against.

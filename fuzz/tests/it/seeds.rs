@@ -243,6 +243,47 @@ fn tls_alpn_seeds_pass() {
     }
 }
 
+/// A certificate that would pass for the domain target but whose signature another key made:
+/// it meets every content rule and breaks only the self-signature rule (RFC 8737 section 3).
+#[test]
+fn tls_alpn_seed_signed_by_another_key_fails_only_rule_5() {
+    let path = corpus_dir("tls_alpn").join("signed-by-another-key.der");
+    if writing() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.subject_alt_names = vec![rcgen::SanType::DnsName(
+            tls_alpn::DOMAIN.try_into().unwrap(),
+        )];
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "fuzz seed");
+        let mut value = vec![0x04, 0x20];
+        value.extend_from_slice(&tls_alpn::DIGEST);
+        let mut acme =
+            rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 31], value);
+        acme.set_criticality(true);
+        params.custom_extensions = vec![acme];
+        let issuer = rcgen::Issuer::from_params(&params, &other);
+        let der = params.signed_by(&key, &issuer).unwrap().der().to_vec();
+        std::fs::write(&path, der).unwrap();
+    }
+    let der = std::fs::read(&path).unwrap();
+    let (_, violations) = mpic_perspective::dcv::tls_alpn::evaluate(
+        &CertificateDer::from(der.as_slice()),
+        &Expected::Dns(tls_alpn::DOMAIN.to_owned()),
+        &tls_alpn::DIGEST,
+    );
+    assert_eq!(
+        violations,
+        [
+            mpic_perspective::dcv::tls_alpn::Violation::SelfSignatureInvalid {
+                unsupported_algorithm: false
+            }
+        ]
+    );
+}
+
 /// The certificate the fuzz target found (the acmeIdentifier's OBJECT IDENTIFIER tagged
 /// `[APPLICATION 6]`) passes for no target.
 #[test]

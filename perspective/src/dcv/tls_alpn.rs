@@ -11,10 +11,17 @@
 //! 3. the subjectAltName holds exactly one name, of the target's type (dNSName for a domain,
 //!    iPAddress for an IP), equal to the target (dNSName case-insensitively, RFC 4343);
 //! 4. the acmeIdentifier extension is critical, and its value is the DER OCTET STRING of the
-//!    32-byte SHA-256 digest of the key authorization, equal to the request's digest.
+//!    32-byte SHA-256 digest of the key authorization, equal to the request's digest;
+//! 5. the certificate is self-signed, as RFC 8737 section 3 has the client construct it ("a
+//!    self-signed certificate that MUST contain an acmeIdentifier extension and a
+//!    subjectAlternativeName extension"): its issuer is its subject, the same DER bytes, and
+//!    its signature verifies with its own public key. Boulder checks both
+//!    (`cert.CheckSignature(...)` with the certificate's own key, and `bytes.Equal(RawSubject,
+//!    RawIssuer)`); each has its own error type here.
 //!
-//! The chain is not validated (RFC 8737 section 3); the handshake signature is (see
-//! [`super::tls_client`]).
+//! No chain is validated (RFC 8737 section 3): the self-signature proves only that the
+//! certificate was made by the holder of its key, the key the handshake signature is verified
+//! with (see [`super::tls_client`]).
 
 use std::net::IpAddr;
 
@@ -25,6 +32,7 @@ use mpic_common::outcome::{CertificateRule, Outcome, Problem, ProblemKind};
 use mpic_common::target::{Target, reverse_name};
 use mpic_common::text::{bytes_for_echo, truncate_for_echo};
 use rustls::pki_types::{CertificateDer, ServerName};
+use x509_parser::error::X509Error;
 use x509_parser::extensions::{GeneralName, X509Extension};
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
@@ -139,6 +147,15 @@ pub enum Violation {
     MalformedAcmeIdentifier,
     /// The acmeIdentifier holds another digest.
     DigestMismatch,
+    /// The issuer is not the subject (their DER differs): not self-signed.
+    IssuerNotSubject,
+    /// The signature does not verify with the certificate's own public key: not self-signed.
+    SelfSignatureInvalid {
+        /// The signature algorithm is not one this check can verify (those of ring through
+        /// x509-parser: RSA PKCS#1 and PSS, ECDSA P-256 and P-384, Ed25519), rather than a
+        /// signature that fails.
+        unsupported_algorithm: bool,
+    },
 }
 
 impl Violation {
@@ -156,6 +173,8 @@ impl Violation {
             Violation::SanNotTarget { .. } => R::SanNotHostname,
             Violation::MalformedAcmeIdentifier => R::MalformedAlpnExtension,
             Violation::DigestMismatch => R::DigestMismatch,
+            Violation::IssuerNotSubject => R::IssuerNotSubject,
+            Violation::SelfSignatureInvalid { .. } => R::SelfSignatureInvalid,
         }
     }
 
@@ -203,6 +222,19 @@ impl std::fmt::Display for Violation {
             ),
             Violation::DigestMismatch => f.write_str(
                 "the acmeIdentifier digest is not the SHA-256 digest of the key authorization",
+            ),
+            Violation::IssuerNotSubject => f.write_str(
+                "the certificate's issuer is not its subject; RFC 8737 requires a self-signed certificate",
+            ),
+            Violation::SelfSignatureInvalid {
+                unsupported_algorithm: false,
+            } => f.write_str(
+                "the certificate's signature does not verify with its own public key; RFC 8737 requires a self-signed certificate",
+            ),
+            Violation::SelfSignatureInvalid {
+                unsupported_algorithm: true,
+            } => f.write_str(
+                "the certificate's signature algorithm cannot be verified, so it is not known to be self-signed as RFC 8737 requires",
             ),
         }
     }
@@ -294,7 +326,7 @@ async fn handshake(
     Ok((presented, ip))
 }
 
-/// Applies rules 2–4 to a certificate: its subject common name (reported whatever the
+/// Applies rules 2–5 to a certificate: its subject common name (reported whatever the
 /// verdict) and every rule it breaks.
 pub fn evaluate(
     der: &CertificateDer<'_>,
@@ -310,6 +342,7 @@ pub fn evaluate(
         .next()
         .and_then(|cn| cn.as_str().ok())
         .map(|cn| truncate_for_echo(&bytes_for_echo(cn.as_bytes(), 256), 256));
+    let mut violations = self_signature_violations(&cert);
     let acme: Vec<_> = cert
         .extensions()
         .iter()
@@ -320,7 +353,6 @@ pub fn evaluate(
         // A subjectAltName present twice, or that does not parse.
         Err(_) => return (common_name, vec![Violation::Unparsable]),
     };
-    let mut violations = Vec::new();
     let Some(san) = san else {
         violations.push(Violation::ExtensionMissing {
             which: "subjectAltName",
@@ -359,6 +391,30 @@ pub fn evaluate(
         _ => violations.push(Violation::MalformedAcmeIdentifier),
     }
     (common_name, violations)
+}
+
+/// Rule 5: the certificate is self-signed. Its issuer must be its subject, compared as DER
+/// bytes (as Boulder compares `RawSubject` and `RawIssuer`), and its signature must verify over
+/// its TBSCertificate with its own subject public key, with the algorithm it names. The key's
+/// authority to sign (basic constraints, key usage) is not asked for: a self-signed leaf is
+/// not a CA certificate.
+fn self_signature_violations(cert: &X509Certificate<'_>) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    if cert.issuer().as_raw() != cert.subject().as_raw() {
+        violations.push(Violation::IssuerNotSubject);
+    }
+    match cert.verify_signature(None) {
+        Ok(()) => {}
+        Err(X509Error::SignatureUnsupportedAlgorithm) => {
+            violations.push(Violation::SelfSignatureInvalid {
+                unsupported_algorithm: true,
+            });
+        }
+        Err(_) => violations.push(Violation::SelfSignatureInvalid {
+            unsupported_algorithm: false,
+        }),
+    }
+    violations
 }
 
 /// Whether the acmeIdentifier extension `acme`, whose value x509-parser read from `der`, is
@@ -460,7 +516,7 @@ fn response(outcome: Outcome, common_name: Option<String>, ip: Option<IpAddr>) -
 #[allow(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
-    use mpic_tests::web::{ChallengeCert, key_authorization_digest};
+    use mpic_tests::web::{ChallengeCert, Signer, key_authorization_digest};
 
     /// Found by the `tls_alpn` fuzz target: x509-parser reads an extension whose OBJECT
     /// IDENTIFIER carries another tag class, or whose critical flag is a BER boolean, as the
@@ -476,6 +532,11 @@ mod tests {
             edit: Option<(usize, u8)>,
             want: Vec<Violation>,
         }
+        // An edit of the signed bytes also breaks the self-signature (rule 5), reported beside
+        // the rule this test is about.
+        let broken_signature = Violation::SelfSignatureInvalid {
+            unsupported_algorithm: false,
+        };
         let cases = [
             Case {
                 name: "DER",
@@ -485,17 +546,17 @@ mod tests {
             Case {
                 name: "OID tagged [APPLICATION 6]",
                 edit: Some((0, 0x46)),
-                want: vec![Violation::MalformedAcmeIdentifier],
+                want: vec![broken_signature.clone(), Violation::MalformedAcmeIdentifier],
             },
             Case {
                 name: "OID tagged [6] context-specific",
                 edit: Some((0, 0x86)),
-                want: vec![Violation::MalformedAcmeIdentifier],
+                want: vec![broken_signature.clone(), Violation::MalformedAcmeIdentifier],
             },
             Case {
                 name: "critical as BER TRUE 0x01",
                 edit: Some((12, 0x01)),
-                want: vec![Violation::MalformedAcmeIdentifier],
+                want: vec![broken_signature.clone(), Violation::MalformedAcmeIdentifier],
             },
         ];
         let digest = key_authorization_digest("token.thumbprint");
@@ -518,6 +579,70 @@ mod tests {
         }
     }
 
+    /// RFC 8737 section 3: the certificate is self-signed. Each half of that is its own rule:
+    /// the issuer is the subject, and the certificate's own key made the signature.
+    #[test]
+    fn the_certificate_must_be_self_signed() {
+        struct Case {
+            name: &'static str,
+            signer: Signer,
+            want: Vec<Violation>,
+        }
+        let cases = [
+            Case {
+                name: "self-signed",
+                signer: Signer::SelfSigned,
+                want: vec![],
+            },
+            Case {
+                name: "another issuer, its own key",
+                signer: Signer::OtherIssuer("Some CA".to_owned()),
+                want: vec![Violation::IssuerNotSubject],
+            },
+            Case {
+                name: "its own name as issuer, another key",
+                signer: Signer::OtherKey,
+                want: vec![Violation::SelfSignatureInvalid {
+                    unsupported_algorithm: false,
+                }],
+            },
+        ];
+        let digest = key_authorization_digest("token.thumbprint");
+        let expected = Expected::Dns("acme.example".to_owned());
+        for c in cases {
+            let key = ChallengeCert::valid("acme.example", "token.thumbprint")
+                .certified_key_signed(&c.signer)
+                .unwrap();
+            let (common_name, got) = evaluate(&key.cert[0], &expected, &digest);
+            assert_eq!(got, c.want, "{}", c.name);
+            assert_eq!(common_name.as_deref(), Some("acme.example"), "{}", c.name);
+            for v in &got {
+                assert!(
+                    v.problem("192.0.2.1".parse().unwrap())
+                        .message
+                        .contains("self-signed"),
+                    "{}: {v}",
+                    c.name
+                );
+            }
+        }
+
+        // A certificate whose signature bytes were altered after signing.
+        let key = ChallengeCert::valid("acme.example", "token.thumbprint")
+            .certified_key()
+            .unwrap();
+        let mut der = key.cert[0].to_vec();
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        let (_, got) = evaluate(&CertificateDer::from(der), &expected, &digest);
+        assert_eq!(
+            got,
+            [Violation::SelfSignatureInvalid {
+                unsupported_algorithm: false
+            }]
+        );
+    }
+
     #[test]
     fn error_types_have_the_api_form() {
         let all = [
@@ -534,6 +659,10 @@ mod tests {
             },
             Violation::MalformedAcmeIdentifier,
             Violation::DigestMismatch,
+            Violation::IssuerNotSubject,
+            Violation::SelfSignatureInvalid {
+                unsupported_algorithm: false,
+            },
         ];
         let mut seen = std::collections::BTreeSet::new();
         for v in all {

@@ -131,6 +131,10 @@ fn zone() -> Zone {
             "_validation-persist.expired.example.com",
             &[b"ca.example; accounturi=https://ca.example/acct/1; persistUntil=1000"],
         )
+        .txt(
+            "_validation-persist.fqdn.example.com",
+            &[b"LETSENCRYPT.ORG.; accounturi=https://ca.example/acct/1"],
+        )
         // contact-*-txt.
         .txt(
             "_validation-contactemail.example.com",
@@ -556,6 +560,31 @@ async fn dns_persistent() {
             ),
         },
     ];
+    // Issuer domain names compare as domain names, on both sides: case-insensitively, a
+    // trailing root dot ignored (draft-ietf-acme-dns-persist, Boulder).
+    let fqdn = &["LETSENCRYPT.ORG.; accounturi=https://ca.example/acct/1"];
+    let cases = [
+        (
+            "record fully qualified and upper case",
+            json!(["letsencrypt.org"]),
+            true,
+        ),
+        (
+            "request fully qualified too",
+            json!(["LetsEncrypt.org."]),
+            true,
+        ),
+        ("another name", json!(["letsencrypt.com"]), false),
+    ]
+    .into_iter()
+    .map(|(name, issuers, passed)| Case {
+        name,
+        target: "fqdn.example.com",
+        params: p(issuers),
+        want: seen(passed, "_validation-persist.fqdn.example.com", fqdn),
+    })
+    .chain(cases)
+    .collect();
     run(ValidationMethod::DnsPersistent, cases).await;
 }
 

@@ -11,8 +11,8 @@ use mpic_perspective::dcv::{self, DcvContext};
 use mpic_perspective::resolver::DnsClient;
 use mpic_tests::dns::{DnsServer, Zone};
 use mpic_tests::web::{
-    ACME_TLS_1, AcmeExtension, ChallTestSrv, ChallengeCert, San, TlsAlpnServer, TlsVersions, hex,
-    key_authorization_digest,
+    ACME_TLS_1, AcmeExtension, ChallTestSrv, ChallengeCert, San, Signer, TlsAlpnServer,
+    TlsVersions, hex, key_authorization_digest,
 };
 use serde_json::json;
 
@@ -225,6 +225,64 @@ async fn certificates_made_with_rcgen() {
             assert_eq!(hellos.len(), 1, "case {:?}", c.name);
             assert_eq!(hellos[0].server_name.as_deref(), Some("example.com"));
             assert_eq!(hellos[0].alpn, Some(vec![ACME_TLS_1.to_vec()]));
+        }
+    }
+}
+
+/// RFC 8737 section 3 has the client construct a self-signed certificate, and Boulder checks
+/// both halves: a certificate whose issuer is another name, or whose signature another key made,
+/// fails, each with its own error type, over TLS 1.2 and 1.3 alike (the handshake itself is
+/// signed with the certificate's key, so it succeeds).
+#[tokio::test]
+async fn certificates_that_are_not_self_signed() {
+    struct Case {
+        name: &'static str,
+        signer: Signer,
+        want: &'static [&'static str],
+        want_message: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "another issuer",
+            signer: Signer::OtherIssuer("Example Issuing CA".to_owned()),
+            want: &["issuer_not_subject"],
+            want_message: "127.0.0.1: the certificate's issuer is not its subject; RFC 8737 requires a self-signed certificate",
+        },
+        Case {
+            name: "signed by another key",
+            signer: Signer::OtherKey,
+            want: &["self_signature_invalid"],
+            want_message: "127.0.0.1: the certificate's signature does not verify with its own public key; RFC 8737 requires a self-signed certificate",
+        },
+    ];
+    let dns = DnsServer::start(zone()).await.unwrap();
+    let cert = ChallengeCert::valid("example.com", KEY_AUTHORIZATION);
+    for c in cases {
+        for versions in [TlsVersions::Tls12, TlsVersions::Tls13] {
+            let server = TlsAlpnServer::start_with_key(
+                "127.0.0.1:0".parse().unwrap(),
+                cert.certified_key_signed(&c.signer).unwrap(),
+                &[ACME_TLS_1],
+                versions,
+            )
+            .await
+            .unwrap();
+            let ctx = context(dns.addr(), server.addr().port(), true);
+            let r = dcv::check(&ctx, &target("example.com"), &params(&hex_digest())).await;
+            let want: Vec<String> = c.want.iter().map(|w| format!("{PREFIX}{w}")).collect();
+            assert_eq!(
+                error_types(&r),
+                want,
+                "case {:?} {versions:?}: {r:?}",
+                c.name
+            );
+            assert_eq!(
+                r.errors[0].error_message, c.want_message,
+                "case {:?}",
+                c.name
+            );
+            assert!(r.check_completed && !r.check_passed, "case {:?}", c.name);
+            assert_eq!(details(&r).common_name.as_deref(), Some("example.com"));
         }
     }
 }
@@ -450,6 +508,8 @@ async fn pebble_tls_alpn01() {
         .unwrap();
     let ctx = context(srv.dns, srv.tlsalpn01.port(), true);
 
+    // pebble's challenge certificate is self-signed, as RFC 8737 section 3 asks, so it passes
+    // that rule as well as the others.
     let r = dcv::check(&ctx, &target("pebble.example.com"), &params(&hex_digest())).await;
     assert!(r.check_completed && r.check_passed, "{r:?}");
     assert_eq!(details(&r).resolved_ip.as_deref(), Some("127.0.0.1"));

@@ -487,9 +487,9 @@ async fn redirects_the_policy_refuses() {
             want_message: format!("redirect 308 to {CHALLENGE_PATH:?} refused: a loop (this URL was already fetched)"),
         },
         Case {
-            name: "11 hops",
-            routes: chain(11),
-            want_message: "redirect 302 to \"/r/11\" refused: more than 10 redirects".into(),
+            name: "21 hops",
+            routes: chain(21),
+            want_message: "redirect 302 to \"/r/21\" refused: more than 20 redirects".into(),
         },
     ];
     let w = world(Routes::new()).await;
@@ -521,14 +521,42 @@ async fn redirects_the_policy_refuses() {
         }
     }
 
-    // Ten hops is the limit, and is allowed.
-    w.web.set_routes(chain(10));
-    let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
+    // Twenty hops is the default limit (web.max_redirects), and is allowed; so is the
+    // 12-hop chain of Open MPIC's compliance suite.
+    for hops in [12, 20] {
+        w.web.set_routes(chain(hops));
+        let r = run(&w.ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
+        assert!(r.check_passed, "{hops} hops: {r:?}");
+        assert_eq!(
+            details(&r).response_history.as_ref().unwrap().len(),
+            hops,
+            "{hops} hops"
+        );
+        assert_eq!(
+            details(&r).final_url.as_deref(),
+            Some(format!("http://example.com/r/{hops}").as_str())
+        );
+    }
+
+    // A perspective configured with web.max_redirects: 3 follows three, not four.
+    let ctx = context(
+        w._dns.addr(),
+        &WebConfig {
+            max_redirects: 3,
+            ..web_config(w.web.addr().port(), None)
+        },
+    );
+    w.web.set_routes(chain(3));
+    let r = run(&ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
     assert!(r.check_passed, "{r:?}");
-    assert_eq!(details(&r).response_history.as_ref().unwrap().len(), 10);
+    w.web.set_routes(chain(4));
+    let r = run(&ctx, "example.com", &http01(TOKEN, KEY_AUTHORIZATION)).await;
     assert_eq!(
-        details(&r).final_url.as_deref(),
-        Some("http://example.com/r/10")
+        errors(&r),
+        [(
+            "mpic_error:redirect:invalid".to_owned(),
+            "redirect 302 to \"/r/4\" refused: more than 3 redirects".to_owned()
+        )]
     );
 }
 

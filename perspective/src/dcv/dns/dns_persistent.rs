@@ -10,7 +10,10 @@
 //! ```
 //!
 //! A record authorises the request when (requirements.md "Persistent TXT"):
-//! - its issuer domain name is one of `issuer_domain_names` (case-insensitive, exact);
+//! - its issuer domain name is one of `issuer_domain_names`, compared as domain names: in the
+//!   normal form of draft-ietf-acme-dns-persist ("issuer-domain-names": A-labels, lowercase, no
+//!   trailing dot), on both sides, so `LETSENCRYPT.ORG.` in a record matches `letsencrypt.org`
+//!   (Boulder's `core.NormalizeIssuerDomainName` does the same); then exactly;
 //! - it has exactly one `accounturi`, equal byte for byte to `expected_account_uri`;
 //! - its `persistUntil`, if any, is not in the past;
 //! - for a wildcard target, it carries `policy=wildcard` (value case-insensitive; any other
@@ -21,6 +24,7 @@
 //! `persistUntil`, a `persistUntil` that is not a number of seconds — is malformed and skipped;
 //! any one authorising record passes.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::rr::RecordType;
@@ -126,9 +130,10 @@ pub struct PersistRequest<'a> {
     pub now: u64,
 }
 
-/// Parses one record (the concatenated character-strings of one TXT record).
+/// Parses one record (the concatenated character-strings of one TXT record). The issuer domain
+/// name comes out in the draft's normal form: lowercase, without the trailing root dot.
 pub fn parse(bytes: &[u8]) -> Result<PersistRecord, MalformedRecord> {
-    let value = issuer_value::parse(bytes).map_err(MalformedRecord::Grammar)?;
+    let value = issuer_value::parse(&without_root_dot(bytes)).map_err(MalformedRecord::Grammar)?;
     let issuer = value.issuer.clone().ok_or(MalformedRecord::NoIssuer)?;
     let account_uris: Vec<&str> = value.parameter_values(ACCOUNT_URI).collect();
     let [account_uri] = account_uris[..] else {
@@ -177,6 +182,29 @@ pub fn evaluate(values: &[Vec<u8>], request: &PersistRequest<'_>) -> Evaluation 
         passed: values
             .iter()
             .any(|v| parse(v).is_ok_and(|record| usable(&record, request).is_ok())),
+    }
+}
+
+/// `bytes` with the one dot that ends its issuer domain name removed, if it ends with one: a
+/// fully qualified `ca.example.` is the name `ca.example` (draft-ietf-acme-dns-persist, the
+/// normalization of "issuer-domain-names": "The domain name MUST NOT have a trailing dot";
+/// Boulder's `core.NormalizeIssuerDomainName` trims it from the record's name). RFC 8659's
+/// issuer-domain-name grammar, which the rest of the record is read with, has no root dot. Only
+/// that one dot goes: `ca.example..` or a lone `.` stay malformed.
+pub fn without_root_dot(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let is_wsp = |b: &u8| matches!(b, b' ' | b'\t');
+    let start = bytes.iter().position(|b| !is_wsp(b)).unwrap_or(bytes.len());
+    let end = bytes[start..]
+        .iter()
+        .position(|b| *b == b';' || is_wsp(b))
+        .map_or(bytes.len(), |i| start + i);
+    match bytes[start..end] {
+        [.., before, b'.'] if before != b'.' => {
+            let mut owned = bytes.to_vec();
+            owned.remove(end - 1);
+            Cow::Owned(owned)
+        }
+        _ => Cow::Borrowed(bytes),
     }
 }
 
@@ -303,9 +331,37 @@ mod tests {
                 want: Err(M::Grammar(IssuerValueError::IssuerDomain)),
             },
             Case {
-                name: "issuer with a trailing dot",
+                name: "issuer with the trailing root dot",
                 input: b"ca.example.; accounturi=https://ca.example/acct/123",
+                want: Ok(record("ca.example", false, None)),
+            },
+            Case {
+                name: "upper case and the root dot, nothing after the name",
+                input: b" CA.EXAMPLE.",
+                want: Err(M::AccountUriCount(0)),
+            },
+            Case {
+                name: "upper case and the root dot, a space before the semicolon",
+                input: b"CA.Example. ;accounturi=https://ca.example/acct/123",
+                want: Ok(record("ca.example", false, None)),
+            },
+            Case {
+                name: "two trailing dots",
+                input: b"ca.example..; accounturi=https://ca.example/acct/123",
                 want: Err(M::Grammar(IssuerValueError::IssuerDomain)),
+            },
+            Case {
+                name: "the root alone",
+                input: b".; accounturi=https://ca.example/acct/123",
+                want: Err(M::Grammar(IssuerValueError::IssuerDomain)),
+            },
+            Case {
+                name: "a dot inside a parameter value is kept",
+                input: b"ca.example; accounturi=https://ca.example/acct/123.",
+                want: Ok(PersistRecord {
+                    account_uri: "https://ca.example/acct/123.".to_owned(),
+                    ..record("ca.example", false, None)
+                }),
             },
             Case {
                 name: "missing semicolon after the issuer",
@@ -481,6 +537,50 @@ mod tests {
                 now: NOW,
             };
             assert_eq!(usable(&c.record, &request), c.want, "case {:?}", c.name);
+        }
+    }
+
+    /// Issuer domain names compare as domain names (draft-ietf-acme-dns-persist; Boulder):
+    /// case-insensitively, a trailing root dot ignored.
+    #[test]
+    fn issuer_domain_names_compare_as_domain_names() {
+        let issuers = ["letsencrypt.org".to_owned()];
+        let request = PersistRequest {
+            issuer_domain_names: &issuers,
+            account_uri: ACCOUNT,
+            wildcard: false,
+            now: 1_800_000_000,
+        };
+        for (value, want) in [
+            (
+                "LETSENCRYPT.ORG.; accounturi=https://ca.example/acct/123",
+                true,
+            ),
+            (
+                "letsencrypt.org.; accounturi=https://ca.example/acct/123",
+                true,
+            ),
+            (
+                "LetsEncrypt.Org; accounturi=https://ca.example/acct/123",
+                true,
+            ),
+            (
+                "letsencrypt.org..; accounturi=https://ca.example/acct/123",
+                false,
+            ),
+            (
+                "letsencrypt.org.example; accounturi=https://ca.example/acct/123",
+                false,
+            ),
+            (
+                "xletsencrypt.org.; accounturi=https://ca.example/acct/123",
+                false,
+            ),
+        ] {
+            let got = evaluate(&[value.as_bytes().to_vec()], &request);
+            assert_eq!(got.passed, want, "{value}");
+            // The record is shown as it was written.
+            assert_eq!(got.records_seen, [value], "{value}");
         }
     }
 
