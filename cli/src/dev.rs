@@ -141,6 +141,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             resolver: ResolverConfig {
                 address: resolver,
                 timeout_ms: 3_000,
+                retry_ms: None,
             },
             caa: CaaConfig {
                 default_issuer_domains: args.caa_domains.clone(),

@@ -76,6 +76,12 @@ pub struct ResolverConfig {
     /// Deadline of one lookup (UDP, plus TCP after truncation), in milliseconds.
     #[serde(default = "default_dns_timeout_ms")]
     pub timeout_ms: u64,
+    /// An unanswered UDP query is sent again this often, in milliseconds, until `timeout_ms`;
+    /// default half of `timeout_ms` (one resend). Set it a little above the resolver's
+    /// slowest usual answer (its round trip plus its own upstream lookups): a lost datagram
+    /// then costs this long rather than half the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_ms: Option<u64>,
 }
 
 /// CAA settings.
@@ -188,6 +194,8 @@ pub struct TlsConfig {
 
 /// Largest accepted `max_body_bytes`.
 const MAX_BODY_LIMIT: usize = 1 << 20;
+/// The shortest `resolver.retry_ms`: more often than this is a flood, not a retry.
+const MIN_DNS_RETRY_MS: u64 = 10;
 
 impl PerspectiveConfig {
     /// Loads and checks a file.
@@ -234,6 +242,14 @@ impl PerspectiveConfig {
             return Err(ConfigError::field(
                 "resolver.timeout_ms",
                 "must be 1..=60000",
+            ));
+        }
+        if let Some(retry) = self.resolver.retry_ms
+            && !(MIN_DNS_RETRY_MS..=self.resolver.timeout_ms).contains(&retry)
+        {
+            return Err(ConfigError::field(
+                "resolver.retry_ms",
+                format!("must be {MIN_DNS_RETRY_MS}..=resolver.timeout_ms"),
             ));
         }
         if !(1..=300_000).contains(&self.limits.check_timeout_ms) {
@@ -309,6 +325,14 @@ impl PerspectiveConfig {
     /// The lookup deadline.
     pub fn dns_timeout(&self) -> Duration {
         Duration::from_millis(self.resolver.timeout_ms)
+    }
+
+    /// How often an unanswered UDP query is sent again: `resolver.retry_ms`, or half the
+    /// lookup deadline.
+    pub fn dns_retry(&self) -> Duration {
+        self.resolver
+            .retry_ms
+            .map_or(self.dns_timeout() / 2, Duration::from_millis)
     }
 
     /// The whole-check deadline.
@@ -403,6 +427,19 @@ mod tests {
         assert_eq!(config.web.max_redirects, DEFAULT_MAX_REDIRECTS);
     }
 
+    #[test]
+    fn the_dns_retry_defaults_to_half_the_deadline() {
+        let mut config: PerspectiveConfig = mpic_common::config::parse_yaml(
+            &MINIMAL.replace("127.0.0.1:53}", "127.0.0.1:53, timeout_ms: 3000}"),
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.dns_retry(), Duration::from_millis(1_500));
+        config.resolver.retry_ms = Some(300);
+        config.validate().unwrap();
+        assert_eq!(config.dns_retry(), Duration::from_millis(300));
+    }
+
     const MINIMAL: &str = "listen: 127.0.0.1:0\nperspective: {code: p1, rir: ARIN}\nresolver: {address: 127.0.0.1:53}\ndanger_plain_http: true\n";
 
     #[test]
@@ -474,6 +511,19 @@ mod tests {
                 name: "zero timeout",
                 yaml: MINIMAL.replace("127.0.0.1:53}", "127.0.0.1:53, timeout_ms: 0}"),
                 field: "resolver.timeout_ms",
+            },
+            Case {
+                name: "retry more often than a flood",
+                yaml: MINIMAL.replace("127.0.0.1:53}", "127.0.0.1:53, retry_ms: 5}"),
+                field: "resolver.retry_ms",
+            },
+            Case {
+                name: "retry after the deadline",
+                yaml: MINIMAL.replace(
+                    "127.0.0.1:53}",
+                    "127.0.0.1:53, timeout_ms: 500, retry_ms: 501}",
+                ),
+                field: "resolver.retry_ms",
             },
             Case {
                 name: "tiny body",

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub dns_lookups: Family<DnsLabels, Counter>,
     /// `mpic_dns_lookup_duration_seconds`.
     pub dns_duration: Histogram,
+    /// `mpic_dns_retries_total`.
+    pub dns_retries: Counter,
     /// `mpic_http_fetch_duration_seconds`.
     pub http_duration: Family<FetchLabels, Histogram>,
     /// `mpic_load_shed_total`.
@@ -116,6 +118,12 @@ impl Metrics {
             "Duration of one DNS lookup",
             Unit::Seconds,
             dns_duration.clone(),
+        );
+        let dns_retries = Counter::default();
+        registry.register(
+            "dns_retries",
+            "UDP queries sent again because no answer had come within resolver.retry_ms",
+            dns_retries.clone(),
         );
         let http_duration = Family::<FetchLabels, Histogram>::new_with_constructor(histogram);
         registry.register_with_unit(
@@ -158,6 +166,7 @@ impl Metrics {
             check_duration,
             dns_lookups,
             dns_duration,
+            dns_retries,
             http_duration,
             shed,
             in_flight,

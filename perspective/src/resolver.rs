@@ -35,6 +35,8 @@ pub use udp::answer_to;
 pub struct DnsClient {
     server: SocketAddr,
     timeout: Duration,
+    /// An unanswered UDP query is sent again this often.
+    retry: Duration,
     udp: std::sync::Arc<udp::UdpPool>,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
@@ -44,6 +46,7 @@ impl fmt::Debug for DnsClient {
         f.debug_struct("DnsClient")
             .field("server", &self.server)
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -144,6 +147,15 @@ pub enum DnsError {
         /// What broke.
         detail: String,
     },
+    /// The resolver answered with a message that cannot be read (a record this client cannot
+    /// decode, say). Not an outage: the resolver is there and said something we cannot check.
+    #[error("resolver {server} sent an answer that cannot be read: {detail}")]
+    Malformed {
+        /// The resolver.
+        server: SocketAddr,
+        /// What could not be read.
+        detail: String,
+    },
     /// The name cannot be queried.
     #[error("invalid query name {name:?}: {detail}")]
     InvalidName {
@@ -164,6 +176,10 @@ pub struct LookupFailure {
     /// The resolver reported a DNSSEC validation failure (an Extended DNS Error with code 1–12,
     /// RFC 8914 section 4).
     pub dnssec: bool,
+    /// The resolver answered, but with a message that cannot be read. Never taken for a
+    /// resolver outage (so never for the permission a lookup failure may give, RFC 8659 3):
+    /// the answer may hold a record that forbids issuance.
+    pub malformed: bool,
     /// What happened, ready for an `error_message`: the rcode and every EDE, or the transport
     /// problem.
     pub message: String,
@@ -189,6 +205,7 @@ impl LookupFailure {
         LookupFailure {
             name: name.to_owned(),
             dnssec: false,
+            malformed: matches!(error, DnsError::Malformed { .. }),
             message: format!("{rtype} lookup for {name} failed: {error}"),
             answer: None,
         }
@@ -214,6 +231,7 @@ impl LookupFailure {
         LookupFailure {
             name: name.to_owned(),
             dnssec,
+            malformed: false,
             message,
             answer: Some(answer),
         }
@@ -249,14 +267,23 @@ const MAX_EDE_TEXT_BYTES: usize = 256;
 
 impl DnsClient {
     /// A client for the resolver at `server`; each lookup (UDP, and TCP after a truncated
-    /// answer) must complete within `timeout`.
+    /// answer) must complete within `timeout`. An unanswered UDP query is sent again once, at
+    /// half the timeout, unless [`with_retry`](Self::with_retry) says otherwise.
     pub fn new(server: SocketAddr, timeout: Duration) -> DnsClient {
         DnsClient {
             server,
             timeout,
+            retry: timeout / 2,
             udp: std::sync::Arc::new(udp::UdpPool::new(server)),
             metrics: None,
         }
+    }
+
+    /// The same client, sending an unanswered UDP query again every `retry` until the
+    /// lookup's deadline (a lost datagram then costs `retry`, not half the deadline).
+    pub fn with_retry(mut self, retry: Duration) -> DnsClient {
+        self.retry = retry;
+        self
     }
 
     /// The same client, counting its lookups in `metrics`.
@@ -296,6 +323,7 @@ impl DnsClient {
                 rcode_name(a.rcode)
             }
             Err(DnsError::Timeout { .. }) => "TIMEOUT",
+            Err(DnsError::Malformed { .. }) => "MALFORMED",
             Err(_) => "TRANSPORT",
         };
         if let Some(m) = &self.metrics {
@@ -342,13 +370,28 @@ impl DnsClient {
         rtype: RecordType,
         deadline: tokio::time::Instant,
     ) -> Result<Message, DnsError> {
-        match self
+        let mut sent = udp::Sent::default();
+        let result = self
             .udp
-            .exchange(&query_message(fqdn, rtype), deadline)
-            .await
+            .exchange(
+                &query_message(fqdn, rtype),
+                deadline,
+                udp::Resend { retry: self.retry },
+                &mut sent,
+            )
+            .await;
+        if let Some(m) = &self.metrics
+            && sent.resends > 0
         {
+            m.dns_retries.inc_by(u64::from(sent.resends));
+        }
+        match result {
             Ok(answer) => Ok(answer),
             Err(udp::UdpError::Timeout) => Err(self.timeout_error()),
+            Err(udp::UdpError::Undecodable(detail)) => Err(DnsError::Malformed {
+                server: self.server,
+                detail: mpic_common::text::truncate_for_echo(&detail, 256),
+            }),
             Err(udp::UdpError::Io(e)) => Err(self.transport(format!("UDP: {e}"))),
             Err(udp::UdpError::Encode(e)) => {
                 Err(self.transport(format!("encoding the query: {e}")))

@@ -59,6 +59,7 @@ impl AppState {
     pub fn new(config: &PerspectiveConfig) -> AppState {
         let metrics = Arc::new(Metrics::new());
         let dns = DnsClient::new(config.resolver.address, config.dns_timeout())
+            .with_retry(config.dns_retry())
             .with_metrics(metrics.clone());
         let lifecycle = mpic_common::serve::Lifecycle::from_settings(
             &config.shutdown,

@@ -296,6 +296,7 @@ pub fn perspective_config(
         resolver: ResolverConfig {
             address: resolver,
             timeout_ms: 1_000,
+            retry_ms: None,
         },
         caa: CaaConfig {
             default_issuer_domains: vec!["ca.example".to_owned()],

@@ -176,6 +176,7 @@ fn no_level_answered(name: &str) -> LookupFailure {
     LookupFailure {
         name: name.to_owned(),
         dnssec: false,
+        malformed: false,
         message: "CAA lookup ended without an answer for every level".to_owned(),
         answer: None,
     }

@@ -10,7 +10,9 @@
 //! - The climb itself lives in [`climb`], shared with the contact-CAA methods of DCV.
 //! - A failed level is retried once. A failure that remains may count as permission only when
 //!   the request allows it, the retry happened, and the zone is provably DNSSEC-insecure
-//!   (RFC 4035 4.3); the details report each condition.
+//!   (RFC 4035 4.3); the details report each condition. An answer the resolver sent but that
+//!   cannot be read (a record whose tag or value this client cannot decode) is not an outage
+//!   and never qualifies: it might be the record that forbids issuance.
 
 pub mod climb;
 pub mod issuer_value;
@@ -112,8 +114,9 @@ impl CaaChecker {
             dnssec_insecure: false,
             treated_as_permission: false,
         };
-        // A bogus or indeterminate answer never qualifies; only ask when it could matter.
-        if params.allow_lookup_failure && retried && !failure.dnssec {
+        // A bogus or indeterminate answer never qualifies, nor one that came but cannot be
+        // read; only ask when it could matter.
+        if params.allow_lookup_failure && retried && !failure.dnssec && !failure.malformed {
             report.dnssec_insecure = provably_insecure(&self.dns, &failure.name).await;
         }
         report.treated_as_permission =

@@ -45,6 +45,25 @@ pub(super) enum UdpError {
     Io(std::io::Error),
     /// The query could not be encoded.
     Encode(String),
+    /// A datagram from the resolver carried this query's ID but could not be read as a DNS
+    /// message (a record hickory cannot decode, say). Waiting on would only turn it into a
+    /// timeout, so the exchange ends here; the caller treats it as a failure that never
+    /// counts as a resolver outage.
+    Undecodable(String),
+}
+
+/// When a query is sent again: every `retry` after the first send, until the deadline.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Resend {
+    /// The interval.
+    pub retry: std::time::Duration,
+}
+
+/// What one exchange did besides its answer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Sent {
+    /// Times the query was sent again.
+    pub resends: u32,
 }
 
 impl UdpPool {
@@ -55,12 +74,15 @@ impl UdpPool {
         }
     }
 
-    /// Sends `query` and waits until `deadline` for its answer, sending it once more when half
-    /// the time is gone (a lost datagram costs half the deadline, not the lookup).
+    /// Sends `query` and waits until `deadline` for its answer, sending it again every
+    /// `resend.retry` (a lost datagram costs one interval, not the lookup). `sent` counts the
+    /// resends, whatever the result.
     pub(super) async fn exchange(
         &self,
         query: &Message,
         deadline: Instant,
+        resend: Resend,
+        sent: &mut Sent,
     ) -> Result<Message, UdpError> {
         let bytes = query
             .to_vec()
@@ -69,7 +91,7 @@ impl UdpPool {
             pool: self,
             socket: Some(self.take().await.map_err(UdpError::Io)?),
         };
-        let result = lease.exchange(query, &bytes, deadline).await;
+        let result = lease.exchange(query, &bytes, deadline, resend, sent).await;
         if matches!(result, Err(UdpError::Io(_))) {
             lease.socket = None;
         }
@@ -114,29 +136,32 @@ impl Lease<'_> {
         query: &Message,
         bytes: &[u8],
         deadline: Instant,
+        resend: Resend,
+        sent: &mut Sent,
     ) -> Result<Message, UdpError> {
         let Some(socket) = &self.socket else {
             return Err(UdpError::Io(std::io::ErrorKind::NotConnected.into()));
         };
         socket.send(bytes).await.map_err(UdpError::Io)?;
-        let now = Instant::now();
-        let resend_at = now + deadline.saturating_duration_since(now) / 2;
-        let mut resent = false;
+        // At least a millisecond apart, whatever the setting.
+        let retry = resend.retry.max(std::time::Duration::from_millis(1));
+        let mut resend_at = Instant::now() + retry;
         let mut buffer = vec![0u8; RECV_BUFFER];
         loop {
-            let wake = if resent { deadline } else { resend_at };
+            let wake = resend_at.min(deadline);
             match tokio::time::timeout_at(wake, socket.recv(&mut buffer)).await {
-                Err(_) if resent || wake >= deadline => return Err(UdpError::Timeout),
+                Err(_) if wake >= deadline => return Err(UdpError::Timeout),
                 Err(_) => {
                     socket.send(bytes).await.map_err(UdpError::Io)?;
-                    resent = true;
+                    sent.resends += 1;
+                    resend_at += retry;
                 }
                 Ok(Err(e)) => return Err(UdpError::Io(e)),
-                Ok(Ok(n)) => {
-                    if let Some(answer) = answer_to(query, &buffer[..n]) {
-                        return Ok(answer);
-                    }
-                }
+                Ok(Ok(n)) => match read_reply(query, &buffer[..n]) {
+                    Reply::Answer(answer) => return Ok(answer),
+                    Reply::Undecodable(why) => return Err(UdpError::Undecodable(why)),
+                    Reply::Stray => {}
+                },
             }
         }
     }
@@ -152,14 +177,51 @@ impl Drop for Lease<'_> {
 
 /// `datagram` parsed, when it answers `query`: same ID, a response, the same question.
 pub fn answer_to(query: &Message, datagram: &[u8]) -> Option<Message> {
-    // The ID first, before parsing anything (cheap, and most strays fail here).
-    let id = u16::from_be_bytes(*datagram.first_chunk::<2>()?);
-    if id != query.metadata.id {
-        return None;
+    match read_reply(query, datagram) {
+        Reply::Answer(answer) => Some(answer),
+        Reply::Undecodable(_) | Reply::Stray => None,
     }
-    let answer = Message::from_vec(datagram).ok()?;
-    (answer.metadata.message_type == MessageType::Response && answer.queries == query.queries)
-        .then_some(answer)
+}
+
+/// What a datagram from the resolver is to the exchange of `query`.
+#[derive(Debug)]
+enum Reply {
+    /// Its answer: same ID, a response, the same question.
+    Answer(Message),
+    /// It carries the query's ID and is long enough to be a DNS message, but does not parse.
+    Undecodable(String),
+    /// Anything else: another ID (a late answer to an earlier exchange), our own query echoed,
+    /// another question. Skipped.
+    Stray,
+}
+
+/// The length of a DNS header (RFC 1035 4.1.1).
+const HEADER_LEN: usize = 12;
+
+fn read_reply(query: &Message, datagram: &[u8]) -> Reply {
+    // The ID first, before parsing anything (cheap, and most strays fail here).
+    let Some(id) = datagram
+        .first_chunk::<2>()
+        .map(|id| u16::from_be_bytes(*id))
+    else {
+        return Reply::Stray;
+    };
+    if id != query.metadata.id || datagram.len() < HEADER_LEN {
+        return Reply::Stray;
+    }
+    match Message::from_vec(datagram) {
+        Ok(answer)
+            if answer.metadata.message_type == MessageType::Response
+                && answer.queries == query.queries =>
+        {
+            Reply::Answer(answer)
+        }
+        Ok(_) => Reply::Stray,
+        // The QR bit (RFC 1035 4.1.1, the first bit of the third byte): only a response that
+        // cannot be read ends the exchange.
+        Err(e) if datagram[2] & 0x80 != 0 => Reply::Undecodable(e.to_string()),
+        Err(_) => Reply::Stray,
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +239,32 @@ mod tests {
             RecordType::CAA,
         ));
         m
+    }
+
+    /// A resolver on loopback that sends, for the `n`-th datagram it gets (from 1), the
+    /// datagrams `script` returns, in order.
+    async fn scripted_resolver(
+        mut script: impl FnMut(&Message, usize) -> Vec<Vec<u8>> + Send + 'static,
+    ) -> SocketAddr {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 512];
+            for seen in 1.. {
+                let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                for datagram in script(&q, seen) {
+                    server.send_to(&datagram, from).await.unwrap();
+                }
+            }
+        });
+        addr
+    }
+
+    fn every(ms: u64) -> Resend {
+        Resend {
+            retry: Duration::from_millis(ms),
+        }
     }
 
     fn response_to(q: &Message) -> Message {
@@ -210,31 +298,23 @@ mod tests {
     /// does not answer the next query.
     #[tokio::test]
     async fn strays_are_skipped_and_sockets_reused() {
-        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = server.local_addr().unwrap();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 512];
-            loop {
-                let (n, from) = server.recv_from(&mut buf).await.unwrap();
-                let q = Message::from_vec(&buf[..n]).unwrap();
-                let mut stray = response_to(&q);
-                stray.metadata.id = q.metadata.id ^ 0xffff;
-                server
-                    .send_to(&stray.to_vec().unwrap(), from)
-                    .await
-                    .unwrap();
-                let answer = response_to(&q).to_vec().unwrap();
-                server.send_to(&answer, from).await.unwrap();
-                // A late duplicate of the answer, as after a retransmission.
-                server.send_to(&answer, from).await.unwrap();
-            }
-        });
+        let addr = scripted_resolver(|q, _| {
+            let mut stray = response_to(q);
+            stray.metadata.id = q.metadata.id ^ 0xffff;
+            let answer = response_to(q).to_vec().unwrap();
+            // A late duplicate of the answer follows, as after a retransmission.
+            vec![stray.to_vec().unwrap(), answer.clone(), answer]
+        })
+        .await;
         let pool = UdpPool::new(addr);
         let deadline = || Instant::now() + Duration::from_secs(2);
         let mut ports = std::collections::HashSet::new();
         for name in ["a.example.", "b.example.", "c.example."] {
             let q = query(name);
-            let answer = pool.exchange(&q, deadline()).await.unwrap();
+            let answer = pool
+                .exchange(&q, deadline(), every(1_000), &mut Sent::default())
+                .await
+                .unwrap();
             assert_eq!(answer.queries, q.queries);
             assert_eq!(answer.metadata.id, q.metadata.id);
             let idle = pool.idle.lock().unwrap();
@@ -250,18 +330,116 @@ mod tests {
         let pool = UdpPool::new(server.local_addr().unwrap());
         let q = query("example.com.");
         let started = Instant::now();
+        let mut sent = Sent::default();
         let result = pool
-            .exchange(&q, Instant::now() + Duration::from_millis(200))
+            .exchange(
+                &q,
+                Instant::now() + Duration::from_millis(200),
+                every(100),
+                &mut sent,
+            )
             .await;
         assert!(matches!(result, Err(UdpError::Timeout)));
         assert!(started.elapsed() >= Duration::from_millis(200));
         // The query was sent twice: once, and again at half the deadline.
+        assert_eq!(sent.resends, 1);
         let mut buf = vec![0u8; 512];
         for _ in 0..2 {
             let n = server.recv(&mut buf).await.unwrap();
             assert_eq!(Message::from_vec(&buf[..n]).unwrap().queries, q.queries);
         }
         assert_eq!(pool.idle.lock().unwrap().len(), 1, "the socket went back");
+    }
+
+    /// A resolver that drops the first three copies of every query: with a short retry
+    /// interval the fourth copy is answered well within the deadline.
+    #[tokio::test]
+    async fn a_lost_query_costs_one_interval_each_time() {
+        let addr = scripted_resolver(|q, seen| {
+            if seen > 3 {
+                vec![response_to(q).to_vec().unwrap()]
+            } else {
+                Vec::new()
+            }
+        })
+        .await;
+        let pool = UdpPool::new(addr);
+        let q = query("example.com.");
+        let mut sent = Sent::default();
+        let started = Instant::now();
+        let answer = pool
+            .exchange(
+                &q,
+                Instant::now() + Duration::from_secs(5),
+                every(50),
+                &mut sent,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.metadata.id, q.metadata.id);
+        assert_eq!(sent.resends, 3);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// An answer with the query's ID that cannot be decoded ends the exchange at once: it is
+    /// not waited out until the deadline, and not mistaken for silence.
+    #[tokio::test]
+    async fn an_undecodable_answer_ends_the_exchange() {
+        let addr = scripted_resolver(|q, _| {
+            let mut bytes = response_to(q).to_vec().unwrap();
+            // Claim one answer record that is not there.
+            bytes[7] = 1;
+            vec![bytes]
+        })
+        .await;
+        let pool = UdpPool::new(addr);
+        let q = query("example.com.");
+        let started = Instant::now();
+        let result = pool
+            .exchange(
+                &q,
+                Instant::now() + Duration::from_secs(5),
+                every(2_500),
+                &mut Sent::default(),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(UdpError::Undecodable(_))),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn what_a_datagram_is_to_the_exchange() {
+        let q = query("example.com.");
+        let good = response_to(&q).to_vec().unwrap();
+        let mut truncated_record = good.clone();
+        truncated_record[7] = 1;
+        let mut other_id = truncated_record.clone();
+        other_id[0] ^= 0xff;
+        let mut not_a_response = truncated_record.clone();
+        not_a_response[2] &= 0x7f;
+        let cases: [(&str, &[u8], &str); 6] = [
+            ("the answer", &good, "answer"),
+            (
+                "a response that does not parse",
+                &truncated_record,
+                "undecodable",
+            ),
+            ("another exchange's broken answer", &other_id, "stray"),
+            ("a broken query, not a response", &not_a_response, "stray"),
+            ("the ID alone", &good[..2], "stray"),
+            ("nothing", &[], "stray"),
+        ];
+        for (name, datagram, want) in cases {
+            let got = match read_reply(&q, datagram) {
+                Reply::Answer(_) => "answer",
+                Reply::Undecodable(_) => "undecodable",
+                Reply::Stray => "stray",
+            };
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     /// The late answer to a timed-out query waits on the pooled socket; the next exchange on
@@ -272,7 +450,12 @@ mod tests {
         let pool = UdpPool::new(server.local_addr().unwrap());
         let first = query("example.com.");
         let lost = pool
-            .exchange(&first, Instant::now() + Duration::from_millis(50))
+            .exchange(
+                &first,
+                Instant::now() + Duration::from_millis(50),
+                every(25),
+                &mut Sent::default(),
+            )
             .await;
         assert!(matches!(lost, Err(UdpError::Timeout)));
         let mut buf = vec![0u8; 512];
@@ -282,7 +465,13 @@ mod tests {
             .await
             .unwrap();
         let second = query("example.com.");
-        let exchange = pool.exchange(&second, Instant::now() + Duration::from_secs(2));
+        let mut sent = Sent::default();
+        let exchange = pool.exchange(
+            &second,
+            Instant::now() + Duration::from_secs(2),
+            every(1_000),
+            &mut sent,
+        );
         let answer_second = async {
             loop {
                 let n = server.recv(&mut buf).await.unwrap();

@@ -306,6 +306,15 @@ async fn lookup_failure_rule() {
         .a("com", "192.0.2.9".parse().unwrap())
         .behave("broken.insecure.example.com", Behaviour::ServFail)
         .behave("broken.inside.example.com", Behaviour::ServFail)
+        // RFC 8659 4.1 allows tags of up to 255 bytes; hickory reads at most 15, so this
+        // answer arrives but cannot be read. It may forbid issuance: it never counts as an
+        // outage, and the check does not wait for the deadline either.
+        .caa_bytes(
+            "longtag.insecure.example.com",
+            128,
+            "averyveryverylongtag",
+            b"x",
+        )
         .behave(
             "bogus.insecure.example.com",
             Behaviour::ServFailWithEde {
@@ -350,6 +359,13 @@ async fn lookup_failure_rule() {
             passed: false,
             dnssec_insecure: false,
         },
+        Case {
+            name: "allowed and insecure, but the answer cannot be read",
+            target: "longtag.insecure.example.com",
+            allow: true,
+            passed: false,
+            dnssec_insecure: false,
+        },
     ];
     for c in cases {
         let r = checker(server.addr())
@@ -371,6 +387,10 @@ async fn lookup_failure_rule() {
             "lookup-failed"
         };
         assert_eq!(details(&r).reason.as_deref(), Some(reason), "{}", c.name);
+        if c.target.starts_with("longtag") {
+            let said = format!("{:?}", r.errors);
+            assert!(said.contains("cannot be read"), "{}: {said}", c.name);
+        }
     }
 }
 

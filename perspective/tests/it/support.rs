@@ -45,6 +45,7 @@ pub fn plain_config(code: &str, resolver: SocketAddr) -> PerspectiveConfig {
         resolver: ResolverConfig {
             address: resolver,
             timeout_ms: 400,
+            retry_ms: None,
         },
         caa: CaaConfig {
             default_issuer_domains: vec![CA.to_owned()],
