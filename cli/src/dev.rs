@@ -177,6 +177,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             longitude: *lon,
             url: format!("https://127.0.0.1:{}", addr.port()),
             too_close_codes: Vec::new(),
+            rtt_ms: None,
         });
     }
     let config = CoordinatorConfig {

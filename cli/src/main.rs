@@ -351,6 +351,13 @@ fn config_check(
             "{}",
             config.rules_policy().report(date, &config.rules_facts())
         );
+        let findings = mpic_coordinator::distance::findings(&config);
+        if !findings.is_empty() {
+            println!("  at the catalogue's distances (rtt_ms):");
+        }
+        for f in findings {
+            println!("    {}: {}: {}", f.severity.as_str(), f.field, f.text);
+        }
     } else {
         mpic_perspective::config::PerspectiveConfig::load(file)?;
         println!("{}: a valid perspective configuration", file.display());

@@ -1,24 +1,34 @@
-//! The connection to one perspective: a single HTTP/2 connection over mutual TLS (ALPN `h2`),
-//! every call of every request multiplexed on it as its own stream, dialled when first needed
-//! and again after it closes (architecture.md, "no connection set-up per request").
+//! The connections to one perspective: HTTP/2 over mutual TLS (ALPN `h2`), every call of every
+//! request multiplexed as its own stream, dialled when first needed and again after one closes
+//! (architecture.md, "no connection set-up per request").
+//!
+//! A perspective accepts [`MAX_CONCURRENT_STREAMS`](mpic_common::serve::MAX_CONCURRENT_STREAMS)
+//! streams per connection, so one connection caps the calls to it at that many per round trip:
+//! 200 streams at 300 ms are about 670 calls a second, whatever the CPUs could do. A channel
+//! therefore opens more connections, up to its `max_connections`, as the calls in flight need
+//! them: each call takes the least-loaded connection with a free stream, and when less than a
+//! quarter of a connection's streams are left free across all of them, a spare is dialled in
+//! the background, so that a call seldom waits for a handshake (two or three round trips at
+//! Internet distances). Calls beyond `max_connections` × the stream limit wait in order for a
+//! stream, counted in `mpic_perspective_stream_waits_total`.
 //!
 //! Built on the `h2` crate (hyper's HTTP/2) directly rather than a general-purpose client: the
 //! coordinator talks to a fixed set of peers it knows speak HTTP/2, and a client's per-request
 //! machinery (connection checkout, a spawned task to send each request and another to pipe its
 //! body, channels between them) costs more memory and CPU per call than the call itself. Here
-//! a call is one stream, driven by the call's own future; the connection is one task. A call
+//! a call is one stream, driven by the call's own future; each connection is one task. A call
 //! that is dropped (straggler cancellation, deadlines) resets its stream with `RST_STREAM`;
 //! the connection stays up for the others.
 //!
 //! A connection is retired — no new call goes on it; it finishes the calls it carries, and
 //! closes once they are done — when the coordinator's own certificate, key or CA bundle has
-//! been swapped since it was dialled ([`Channel::retire_on`]), and after
+//! been swapped since it was dialled ([`ChannelSettings::retire_on`]), and after
 //! [`MAX_CONNECTION_AGE`] in any case, so that no connection lives on forever authenticated
 //! by material since replaced on either side.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,25 +37,36 @@ use h2::client::SendRequest;
 use http::{HeaderMap, Request, Uri};
 use mpic_common::api::CheckType;
 use mpic_common::reload::Generation;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// The connection is pinged this often, so a peer that vanished without closing it is noticed
+/// A connection is pinged this often, so a peer that vanished without closing it is noticed
 /// before the next request needs it.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
-/// How long a ping may go unanswered before the connection is given up.
+/// How long a ping may go unanswered before the connection is given up: well above any
+/// round trip between regions (a few hundred ms), so distance alone never ends a connection.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest a connection is used for new calls: a perspective's rotated certificate (which
 /// the coordinator cannot see) is what its connections are authenticated by within this
 /// time, for one extra handshake an hour.
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3_600);
-/// How much of one reply a perspective may send before we read it (its stream window), and of
-/// all replies together (the connection window): the largest reply we accept, and a few.
+/// How much of one reply a perspective may send before we read it (its stream window): the
+/// largest reply we accept ([`MAX_REPLY_BYTES`](crate::fanout)), so that any reply arrives in
+/// one round trip, however far away the perspective is.
 const STREAM_WINDOW: u32 = 1 << 20;
-/// See [`STREAM_WINDOW`].
+/// How much of all replies together may be on the way (the connection window). A connection
+/// carries up to 200 streams; typical replies are 1–3 KB (about 0.6 MB at once) and a few may
+/// be large: 4 MiB covers the bandwidth-delay product of a full connection of typical replies
+/// plus three of the largest at any distance, and costs nothing until bytes are in flight.
 const CONNECTION_WINDOW: u32 = 4 << 20;
+/// The default most connections to one perspective: with 200 streams each, 3,200 calls in
+/// flight to it, more than a coordinator's default `limits.max_concurrent_requests` (each
+/// request has at most one call in flight to a perspective).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 
 /// Why a call produced no response; `Display` is what the CA reads in the failed entry.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,10 +93,99 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-/// The handle of an open connection: what new streams are opened through, and whether the
-/// connection still takes them.
-#[derive(Clone)]
-struct ConnectionHandle {
+/// What a channel counts, for one perspective.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelMetrics {
+    /// `mpic_perspective_connections`: connections open now (retired ones that still carry
+    /// calls included).
+    pub connections: Gauge,
+    /// `mpic_perspective_stream_waits_total`: calls that found no free stream and waited.
+    pub stream_waits: Counter,
+}
+
+/// How a channel connects.
+#[derive(Debug, Clone)]
+pub struct ChannelSettings {
+    /// Bound of one dial (TCP, TLS and HTTP/2 handshakes).
+    pub connect_timeout: Duration,
+    /// The most connections open for new calls.
+    pub max_connections: usize,
+    /// Streams the perspective accepts at once on one connection.
+    pub streams_per_connection: usize,
+    /// Moves when the client's TLS material is swapped: connections dialled before are
+    /// retired.
+    pub generation: Generation,
+    /// Where the channel counts.
+    pub metrics: ChannelMetrics,
+}
+
+impl ChannelSettings {
+    /// Defaults, with `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> ChannelSettings {
+        ChannelSettings {
+            connect_timeout,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            streams_per_connection: mpic_common::serve::MAX_CONCURRENT_STREAMS as usize,
+            generation: Generation::default(),
+            metrics: ChannelMetrics::default(),
+        }
+    }
+
+    /// Retires every open connection once `generation` moves (the client's TLS material was
+    /// swapped): the next calls dial with the new material.
+    pub fn retire_on(mut self, generation: Generation) -> ChannelSettings {
+        self.generation = generation;
+        self
+    }
+}
+
+/// Where a new call goes, given the streams each open connection carries ([`choose`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    /// The connection to use (an index into the loads), or `None` when every one is full
+    /// (or none is open) and the call must dial.
+    pub connection: Option<usize>,
+    /// Whether to dial a spare connection in the background now.
+    pub dial_spare: bool,
+}
+
+/// Picks the least-loaded connection with a free stream (the oldest among equals), and asks
+/// for a spare when, with this call placed, fewer than a quarter of one connection's streams
+/// are left free across all of them and another connection is allowed. Nothing open: the call
+/// dials (no spare).
+pub fn choose(loads: &[usize], per_connection: usize, max_connections: usize) -> Choice {
+    let connection = loads
+        .iter()
+        .enumerate()
+        .filter(|(_, load)| **load < per_connection)
+        .min_by_key(|(i, load)| (**load, *i))
+        .map(|(i, _)| i);
+    let free =
+        free_streams(loads, per_connection).saturating_sub(usize::from(connection.is_some()));
+    Choice {
+        connection,
+        dial_spare: connection.is_some()
+            && loads.len() < max_connections
+            && free < per_connection.div_ceil(4),
+    }
+}
+
+/// Whether a spare is still wanted when its dial may start: the connections open now leave
+/// fewer than a quarter of one connection's streams free, and another is allowed.
+pub fn spare_wanted(loads: &[usize], per_connection: usize, max_connections: usize) -> bool {
+    loads.len() < max_connections
+        && free_streams(loads, per_connection) < per_connection.div_ceil(4)
+}
+
+fn free_streams(loads: &[usize], per_connection: usize) -> usize {
+    loads
+        .iter()
+        .map(|load| per_connection.saturating_sub(*load))
+        .sum()
+}
+
+/// One open connection: what new streams are opened through, and whether it still takes them.
+struct Connection {
     sender: SendRequest<Bytes>,
     /// Set when the connection's task ends, or when a call finds that the connection no
     /// longer opens streams (the peer said GOAWAY).
@@ -84,23 +194,46 @@ struct ConnectionHandle {
     generation: u64,
     /// When it was dialled.
     dialled: Instant,
+    /// Calls on it now.
+    in_flight: AtomicUsize,
 }
 
-/// The connection to one perspective.
-pub struct Channel {
+/// A connection taken for one call; the call's stream is given back when dropped.
+struct InUse(Arc<Connection>);
+
+impl InUse {
+    fn take(connection: &Arc<Connection>) -> InUse {
+        connection.in_flight.fetch_add(1, Ordering::AcqRel);
+        InUse(connection.clone())
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Everything a dial needs, shared with the background task that dials a spare.
+struct Dialer {
     host: String,
     port: u16,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-    /// Moves when the TLS material is swapped ([`Channel::retire_on`]).
-    generation: Generation,
-    connect_timeout: Duration,
-    /// The open connection, if any.
-    current: Mutex<Option<ConnectionHandle>>,
-    /// Held while dialling, so concurrent calls wait for one new connection instead of each
-    /// opening their own.
+    settings: ChannelSettings,
+    /// The connections open for new calls, oldest first.
+    pool: Mutex<Vec<Arc<Connection>>>,
+    /// Held while dialling, so that calls finding every connection full wait for one new
+    /// connection instead of each opening their own.
     dialling: tokio::sync::Mutex<()>,
-    /// One permit per HTTP/2 stream the perspective accepts at once: a call beyond that waits
-    /// here (in order), as a small future, rather than as a stream queued in the connection.
+    /// A spare is being dialled.
+    spare: AtomicBool,
+}
+
+/// The connections to one perspective.
+pub struct Channel {
+    dialer: Arc<Dialer>,
+    /// One permit per stream the channel may have open at once (`max_connections` × the
+    /// streams of one): a call beyond that waits here (in order), as a small future.
     stream_slots: tokio::sync::Semaphore,
     /// `…/caa`, `…/dcv` and `…/healthz` of the perspective.
     pub caa: Uri,
@@ -113,14 +246,15 @@ pub struct Channel {
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls.is_some())
+            .field("host", &self.dialer.host)
+            .field("port", &self.dialer.port)
+            .field("tls", &self.dialer.tls.is_some())
+            .field("max_connections", &self.dialer.settings.max_connections)
             .finish()
     }
 }
 
-/// A slot for one HTTP/2 stream among those the perspective accepts at once (a permit of the
+/// A slot for one HTTP/2 stream among those the channel may have open at once (a permit of the
 /// channel's semaphore), from [`Channel::stream_slot`]; held for the whole exchange, and given
 /// back when dropped.
 #[derive(Debug)]
@@ -152,7 +286,7 @@ impl Channel {
     pub fn new(
         base_url: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
-        connect_timeout: Duration,
+        settings: ChannelSettings,
     ) -> Result<Channel, String> {
         let base: Uri = base_url.parse().map_err(|e| format!("not a URL: {e}"))?;
         let secure = match base.scheme_str() {
@@ -196,28 +330,28 @@ impl Channel {
             }
             None => None,
         };
+        if settings.max_connections == 0 || settings.streams_per_connection == 0 {
+            return Err("a channel needs at least one connection and one stream".to_owned());
+        }
+        let slots = settings
+            .max_connections
+            .saturating_mul(settings.streams_per_connection)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Channel {
             caa: join("caa")?,
             dcv: join("dcv")?,
             healthz: join("healthz")?,
-            host,
-            port,
-            tls,
-            generation: Generation::default(),
-            connect_timeout,
-            current: Mutex::new(None),
-            dialling: tokio::sync::Mutex::new(()),
-            stream_slots: tokio::sync::Semaphore::new(
-                mpic_common::serve::MAX_CONCURRENT_STREAMS as usize,
-            ),
+            dialer: Arc::new(Dialer {
+                host,
+                port,
+                tls,
+                settings,
+                pool: Mutex::new(Vec::new()),
+                dialling: tokio::sync::Mutex::new(()),
+                spare: AtomicBool::new(false),
+            }),
+            stream_slots: tokio::sync::Semaphore::new(slots),
         })
-    }
-
-    /// Retires the open connection once `generation` moves (the client's TLS material was
-    /// swapped): the next call dials with the new material.
-    pub fn retire_on(mut self, generation: Generation) -> Channel {
-        self.generation = generation;
-        self
     }
 
     /// The perspective's URL for a check of `check_type`: `…/caa` or `…/dcv` (api.md section 2).
@@ -226,6 +360,11 @@ impl Channel {
             CheckType::Caa => &self.caa,
             CheckType::Dcv => &self.dcv,
         }
+    }
+
+    /// Connections open for new calls now (not counting retired ones that finish their calls).
+    pub fn open_connections(&self) -> usize {
+        self.dialer.pool.lock().map_or(0, |pool| pool.len())
     }
 
     /// Sends `request` with `body` and reads the whole reply: [`stream_slot`](Self::stream_slot),
@@ -240,14 +379,21 @@ impl Channel {
         self.send(slot, request, body, max_body).await
     }
 
-    /// Waits for one of the streams the perspective accepts at once. Calls beyond the limit
-    /// wait here, in order, before they build anything.
+    /// Waits for one of the streams the channel may have open at once. Calls beyond the limit
+    /// wait here, in order, before they build anything; each that waits is counted.
     pub async fn stream_slot(&self) -> Result<StreamSlot<'_>, CallError> {
-        self.stream_slots
-            .acquire()
-            .await
-            .map(|permit| StreamSlot { _permit: permit })
-            .map_err(|_| CallError::Exchange("the channel is closed".to_owned()))
+        let closed = |_| CallError::Exchange("the channel is closed".to_owned());
+        let permit = match self.stream_slots.try_acquire() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                return Err(CallError::Exchange("the channel is closed".to_owned()));
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                self.dialer.settings.metrics.stream_waits.inc();
+                self.stream_slots.acquire().await.map_err(closed)?
+            }
+        };
+        Ok(StreamSlot { _permit: permit })
     }
 
     /// Sends `request` with `body` in the stream `slot` and reads the whole reply, at most `max_body`
@@ -279,14 +425,14 @@ impl Channel {
     ) -> Result<Reply, CallError> {
         let mut retried = false;
         loop {
-            let connection = match self.usable_connection() {
+            let connection = match self.dialer.pick() {
                 Some(connection) => connection,
                 // Boxed: the dial's state (TLS and HTTP/2 handshakes) is large and rare.
-                None => Box::pin(self.redial()).await?,
+                None => Box::pin(self.dialer.dial_for_call()).await?,
             };
             // h2 takes the request even when it fails to send it; a retry needs its copy.
             let copy = (!retried).then(|| copy_of(&request));
-            match attempt(&connection, request, &body, max_body).await {
+            match attempt(&connection.0, request, &body, max_body).await {
                 Ok(reply) => return Ok(reply),
                 Err(failed) => match copy {
                     Some(copy) if failed.unprocessed => {
@@ -298,55 +444,130 @@ impl Channel {
             }
         }
     }
+}
 
-    /// A new connection, unless another call made one meanwhile.
-    async fn redial(&self) -> Result<ConnectionHandle, CallError> {
+impl Dialer {
+    /// A connection for a new call ([`choose`]), and a spare dialled in the background when
+    /// they run short; `None` when every open connection is full or none is open.
+    fn pick(self: &Arc<Self>) -> Option<InUse> {
+        let (in_use, dial_spare) = {
+            let mut pool = self.pool.lock().ok()?;
+            self.forget_unusable(&mut pool);
+            let loads: Vec<usize> = pool
+                .iter()
+                .map(|c| c.in_flight.load(Ordering::Acquire))
+                .collect();
+            let choice = choose(
+                &loads,
+                self.settings.streams_per_connection,
+                self.settings.max_connections,
+            );
+            (
+                choice.connection.map(|i| InUse::take(&pool[i])),
+                choice.dial_spare,
+            )
+        };
+        if dial_spare && !self.spare.swap(true, Ordering::AcqRel) {
+            let dialer = self.clone();
+            tokio::spawn(async move {
+                dialer.dial_spare().await;
+                dialer.spare.store(false, Ordering::Release);
+            });
+        }
+        in_use
+    }
+
+    /// A connection for a call that found none free: a new one (other calls meanwhile wait
+    /// for it rather than dial their own), or one that became free during the wait. At the
+    /// limit of connections, the least-loaded (h2 then queues the stream until one ends; the
+    /// channel's stream slots make that rare).
+    async fn dial_for_call(self: &Arc<Self>) -> Result<InUse, CallError> {
         let _dialling = self.dialling.lock().await;
-        if let Some(connection) = self.usable_connection() {
+        if let Some(connection) = self.pick() {
             return Ok(connection);
         }
-        let connection = tokio::time::timeout(self.connect_timeout, self.dial())
+        if let Ok(pool) = self.pool.lock() {
+            if !pool.is_empty() {
+                self.settings.metrics.stream_waits.inc();
+            }
+            if pool.len() >= self.settings.max_connections
+                && let Some(least) = pool
+                    .iter()
+                    .min_by_key(|c| c.in_flight.load(Ordering::Acquire))
+            {
+                return Ok(InUse::take(least));
+            }
+        }
+        let connection = self.dial_within_timeout().await?;
+        let in_use = InUse::take(&connection);
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(connection);
+        }
+        Ok(in_use)
+    }
+
+    /// Dials one more connection if, by the time the dial may start, calls still need it.
+    async fn dial_spare(&self) {
+        let _dialling = self.dialling.lock().await;
+        let needed = self.pool.lock().is_ok_and(|pool| {
+            let loads: Vec<usize> = pool
+                .iter()
+                .map(|c| c.in_flight.load(Ordering::Acquire))
+                .collect();
+            spare_wanted(
+                &loads,
+                self.settings.streams_per_connection,
+                self.settings.max_connections,
+            )
+        });
+        if !needed {
+            return;
+        }
+        match self.dial_within_timeout().await {
+            Ok(connection) => {
+                if let Ok(mut pool) = self.pool.lock() {
+                    pool.push(connection);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(perspective.host = %self.host, error = %e, "a spare connection to a perspective could not be made");
+            }
+        }
+    }
+
+    /// Forgets the connections that have closed or are retired (a retired connection closes
+    /// once the calls it carries are done, when the last handle to it is dropped).
+    fn forget_unusable(&self, pool: &mut Vec<Arc<Connection>>) {
+        pool.retain(|connection| {
+            if connection.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            let retired = if connection.generation != self.settings.generation.current() {
+                Some("the TLS certificate, key or CA bundle changed")
+            } else if connection.dialled.elapsed() >= MAX_CONNECTION_AGE {
+                Some("the connection reached its maximum age")
+            } else {
+                None
+            };
+            if let Some(why) = retired {
+                tracing::info!(perspective.host = %self.host, reason = why, "retiring a connection to a perspective: new calls go to another");
+            }
+            retired.is_none()
+        });
+    }
+
+    async fn dial_within_timeout(&self) -> Result<Arc<Connection>, CallError> {
+        let timeout = self.settings.connect_timeout;
+        tokio::time::timeout(timeout, self.dial())
             .await
             .map_err(|_| {
-                CallError::Connect(format!(
-                    "no connection within {} ms",
-                    self.connect_timeout.as_millis()
-                ))
-            })??;
-        if let Ok(mut current) = self.current.lock() {
-            *current = Some(connection.clone());
-        }
-        Ok(connection)
+                CallError::Connect(format!("no connection within {} ms", timeout.as_millis()))
+            })?
     }
 
-    /// The open connection, unless it has closed or is retired (then forgotten, so the next
-    /// call dials; a retired connection closes once the calls it carries are done, when the
-    /// last handle to it is dropped).
-    fn usable_connection(&self) -> Option<ConnectionHandle> {
-        let mut current = self.current.lock().ok()?;
-        let connection = current.as_ref()?;
-        if connection.closed.load(Ordering::Acquire) {
-            *current = None;
-            return None;
-        }
-        let retired = if connection.generation != self.generation.current() {
-            Some("the TLS certificate, key or CA bundle changed")
-        } else if connection.dialled.elapsed() >= MAX_CONNECTION_AGE {
-            Some("the connection reached its maximum age")
-        } else {
-            None
-        };
-        if let Some(why) = retired {
-            tracing::info!(perspective.host = %self.host, reason = why, "retiring the connection to a perspective: the next call dials a new one");
-            *current = None;
-            return None;
-        }
-        Some(connection.clone())
-    }
-
-    async fn dial(&self) -> Result<ConnectionHandle, CallError> {
+    async fn dial(&self) -> Result<Arc<Connection>, CallError> {
         // Read before the handshake: material swapped during it retires this connection.
-        let generation = self.generation.current();
+        let generation = self.settings.generation.current();
         let tcp = match self.host.parse::<IpAddr>() {
             Ok(ip) => TcpStream::connect(SocketAddr::new(ip, self.port)).await,
             Err(_) => TcpStream::connect((self.host.as_str(), self.port)).await,
@@ -357,6 +578,7 @@ impl Channel {
         let peer = tcp
             .peer_addr()
             .map_or_else(|_| self.host.clone(), |a| a.to_string());
+        let gauge = self.settings.metrics.connections.clone();
         let connection = match &self.tls {
             Some((connector, name)) => {
                 let stream = connector
@@ -368,18 +590,19 @@ impl Channel {
                         "the perspective did not agree to HTTP/2 (ALPN h2)".to_owned(),
                     ));
                 }
-                handshake(stream, peer.clone(), generation).await?
+                handshake(stream, peer.clone(), generation, gauge).await?
             }
-            None => handshake(tcp, peer.clone(), generation).await?,
+            None => handshake(tcp, peer.clone(), generation, gauge).await?,
         };
-        tracing::info!(perspective.address = %peer, "connected to a perspective");
-        Ok(connection)
+        let open = self.pool.lock().map_or(0, |pool| pool.len()) + 1;
+        tracing::info!(perspective.address = %peer, connections = open, "connected to a perspective");
+        Ok(Arc::new(connection))
     }
 }
 
 /// One try of a request on `connection`: open a stream, send the body, read the whole reply.
 async fn attempt(
-    connection: &ConnectionHandle,
+    connection: &Connection,
     request: Request<()>,
     body: &Bytes,
     max_body: usize,
@@ -449,7 +672,12 @@ fn copy_of(request: &Request<()>) -> Request<()> {
 
 /// The HTTP/2 handshake on `io`; the connection then runs as its own task, pinged every
 /// [`KEEPALIVE_INTERVAL`], until it closes or a ping goes unanswered.
-async fn handshake<T>(io: T, peer: String, generation: u64) -> Result<ConnectionHandle, CallError>
+async fn handshake<T>(
+    io: T,
+    peer: String,
+    generation: u64,
+    open: Gauge,
+) -> Result<Connection, CallError>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -465,6 +693,7 @@ where
     let closed = Arc::new(AtomicBool::new(false));
     let done = closed.clone();
     let ping_pong = connection.ping_pong();
+    open.inc();
     tokio::spawn(async move {
         let keepalive = async move {
             let Some(mut ping_pong) = ping_pong else {
@@ -497,13 +726,15 @@ where
             }
         }
         done.store(true, Ordering::Release);
+        open.dec();
         // Dropping the connection fails the streams still open on it.
     });
-    Ok(ConnectionHandle {
+    Ok(Connection {
         sender,
         closed,
         generation,
         dialled: Instant::now(),
+        in_flight: AtomicUsize::new(0),
     })
 }
 
@@ -537,10 +768,10 @@ mod tests {
     use hyper_util::rt::{TokioExecutor, TokioIo};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A plain-HTTP server on loopback answering every request with its path, counting the
-    /// connections it accepts; `close_after` makes it close each connection after that many
-    /// requests (a peer that restarts or says GOAWAY).
-    async fn server(close_after: Option<usize>) -> (SocketAddr, Arc<AtomicUsize>) {
+    /// A plain-HTTP server on loopback answering every request with its path after `delay`,
+    /// counting the connections it accepts; `close_after` makes it close each connection after
+    /// that many requests (a peer that restarts or says GOAWAY).
+    async fn server(close_after: Option<usize>, delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -558,6 +789,7 @@ mod tests {
                     }
                     let path = r.uri().path().to_owned();
                     async move {
+                        tokio::time::sleep(delay).await;
                         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
                             path,
                         ))))
@@ -565,6 +797,7 @@ mod tests {
                 });
                 tokio::spawn(async move {
                     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .max_concurrent_streams(TEST_STREAMS)
                         .serve_connection(TokioIo::new(tcp), service);
                     tokio::pin!(conn);
                     tokio::select! {
@@ -578,6 +811,180 @@ mod tests {
             }
         });
         (addr, accepted)
+    }
+
+    /// Streams the test server accepts at once on one connection.
+    const TEST_STREAMS: u32 = 4;
+
+    #[test]
+    fn where_a_new_call_goes() {
+        struct Case {
+            name: &'static str,
+            loads: &'static [usize],
+            max: usize,
+            want: Choice,
+        }
+        let go = |i: usize, spare: bool| Choice {
+            connection: Some(i),
+            dial_spare: spare,
+        };
+        let dial = Choice {
+            connection: None,
+            dial_spare: false,
+        };
+        // 8 streams a connection: a spare is wanted when fewer than 2 stay free.
+        let cases = [
+            Case {
+                name: "nothing open: the call dials",
+                loads: &[],
+                max: 4,
+                want: dial,
+            },
+            Case {
+                name: "plenty free",
+                loads: &[3],
+                max: 4,
+                want: go(0, false),
+            },
+            Case {
+                name: "the last free streams: use one, dial a spare",
+                loads: &[6],
+                max: 4,
+                want: go(0, true),
+            },
+            Case {
+                name: "the last free streams, but no more connections allowed",
+                loads: &[6],
+                max: 1,
+                want: go(0, false),
+            },
+            Case {
+                name: "the least loaded, the oldest among equals",
+                loads: &[5, 2, 2],
+                max: 4,
+                want: go(1, false),
+            },
+            Case {
+                name: "a full one is skipped",
+                loads: &[8, 7],
+                max: 4,
+                want: go(1, true),
+            },
+            Case {
+                name: "every one full: the call dials",
+                loads: &[8, 8],
+                max: 4,
+                want: dial,
+            },
+            Case {
+                name: "every one full at the limit: the call waits in dial_for_call",
+                loads: &[8, 8],
+                max: 2,
+                want: dial,
+            },
+            Case {
+                name: "over-full (streams the peer queues) counts as full",
+                loads: &[9, 0],
+                max: 4,
+                want: go(1, false),
+            },
+        ];
+        for c in cases {
+            assert_eq!(choose(c.loads, 8, c.max), c.want, "{}", c.name);
+        }
+        // Whether the spare is still wanted when its dial starts: nothing open is the
+        // calls' own dial; the calls that asked may have ended meanwhile.
+        for (loads, max, want) in [
+            (&[][..], 4, true),
+            (&[7][..], 4, true),
+            (&[8, 8][..], 4, true),
+            (&[8, 8][..], 2, false),
+            (&[3][..], 4, false),
+            (&[8, 1][..], 4, false),
+        ] {
+            assert_eq!(spare_wanted(loads, 8, max), want, "{loads:?} of {max}");
+        }
+    }
+
+    /// Calls beyond one connection's streams open more connections, up to the limit, and
+    /// every call is answered; calls beyond the limit's streams wait for one, counted.
+    #[tokio::test]
+    async fn connections_open_on_demand_up_to_the_limit() {
+        let (addr, accepted) = server(None, Duration::from_millis(150)).await;
+        let mut settings = ChannelSettings::new(Duration::from_secs(2));
+        settings.max_connections = 3;
+        settings.streams_per_connection = TEST_STREAMS as usize;
+        let metrics = settings.metrics.clone();
+        let c = Arc::new(Channel::new(&format!("http://{addr}"), None, settings).unwrap());
+        // 3 connections × 4 streams = 12 at once; 20 calls: 8 wait for a stream.
+        let calls = (0..20).map(|_| {
+            let c = c.clone();
+            async move {
+                c.exchange(request(Method::POST, &c.caa), Bytes::from("{}"), 100)
+                    .await
+                    .map(|r| r.status)
+            }
+        });
+        let statuses = futures_util::future::join_all(calls).await;
+        assert!(
+            statuses
+                .iter()
+                .all(|s| s.as_ref().is_ok_and(|s| s.is_success()))
+        );
+        let n = accepted.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&n), "{n} connections for 20 calls");
+        assert_eq!(c.open_connections(), n);
+        assert_eq!(metrics.connections.get(), i64::try_from(n).unwrap());
+        assert!(
+            metrics.stream_waits.get() >= 8,
+            "{}",
+            metrics.stream_waits.get()
+        );
+    }
+
+    /// A connection's calls approaching its stream limit bring a spare, dialled in the
+    /// background: the next calls find it open.
+    #[tokio::test]
+    async fn a_spare_is_dialled_before_it_is_needed() {
+        let (addr, accepted) = server(None, Duration::from_millis(300)).await;
+        let mut settings = ChannelSettings::new(Duration::from_secs(2));
+        settings.streams_per_connection = TEST_STREAMS as usize;
+        let c = Arc::new(Channel::new(&format!("http://{addr}"), None, settings).unwrap());
+        let first = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.exchange(request(Method::GET, &c.healthz), Bytes::new(), 100)
+                    .await
+                    .unwrap()
+            })
+        };
+        // Wait for the first connection, then fill its four streams: the fourth call leaves
+        // fewer than a quarter of them (one) free, and a spare is dialled.
+        while c.open_connections() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let more: Vec<_> = (0..3)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    c.exchange(request(Method::GET, &c.healthz), Bytes::new(), 100)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let waited = tokio::time::timeout(Duration::from_secs(2), async {
+            while c.open_connections() < 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "no spare while calls were still running");
+        first.await.unwrap();
+        for m in more {
+            m.await.unwrap();
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     fn request(method: Method, uri: &Uri) -> Request<()> {
@@ -595,14 +1002,14 @@ mod tests {
         Channel::new(
             &format!("http://{addr}/base/"),
             None,
-            Duration::from_secs(2),
+            ChannelSettings::new(Duration::from_secs(2)),
         )
         .unwrap()
     }
 
     #[tokio::test]
     async fn every_call_shares_one_connection() {
-        let (addr, accepted) = server(None).await;
+        let (addr, accepted) = server(None, Duration::ZERO).await;
         let c = Arc::new(channel(addr));
         let calls = (0..50).map(|i| {
             let c = c.clone();
@@ -633,7 +1040,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_connection_is_dialled_again() {
-        let (addr, accepted) = server(Some(3)).await;
+        let (addr, accepted) = server(Some(3), Duration::ZERO).await;
         let c = channel(addr);
         for _ in 0..10 {
             let r = c
@@ -695,7 +1102,7 @@ mod tests {
     /// the next call uses the same connection.
     #[tokio::test]
     async fn a_request_h2_will_not_send_fails_alone() {
-        let (addr, accepted) = server(None).await;
+        let (addr, accepted) = server(None, Duration::ZERO).await;
         let c = channel(addr);
         let ok = c
             .exchange(request(Method::GET, &c.healthz), Bytes::new(), 100)
@@ -736,12 +1143,12 @@ mod tests {
 
     #[test]
     fn urls_are_checked_against_the_tls_setting() {
-        let t = Duration::from_secs(1);
-        assert!(Channel::new("ftp://x", None, t).is_err());
-        assert!(Channel::new("https://p.example:8443", None, t).is_err());
-        let c = Channel::new("http://[::1]:8080", None, t).unwrap();
+        let t = || ChannelSettings::new(Duration::from_secs(1));
+        assert!(Channel::new("ftp://x", None, t()).is_err());
+        assert!(Channel::new("https://p.example:8443", None, t()).is_err());
+        let c = Channel::new("http://[::1]:8080", None, t()).unwrap();
         assert_eq!(c.caa, "http://[::1]:8080/caa");
-        assert_eq!(c.port, 8080);
-        assert_eq!(c.host, "::1");
+        assert_eq!(c.dialer.port, 8080);
+        assert_eq!(c.dialer.host, "::1");
     }
 }

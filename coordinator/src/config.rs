@@ -148,9 +148,16 @@ pub struct Limits {
     /// Largest request body, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
-    /// Requests in flight; more are shed with 503 and `Retry-After`.
+    /// Requests in flight; more are shed with 503 and `Retry-After`. Size it by Little's law:
+    /// the peak rate to serve × the p99 latency of a request at the fleet's distances (e.g.
+    /// 1,000/s × 0.5 s = 500), with room to spare; each costs about 20–30 KiB while in flight.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
+    /// HTTP/2 connections to one perspective, at most; opened as calls need them, 200 streams
+    /// each. `max_concurrent_requests` / 200, rounded up, is enough: a request has at most
+    /// one call in flight to a perspective.
+    #[serde(default = "default_max_connections_per_perspective")]
+    pub max_connections_per_perspective: usize,
     /// Moved to `connections.max_open`; refused with a message saying so.
     #[serde(default, skip_serializing)]
     pub max_connections: Option<usize>,
@@ -161,6 +168,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: default_max_body_bytes(),
             max_concurrent_requests: default_max_concurrent_requests(),
+            max_connections_per_perspective: default_max_connections_per_perspective(),
             max_connections: None,
         }
     }
@@ -197,6 +205,11 @@ pub struct PerspectiveEntry {
     /// Codes that must never share a cohort with this one (an extra veto beside distance).
     #[serde(default)]
     pub too_close_codes: Vec<String>,
+    /// The expected network round trip from the coordinator to it, in milliseconds (e.g. 80
+    /// from us-east to eu-west). Only `mpic config check` and the start-up log read it: they
+    /// warn about deadlines and limits that cannot work at that distance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<u64>,
 }
 
 impl PerspectiveEntry {
@@ -280,6 +293,12 @@ impl CoordinatorConfig {
                 return Err(ConfigError::field(
                     &field("longitude"),
                     "must be within -180..180",
+                ));
+            }
+            if p.rtt_ms.is_some_and(|rtt| !(1..=60_000).contains(&rtt)) {
+                return Err(ConfigError::field(
+                    &field("rtt_ms"),
+                    "must be within 1..=60000",
                 ));
             }
             let scheme_ok = p.url.starts_with("https://")
@@ -405,6 +424,14 @@ impl CoordinatorConfig {
                 "must be at least 1",
             ));
         }
+        if !(1..=MAX_CONNECTIONS_PER_PERSPECTIVE)
+            .contains(&self.limits.max_connections_per_perspective)
+        {
+            return Err(ConfigError::field(
+                "limits.max_connections_per_perspective",
+                format!("must be within 1..={MAX_CONNECTIONS_PER_PERSPECTIVE}"),
+            ));
+        }
         if self.limits.max_connections.is_some() {
             return Err(ConfigError::field(
                 "limits.max_connections",
@@ -522,10 +549,17 @@ fn default_max_body_bytes() -> usize {
     64 * 1024
 }
 /// Size it as sustained rate × the latency you accept (Little's law): beyond what the fleet
-/// can answer in time, queued work only turns into timeouts.
+/// can answer in time, queued work only turns into timeouts. 2,048 serves about 4,000
+/// requests a second at half a second each (Internet distances), at about 50 MiB if all are in
+/// flight at once.
 fn default_max_concurrent_requests() -> usize {
-    256
+    2048
 }
+fn default_max_connections_per_perspective() -> usize {
+    crate::channel::DEFAULT_MAX_CONNECTIONS
+}
+/// The largest `limits.max_connections_per_perspective`: 51,200 streams to one perspective.
+const MAX_CONNECTIONS_PER_PERSPECTIVE: usize = 256;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -353,7 +353,7 @@ pub async fn gather<F>(
     quorum: u32,
     limits: Limits,
     check: Check,
-) -> Vec<CallResult>
+) -> Gathered
 where
     F: Future<Output = Result<CheckResponse, CallFailure>>,
 {
@@ -372,6 +372,7 @@ where
     // The tally of the calls that ended, kept as they end.
     let mut ended = Vec::with_capacity(who.len());
     let mut grace_until: Option<Instant> = None;
+    let mut settled_at: Option<Instant> = None;
     while !pending.is_empty() {
         let wake = [grace_until, call_deadline]
             .into_iter()
@@ -411,7 +412,9 @@ where
                 .map(|(_, (rir, _))| *rir)
                 .collect();
             if settled(n, quorum, &ended, &waiting).is_some() {
-                grace_until = Some(Instant::now() + limits.grace);
+                let now = Instant::now();
+                settled_at = Some(now);
+                grace_until = Some(now + limits.grace);
             }
         }
     }
@@ -420,10 +423,23 @@ where
     } else {
         (RemoteFailure::Timeout, AT_DEADLINE)
     };
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| CallResult::failed(check, dropped, why.to_owned(), None)))
-        .collect()
+    Gathered {
+        results: results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| CallResult::failed(check, dropped, why.to_owned(), None)))
+            .collect(),
+        settled_for: settled_at.map(|at| at.elapsed()),
+    }
+}
+
+/// What [`gather`] collected.
+#[derive(Debug)]
+pub struct Gathered {
+    /// What became of each call, in cohort order.
+    pub results: Vec<CallResult>,
+    /// From the answer that settled the verdict to the end of the gather (the grace used
+    /// waiting for stragglers); `None` when the verdict was never settled before the end.
+    pub settled_for: Option<Duration>,
 }
 
 /// Largest perspective reply we read.
@@ -503,7 +519,8 @@ mod tests {
             limits(Duration::from_millis(250), start + Duration::from_secs(15)),
             Check::Caa,
         )
-        .await;
+        .await
+        .results;
         let out: Vec<CheckResponse> = results.into_iter().map(CallResult::into_response).collect();
         // Quorum 4 with two RIRs is reached at 40 ms; the grace runs to 290 ms.
         assert_eq!(start.elapsed(), Duration::from_millis(290));
@@ -539,7 +556,8 @@ mod tests {
             limits(Duration::from_millis(100), start + Duration::from_secs(15)),
             Check::Caa,
         )
-        .await;
+        .await
+        .results;
         let out: Vec<CheckResponse> = results.into_iter().map(CallResult::into_response).collect();
         assert_eq!(start.elapsed(), Duration::from_millis(110));
         assert!(out.iter().all(|r| !r.check_passed));
@@ -560,7 +578,8 @@ mod tests {
             limits(Duration::from_millis(100), start + Duration::from_secs(2)),
             Check::Caa,
         )
-        .await;
+        .await
+        .results;
         let out: Vec<CheckResponse> = results.into_iter().map(CallResult::into_response).collect();
         assert_eq!(start.elapsed(), Duration::from_secs(2));
         assert!(out[0].errors[0].error_message.contains("deadline"));
@@ -579,7 +598,8 @@ mod tests {
             limits(Duration::from_millis(500), start + Duration::from_secs(2)),
             Check::Caa,
         )
-        .await;
+        .await
+        .results;
         let out: Vec<CheckResponse> = results.into_iter().map(CallResult::into_response).collect();
         assert_eq!(start.elapsed(), Duration::from_millis(7));
         assert!(out.iter().all(|r| r.check_passed));
@@ -595,7 +615,7 @@ mod tests {
             (Apnic, after(3000, pass())),
         ]);
         let limits = call_limited(Duration::from_secs(1));
-        let out = gather(calls, 3, limits, Check::Caa).await;
+        let out = gather(calls, 3, limits, Check::Caa).await.results;
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         assert!(out[0].response().check_passed);
         assert_eq!(out[0].took(), Some(Duration::from_millis(10)));
@@ -623,7 +643,7 @@ mod tests {
         ]);
         let limits = call_limited(Duration::from_millis(100));
         // Quorum 2 of 3 is settled at 20 ms; the call limit (100 ms) ends before the grace.
-        let out = gather(calls, 2, limits, Check::Caa).await;
+        let out = gather(calls, 2, limits, Check::Caa).await.results;
         assert_eq!(start.elapsed(), Duration::from_millis(100));
         assert_eq!(out[2].took(), Some(Duration::from_millis(100)));
         assert!(
@@ -655,7 +675,9 @@ mod tests {
             (Lacnic, never()),
         ]);
         // Quorum 2 from two RIRs is settled at 30 ms; the last call is cancelled at 280 ms.
-        let out = gather(calls, 2, limits(ms(250), start + ms(15_000)), Check::Caa).await;
+        let out = gather(calls, 2, limits(ms(250), start + ms(15_000)), Check::Caa)
+            .await
+            .results;
         let got: Vec<_> = out.iter().map(became).collect();
         assert_eq!(
             got,
@@ -674,7 +696,8 @@ mod tests {
             limits(ms(250), start + ms(2_000)),
             Check::Caa,
         )
-        .await;
+        .await
+        .results;
         assert_eq!(became(&out[0]), (Some(RemoteFailure::Timeout), None));
     }
 
@@ -795,9 +818,12 @@ mod tests {
     /// lives behind a box, allocated once the call has its stream.
     #[test]
     fn a_call_in_flight_is_small() {
-        let channel =
-            crate::channel::Channel::new("http://127.0.0.1:1", None, Duration::from_secs(1))
-                .unwrap();
+        let channel = crate::channel::Channel::new(
+            "http://127.0.0.1:1",
+            None,
+            crate::channel::ChannelSettings::new(Duration::from_secs(1)),
+        )
+        .unwrap();
         let call = Call {
             uri: &channel.caa,
             channel: &channel,

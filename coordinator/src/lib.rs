@@ -6,6 +6,7 @@ pub mod auth;
 pub mod channel;
 pub mod cohort;
 pub mod config;
+pub mod distance;
 pub mod fanout;
 pub mod metrics;
 pub mod orchestrate;
@@ -113,6 +114,16 @@ impl Coordinator {
         config.validate_at(clock.today())?;
         let policy = config.rules_policy();
         log_exceptions(&policy);
+        for finding in distance::findings(config) {
+            match finding.severity {
+                distance::Severity::Warning => {
+                    tracing::warn!(setting = %finding.field, "{}", finding.text);
+                }
+                distance::Severity::Note => {
+                    tracing::info!(setting = %finding.field, "{}", finding.text);
+                }
+            }
+        }
         let metrics = Arc::new(metrics::Metrics::new());
         let mut reloader = Reloader::new(&config.reload, metrics.reload.clone());
         let tls = perspective_tls(config, &mut reloader)?;
@@ -132,6 +143,7 @@ impl Coordinator {
                 call_timeout: config.call_timeout(),
                 request_timeout: config.request_timeout(),
                 grace: config.grace(),
+                max_connections_per_perspective: config.limits.max_connections_per_perspective,
             },
             metrics.clone(),
         )?;

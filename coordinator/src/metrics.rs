@@ -170,6 +170,12 @@ pub struct Metrics {
     pub quorum_failures: Family<CheckTypeLabels, Counter>,
     /// `mpic_start_time_seconds`, `mpic_shutting_down`.
     pub lifecycle: mpic_common::serve::LifecycleMetrics,
+    /// `mpic_perspective_connections`.
+    pub perspective_connections: Family<PerspectiveLabels, Gauge>,
+    /// `mpic_perspective_stream_waits_total`.
+    pub stream_waits: Family<PerspectiveLabels, Counter>,
+    /// `mpic_quorum_to_response_seconds`.
+    pub quorum_to_response: Histogram,
 }
 
 impl Metrics {
@@ -258,7 +264,29 @@ impl Metrics {
             quorum_failures.clone(),
         );
         let lifecycle = mpic_common::serve::LifecycleMetrics::register(&mut registry);
+        let perspective_connections = Family::<PerspectiveLabels, Gauge>::default();
+        registry.register(
+            "perspective_connections",
+            "HTTP/2 connections open to each perspective (opened on demand, up to limits.max_connections_per_perspective)",
+            perspective_connections.clone(),
+        );
+        let stream_waits = Family::<PerspectiveLabels, Counter>::default();
+        registry.register(
+            "perspective_stream_waits",
+            "Perspective calls that found no free HTTP/2 stream and waited for one",
+            stream_waits.clone(),
+        );
+        let quorum_to_response = mpic_common::metrics::latency_histogram();
+        registry.register_with_unit(
+            "quorum_to_response",
+            "Per attempt, from the answer that settled the verdict to the end of the gather (the straggler grace at work)",
+            prometheus_client::registry::Unit::Seconds,
+            quorum_to_response.clone(),
+        );
         Metrics {
+            perspective_connections,
+            stream_waits,
+            quorum_to_response,
             rule_warnings,
             rules_next_change_days,
             registry,
@@ -274,6 +302,19 @@ impl Metrics {
             shed,
             in_flight,
             quorum_failures,
+        }
+    }
+}
+
+impl Metrics {
+    /// What the channel to perspective `code` counts in.
+    pub fn channel(&self, code: &str) -> crate::channel::ChannelMetrics {
+        let labels = PerspectiveLabels {
+            perspective: code.to_owned(),
+        };
+        crate::channel::ChannelMetrics {
+            connections: self.perspective_connections.get_or_create(&labels).clone(),
+            stream_waits: self.stream_waits.get_or_create(&labels).clone(),
         }
     }
 }

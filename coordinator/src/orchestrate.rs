@@ -19,7 +19,7 @@ use mpic_common::target::Target;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, ChannelSettings};
 use crate::cohort::{self, Member};
 use crate::config::PerspectiveEntry;
 use crate::fanout::{self, Call, CallResult, Check, Limits, Pending};
@@ -46,6 +46,9 @@ pub struct OrchestratorSettings {
     pub request_timeout: Duration,
     /// How long stragglers get once the verdict is settled (`timeouts.straggler_grace_ms`).
     pub grace: Duration,
+    /// The most HTTP/2 connections to each perspective
+    /// (`limits.max_connections_per_perspective`).
+    pub max_connections_per_perspective: usize,
 }
 
 impl std::fmt::Debug for OrchestratorSettings {
@@ -189,6 +192,7 @@ impl Orchestrator {
             call_timeout,
             request_timeout,
             grace,
+            max_connections_per_perspective,
         } = settings;
         let members = perspectives.iter().map(PerspectiveEntry::member).collect();
         let channels = perspectives
@@ -198,17 +202,22 @@ impl Orchestrator {
                 // A client of its own for each perspective: only that perspective's
                 // certificate is accepted on its connection.
                 let client = tls.as_ref().map(|t| Arc::new(t.config(Some(&p.code))));
-                let channel = Channel::new(&p.url, client, call_timeout);
+                let mut channel_settings = ChannelSettings::new(call_timeout);
+                channel_settings.max_connections = max_connections_per_perspective;
+                channel_settings.metrics = metrics.channel(&p.code);
                 // A connection authenticated with material since replaced is not used for
                 // new calls: it finishes those it carries and closes.
-                match &tls {
-                    Some(t) => channel.map(|c| c.retire_on(t.generation().clone())),
-                    None => channel,
+                if let Some(t) = &tls {
+                    channel_settings = channel_settings.retire_on(t.generation().clone());
                 }
-                .map(Arc::new)
-                .map_err(|e| {
-                    mpic_common::config::ConfigError::field(&format!("perspectives[{i}].url"), e)
-                })
+                Channel::new(&p.url, client, channel_settings)
+                    .map(Arc::new)
+                    .map_err(|e| {
+                        mpic_common::config::ConfigError::field(
+                            &format!("perspectives[{i}].url"),
+                            e,
+                        )
+                    })
             })
             .collect::<Result<_, mpic_common::config::ConfigError>>()?;
         Ok(Orchestrator {
@@ -319,7 +328,13 @@ impl Orchestrator {
             deadline,
         };
         let gathering = Instant::now();
-        let results = fanout::gather(calls, v.plan.quorum_count, limits, check).await;
+        let gathered = fanout::gather(calls, v.plan.quorum_count, limits, check).await;
+        if let Some(settled_for) = gathered.settled_for {
+            self.metrics
+                .quorum_to_response
+                .observe(settled_for.as_secs_f64());
+        }
+        let results = gathered.results;
         Attempt {
             waited: gathering.elapsed(),
             calls: cohort
@@ -511,6 +526,7 @@ mod tests {
             longitude: 0.0,
             url: url.clone(),
             too_close_codes: Vec::new(),
+            rtt_ms: None,
         };
         let settings = OrchestratorSettings {
             perspectives: vec![entry("a", Rir::Arin), entry("b", Rir::RipeNcc)],
@@ -519,6 +535,7 @@ mod tests {
             call_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(5),
             grace: Duration::from_millis(100),
+            max_connections_per_perspective: 2,
         };
         let orchestrator = Orchestrator::new(settings, Arc::new(Metrics::new())).unwrap();
         let v = validated();

@@ -44,8 +44,8 @@ use connection::{Counted, Ending, Watched, drive};
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most HTTP/2 streams a peer may have open on one connection (hyper's default, made
-/// explicit: the coordinator limits its calls to a perspective to the same number, so that
-/// calls beyond it wait as small futures rather than as queued HTTP/2 streams).
+/// explicit: the coordinator puts at most this many calls on one connection to a perspective
+/// and opens another when they run short, so that calls never queue as HTTP/2 streams).
 pub const MAX_CONCURRENT_STREAMS: u32 = 200;
 
 /// Who can open connections to a listener, which decides what HTTP/2 tolerates of them.

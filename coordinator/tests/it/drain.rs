@@ -110,6 +110,7 @@ async fn a_perspective_draining_under_load_costs_no_call() {
             longitude,
             url,
             too_close_codes: Vec::new(),
+            rtt_ms: None,
         });
     }
     let (old_addr, stop_old, old_serving) = old.unwrap();

@@ -450,7 +450,7 @@ async fn every_certificate_key_ca_and_api_key_rotates_while_checks_run() {
     }
     let log = fleet.coordinator_log();
     assert!(
-        log.contains("retiring the connection to a perspective"),
+        log.contains("retiring a connection to a perspective"),
         "connections dialled with the old material are retired: {log}"
     );
     assert!(log.contains("the hash secret changed"), "{log}");

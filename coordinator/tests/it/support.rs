@@ -249,6 +249,7 @@ pub async fn fleet(spec: FleetSpec) -> Fleet {
             longitude: lon,
             url: format!("https://127.0.0.1:{}", addr.port()),
             too_close_codes: Vec::new(),
+            rtt_ms: None,
         });
     }
     let config = coordinator_config(entries, &files, &spec);
