@@ -9,6 +9,12 @@
 //! - [`DnsMode::Unbound`]: one real validating Unbound per perspective in front of NSD, as in
 //!   production (`mpic_tests::fixtures::DnsWorld`, whose test overlay disables Unbound's cache).
 //!
+//! For the `wan` scenario ([`FleetSpec::wan`]) a TCP relay in this process stands between the
+//! coordinator(s) and each perspective, and a DNS relay between each perspective and the DNS
+//! ([`crate::wan`]); the catalogue's URLs are the relays' (on 127.0.0.1, which the development
+//! certificates carry). Several coordinators ([`FleetSpec::coordinators`]) share the
+//! perspectives, the relays, the hash secret and the catalogue.
+//!
 //! Optionally one perspective is a black hole (it accepts connections and TLS, never answers)
 //! and a web server serves http-01 key authorisations on loopback. Everything is torn down when
 //! the [`Fleet`] is dropped (children are killed, the temporary directory removed).
@@ -33,10 +39,14 @@ use tokio::task::JoinHandle;
 
 use crate::load::{DirectTarget, Watched};
 use crate::scenario;
+use crate::wan::{Profile, WanRelays};
+
+/// A place: code, RIR, latitude, longitude.
+pub type Place = (&'static str, &'static str, f64, f64);
 
 /// Far-apart places over the five RIRs (as `mpic dev` uses them); the first six make the
 /// fleet, the sixth is the one black-holed when asked (the other five still cover every RIR).
-pub const PLACES: [(&str, &str, f64, f64); 6] = [
+pub const PLACES: [Place; 6] = [
     ("us-east", "ARIN", 38.9, -77.4),
     ("eu-west", "RIPE NCC", 53.3, -6.3),
     ("ap-northeast", "APNIC", 35.7, 139.7),
@@ -95,13 +105,28 @@ pub struct FleetSpec {
     pub env: Vec<(String, String)>,
     /// A command to start the coordinator under (empty: none).
     pub coordinator_wrapper: Vec<String>,
+    /// The perspectives' places ([`PLACES`], or the wan scenario's).
+    pub places: &'static [Place],
+    /// Relays with this distance in front of every perspective and its DNS.
+    pub wan: Option<Profile>,
+    /// Coordinator replicas sharing the perspectives.
+    pub coordinators: usize,
+    /// Write each perspective's profile round trip as `rtt_ms` in the catalogue (wan only; a
+    /// coordinator that does not know the key refuses to start).
+    pub catalogue_rtt: bool,
+    /// Perspective `resolver.retry_ms`, written only when set (the same caveat).
+    pub dns_retry_ms: Option<u64>,
+    /// Perspective `resolver.timeout_ms`.
+    pub dns_timeout_ms: u64,
 }
 
 /// A running fleet.
 #[derive(Debug)]
 pub struct Fleet {
-    /// `http://127.0.0.1:<port>/mpic`.
-    pub url: String,
+    /// `http://127.0.0.1:<port>/mpic` of each coordinator.
+    pub urls: Vec<String>,
+    /// The wan scenario's relays.
+    pub wan: Option<WanRelays>,
     /// The perspectives as the bench calls them directly (the black hole excluded).
     pub direct: Vec<DirectTarget>,
     /// A client with the coordinator's certificate, for direct calls.
@@ -152,7 +177,8 @@ impl Fleet {
         let coordinator_bin = binary(&spec.bin_dir, "mpic-coordinator")?;
         let perspective_bin = binary(&spec.bin_dir, "mpic-perspective")?;
         let dir = TempDir::new(spec.keep_dir)?;
-        let pki_spec: Vec<(String, Vec<String>)> = PLACES
+        let places = spec.places;
+        let pki_spec: Vec<(String, Vec<String>)> = places
             .iter()
             .map(|(code, ..)| {
                 (
@@ -202,14 +228,22 @@ impl Fleet {
         let mut catalogue = Vec::new();
         let mut direct = Vec::new();
         let mut perspective_ports = Vec::new();
-        for (i, (code, rir, lat, lon)) in PLACES.iter().enumerate() {
+        let mut wan = match &spec.wan {
+            Some(profile) => Some(WanRelays {
+                profile: profile.clone(),
+                tcp: Vec::new(),
+                dns: start_dns_relays(profile, &resolvers, places.len()).await?,
+            }),
+            None => None,
+        };
+        for (i, (code, rir, lat, lon)) in places.iter().enumerate() {
             let (_, cert, key) = files
                 .perspectives
                 .iter()
                 .find(|(c, ..)| c == code)
                 .context("a certificate per place")?;
             let port;
-            if spec.blackhole && i == PLACES.len() - 1 {
+            if spec.blackhole && i == places.len() - 1 {
                 let (p, task) = start_blackhole(cert, key, &files.ca).await?;
                 port = p;
                 tasks.push(task);
@@ -219,10 +253,23 @@ impl Fleet {
                 if let Some(p) = web_port {
                     web = json!({"danger_allow_loopback_targets": true, "danger_http_port": p});
                 }
+                let resolver = match &wan {
+                    Some(w) => w
+                        .dns
+                        .get(i)
+                        .map(|r| r.addr())
+                        .context("a DNS relay per place")?,
+                    None => resolvers[i % resolvers.len()],
+                };
+                let mut resolver =
+                    json!({"address": resolver.to_string(), "timeout_ms": spec.dns_timeout_ms});
+                if let Some(retry) = spec.dns_retry_ms {
+                    resolver["retry_ms"] = json!(retry);
+                }
                 let config = json!({
                     "listen": format!("127.0.0.1:{port}"),
                     "perspective": {"code": code, "rir": rir},
-                    "resolver": {"address": resolvers[i % resolvers.len()].to_string(), "timeout_ms": 2000},
+                    "resolver": resolver,
                     "caa": {"default_issuer_domains": [scenario::ISSUER]},
                     "web": web,
                     "tls": {"certificate": cert, "private_key": key, "client_ca": files.ca},
@@ -253,10 +300,23 @@ impl Fleet {
                 });
             }
             perspective_ports.push(port);
-            catalogue.push(json!({
-                "code": code, "name": code, "rir": rir, "latitude": lat, "longitude": lon,
-                "url": format!("https://127.0.0.1:{port}"),
-            }));
+            let mut url_port = port;
+            let mut entry =
+                json!({"code": code, "name": code, "rir": rir, "latitude": lat, "longitude": lon});
+            if let Some(w) = &mut wan {
+                let relay = mpic_tests::relay::Relay::with_path(
+                    SocketAddr::from(([127, 0, 0, 1], port)),
+                    w.profile.perspective_path(i),
+                )
+                .await?;
+                url_port = relay.addr().port();
+                w.tcp.push(relay);
+                if spec.catalogue_rtt {
+                    entry["rtt_ms"] = json!(w.profile.paths.get(i).map_or(0, |p| p.rtt_ms));
+                }
+            }
+            entry["url"] = json!(format!("https://127.0.0.1:{url_port}"));
+            catalogue.push(entry);
         }
         for t in &direct {
             let url = t.caa.join("/healthz")?;
@@ -265,64 +325,77 @@ impl Fleet {
 
         let keys = dir.path.join("api-keys");
         std::fs::write(&keys, format!("{API_KEY}\n"))?;
-        let port = free_port();
-        let config = json!({
-            "listen": format!("127.0.0.1:{port}"),
-            "api_keys": {"file": keys},
-            "hash_secret": {"env": "MPIC_HASH_SECRET"},
-            "default_perspective_count": PLACES.len(),
-            "max_attempts": 3,
-            "timeouts": {
-                "perspective_call_ms": spec.call_ms,
-                "request_ms": spec.request_ms,
-                "straggler_grace_ms": spec.grace_ms,
-            },
-            "limits": {"max_concurrent_requests": spec.max_concurrent_requests},
-            // Every load connection comes from this one loopback address.
-            "connections": {"max_per_peer": mpic_common::serve::DEFAULT_MAX_OPEN},
-            "perspective_tls": {
-                "certificate": files.coordinator_cert,
-                "private_key": files.coordinator_key,
-                "ca": files.ca,
-            },
-            "perspectives": catalogue,
-        });
-        let path = dir.path.join("coordinator.yaml");
-        std::fs::write(&path, config.to_string())?;
         let mut env = spec.env.clone();
         env.push(("MPIC_HASH_SECRET".to_owned(), HASH_SECRET.to_owned()));
-        let child = spawn(
-            &spec.coordinator_wrapper,
-            &coordinator_bin,
-            &path,
-            &env,
-            &dir.path.join("coordinator.log"),
-            &spec.log_filter,
-        )?;
-        watched.insert(
-            0,
-            Watched {
-                name: "coordinator".to_owned(),
-                pid: child.id().unwrap_or(0),
-                owned: true,
-                with_children: false,
-            },
-        );
-        if !spec.coordinator_wrapper.is_empty() {
-            wrapped.extend(child.id());
+        let mut urls = Vec::new();
+        for k in 0..spec.coordinators.max(1) {
+            // The first keeps the names a single coordinator always had.
+            let (name, file) = match k {
+                0 => ("coordinator".to_owned(), "coordinator".to_owned()),
+                _ => (
+                    format!("coordinator {}", k + 1),
+                    format!("coordinator-{}", k + 1),
+                ),
+            };
+            let port = free_port();
+            let config = json!({
+                "listen": format!("127.0.0.1:{port}"),
+                "api_keys": {"file": keys},
+                "hash_secret": {"env": "MPIC_HASH_SECRET"},
+                "default_perspective_count": places.len(),
+                "max_attempts": 3,
+                "timeouts": {
+                    "perspective_call_ms": spec.call_ms,
+                    "request_ms": spec.request_ms,
+                    "straggler_grace_ms": spec.grace_ms,
+                },
+                "limits": {"max_concurrent_requests": spec.max_concurrent_requests},
+                // Every load connection comes from this one loopback address.
+                "connections": {"max_per_peer": mpic_common::serve::DEFAULT_MAX_OPEN},
+                "perspective_tls": {
+                    "certificate": files.coordinator_cert,
+                    "private_key": files.coordinator_key,
+                    "ca": files.ca,
+                },
+                "perspectives": catalogue,
+            });
+            let path = dir.path.join(format!("{file}.yaml"));
+            std::fs::write(&path, config.to_string())?;
+            let child = spawn(
+                &spec.coordinator_wrapper,
+                &coordinator_bin,
+                &path,
+                &env,
+                &dir.path.join(format!("{file}.log")),
+                &spec.log_filter,
+            )?;
+            watched.insert(
+                k,
+                Watched {
+                    name,
+                    pid: child.id().unwrap_or(0),
+                    owned: true,
+                    with_children: false,
+                },
+            );
+            if !spec.coordinator_wrapper.is_empty() {
+                wrapped.extend(child.id());
+            }
+            children.push(child);
+            let base = format!("http://127.0.0.1:{port}");
+            // /readyz needs a default cohort among the perspectives answering /healthz: with a
+            // black hole that is 5 of 6, which cannot form a cohort of 6, so wait for /healthz
+            // then.
+            let probe = if spec.blackhole { "healthz" } else { "readyz" };
+            wait_ok(
+                &reqwest::Client::new(),
+                &format!("{base}/{probe}"),
+                &dir.path,
+                &file,
+            )
+            .await?;
+            urls.push(format!("{base}/mpic"));
         }
-        children.push(child);
-        let base = format!("http://127.0.0.1:{port}");
-        // /readyz needs a default cohort among the perspectives answering /healthz: with a
-        // black hole that is 5 of 6, which cannot form a cohort of 6, so wait for /healthz then.
-        let probe = if spec.blackhole { "healthz" } else { "readyz" };
-        wait_ok(
-            &reqwest::Client::new(),
-            &format!("{base}/{probe}"),
-            &dir.path,
-            "coordinator",
-        )
-        .await?;
         watched.push(Watched {
             name: "bench (this process)".to_owned(),
             pid: std::process::id(),
@@ -330,7 +403,8 @@ impl Fleet {
             with_children: false,
         });
         Ok(Fleet {
-            url: format!("{base}/mpic"),
+            urls,
+            wan,
             direct,
             direct_client,
             perspective_ports,
@@ -344,6 +418,28 @@ impl Fleet {
             dir,
         })
     }
+}
+
+/// A DNS relay per place, in front of the DNS the perspectives would otherwise ask.
+async fn start_dns_relays(
+    profile: &Profile,
+    resolvers: &[SocketAddr],
+    places: usize,
+) -> anyhow::Result<Vec<mpic_tests::dns_relay::DnsRelay>> {
+    let mut relays = Vec::new();
+    for i in 0..places {
+        let upstream = resolvers
+            .get(i % resolvers.len().max(1))
+            .copied()
+            .context("no DNS to relay to")?;
+        // Each relay draws its own losses: the same seed would drop the same datagrams
+        // everywhere.
+        let seed = profile.seed.map(|s| s.wrapping_add(i as u64));
+        relays.push(
+            mpic_tests::dns_relay::DnsRelay::start(upstream, profile.dns_path(i), seed).await?,
+        );
+    }
+    Ok(relays)
 }
 
 type Dns = (
@@ -389,7 +485,7 @@ async fn start_dns(spec: &FleetSpec, tasks: &mut Vec<JoinHandle<()>>) -> anyhow:
         }
         DnsMode::Nsd | DnsMode::Unbound => {
             let resolvers = if spec.dns == DnsMode::Unbound {
-                PLACES.len()
+                spec.places.len()
             } else {
                 // The fixture always starts at least one Unbound; it stays idle.
                 1

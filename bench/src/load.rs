@@ -48,8 +48,8 @@ pub enum Endpoint {
         /// The clients, used in turn: one HTTP/1.1 client with a large keep-alive pool, or
         /// several HTTP/2 clients (a connection each).
         clients: Vec<reqwest::Client>,
-        /// `…/mpic`.
-        url: reqwest::Url,
+        /// `…/mpic` of each coordinator replica, used in turn.
+        urls: Vec<reqwest::Url>,
         /// `Bearer <key>`.
         authorization: HeaderValue,
     },
@@ -218,11 +218,17 @@ impl Load {
             match &self.endpoint {
                 Endpoint::Coordinator {
                     clients,
-                    url,
+                    urls,
                     authorization,
                 } => {
-                    let k = usize::try_from(i).unwrap_or(0) % clients.len().max(1);
-                    let Some(client) = clients.get(k) else {
+                    let i = usize::try_from(i).unwrap_or(0);
+                    // Round robin over the replicas; the next client after each full round, so
+                    // that every client (connection) reaches every replica.
+                    let replicas = urls.len().max(1);
+                    let (Some(url), Some(client)) = (
+                        urls.get(i % replicas),
+                        clients.get((i / replicas) % clients.len().max(1)),
+                    ) else {
                         return Err("no client".to_owned());
                     };
                     coordinator_call(client, url, authorization, prepared).await
@@ -524,12 +530,12 @@ const MONITOR_LIMIT: Duration = Duration::from_secs(3600);
 
 impl Monitor {
     /// Starts sampling `watched` and the connections to `perspective_ports` (and at the end to
-    /// `coordinator_port`); `expected` is the phase's planned duration (for the quarter-time
+    /// `coordinator_ports`); `expected` is the phase's planned duration (for the quarter-time
     /// sample).
     pub fn start(
         watched: Vec<Watched>,
         perspective_ports: Vec<u16>,
-        coordinator_port: Option<u16>,
+        coordinator_ports: Option<Vec<u16>>,
         expected: Duration,
     ) -> Monitor {
         let stop = Arc::new(AtomicBool::new(false));
@@ -606,7 +612,7 @@ impl Monitor {
                 ConnectionReport {
                     perspective_connections_seen: seen.len(),
                     perspective_connections_established_end: established(&perspective_ports),
-                    coordinator_connections_end: coordinator_port.map(|p| established(&[p])),
+                    coordinator_connections_end: coordinator_ports.map(|p| established(&p)),
                     preexisting: before.len(),
                     conntrack_peak,
                 },
@@ -697,7 +703,7 @@ mod tests {
         Arc::new(Load {
             endpoint: Endpoint::Coordinator {
                 clients: vec![reqwest::Client::builder().no_proxy().build().unwrap()],
-                url,
+                urls: vec![url],
                 authorization: HeaderValue::from_static("Bearer k"),
             },
             requests: requests(Check::Caa),

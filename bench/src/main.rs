@@ -8,11 +8,13 @@
 
 mod fleet;
 mod load;
+mod metrics;
 mod procfs;
 mod report;
 mod scenario;
 mod schedule;
 mod stats;
+mod wan;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +27,8 @@ use tokio::sync::Semaphore;
 
 use crate::fleet::{DnsMode, Fleet, FleetSpec};
 use crate::load::{Endpoint, Load, Monitor, Watched};
-use crate::report::{PhaseReport, Report};
+use crate::metrics::Scrape;
+use crate::report::{Cohorts, PhaseReport, Report};
 use crate::scenario::Check;
 use crate::schedule::Schedule;
 
@@ -130,6 +133,58 @@ struct Args {
     /// Also write the JSON report to this file.
     #[arg(long, value_name = "FILE")]
     json_out: Option<PathBuf>,
+    /// Coordinator replicas sharing the perspectives (and relays); requests go to them in
+    /// turn, and before the load each is asked the same requests to compare their cohorts.
+    #[arg(long, default_value_t = 1)]
+    coordinators: usize,
+    /// Targets of the cohort identity check across replicas (--coordinators 2 or more).
+    #[arg(long, default_value_t = 50)]
+    cohort_sample: usize,
+    /// wan: round trip coordinator to perspective, ms, as CODE=MS (comma-separated or
+    /// repeated); the places not named keep the default profile's.
+    #[arg(long = "wan-rtt", value_name = "CODE=MS")]
+    wan_rtt: Vec<String>,
+    /// wan: jitter of each direction coordinator to perspective, ± ms (uniform).
+    #[arg(long, default_value_t = wan::DEFAULT_JITTER_MS)]
+    wan_jitter_ms: u64,
+    /// wan: bandwidth of each direction coordinator to perspective, bytes per second
+    /// (default: none).
+    #[arg(long, value_name = "BYTES_PER_S")]
+    wan_bandwidth: Option<u64>,
+    /// wan: round trip perspective to authoritative DNS, ms, as CODE=MS.
+    #[arg(long = "dns-rtt", value_name = "CODE=MS")]
+    dns_rtt: Vec<String>,
+    /// wan: DNS datagrams lost, each direction on its own (0..=1).
+    #[arg(long, default_value_t = wan::DEFAULT_DNS_LOSS)]
+    dns_loss: f64,
+    /// wan: jitter of each direction perspective to DNS, ± ms.
+    #[arg(long, default_value_t = wan::DEFAULT_DNS_JITTER_MS)]
+    dns_jitter_ms: u64,
+    /// wan: seed of the relays' jitter and losses (default: from the clock).
+    #[arg(long)]
+    wan_seed: Option<u64>,
+    /// wan: every delay and loss zero, the relays still in place (the same build's loopback
+    /// maximum).
+    #[arg(long)]
+    wan_zero: bool,
+    /// wan: closed-loop workers of the max phases (enough for Little's law at WAN latency).
+    #[arg(long, default_value_t = 2000)]
+    wan_concurrency: usize,
+    /// wan: the zero-delay baseline (answers per second) from an earlier run; without it the
+    /// preset measures it first with the relays' delays off.
+    #[arg(long)]
+    wan_baseline_ok_per_s: Option<f64>,
+    /// wan: write each perspective's profile round trip as `rtt_ms` in the coordinator's
+    /// catalogue (a coordinator that does not know the key refuses to start).
+    #[arg(long)]
+    catalogue_rtt: bool,
+    /// Perspective `resolver.retry_ms`: when an unanswered UDP query is sent again (written
+    /// only when given; a perspective that does not know the key refuses to start).
+    #[arg(long)]
+    dns_retry_ms: Option<u64>,
+    /// Perspective `resolver.timeout_ms`.
+    #[arg(long, default_value_t = 2000)]
+    dns_timeout_ms: u64,
 }
 
 /// The presets.
@@ -146,6 +201,8 @@ enum Scenario {
     Blackhole,
     /// 5: CAA at ten times the sustainable rate for 30 s.
     Overload,
+    /// CAA with real distance: relays delay the coordinator's calls and the perspectives' DNS.
+    Wan,
 }
 
 impl Scenario {
@@ -153,7 +210,7 @@ impl Scenario {
         match self {
             Scenario::DnsChange => Check::DnsChange,
             Scenario::Http01 => Check::Http01,
-            Scenario::Caa | Scenario::Blackhole | Scenario::Overload => Check::Caa,
+            Scenario::Caa | Scenario::Blackhole | Scenario::Overload | Scenario::Wan => Check::Caa,
         }
     }
 
@@ -164,6 +221,7 @@ impl Scenario {
             Scenario::Http01 => "http-01",
             Scenario::Blackhole => "blackhole",
             Scenario::Overload => "overload",
+            Scenario::Wan => "wan",
         }
     }
 }
@@ -224,6 +282,8 @@ struct PhaseSpec {
     duration: Duration,
     /// A warm-up is not reported.
     recorded: bool,
+    /// wan: the relays' delays and losses are off during this phase.
+    zero_delay: bool,
 }
 
 /// Where the base rate comes from.
@@ -246,6 +306,10 @@ const IN_FLIGHT_H1: &str = "1000 in flight";
 /// bench spends the shared cores on connection attempts instead of requests).
 const OVERLOAD_H2: &str = "overload 10x, h2";
 const OVERLOAD_H1: &str = "overload 10x";
+/// The wan preset's baseline: its maximum with the relays in place and every delay zero.
+const WAN_ZERO_MAX: &str = "max, zero delay";
+/// The wan preset's phase at 90 % of its maximum.
+const WAN_NINETY: &str = "90% rate";
 
 /// The base rate and phases of a run.
 fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
@@ -258,6 +322,7 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
             route: Route::Coordinator(Client::Http1),
             duration: Duration::from_secs(args.warmup),
             recorded: false,
+            zero_delay: false,
         });
     }
     let phase = |name, drive, route, duration| PhaseSpec {
@@ -266,6 +331,7 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
         route,
         duration,
         recorded: true,
+        zero_delay: false,
     };
     let one = Times(1, 1);
     let (h1, h2) = (
@@ -299,6 +365,7 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
         (None, Scenario::Caa, DnsMode::Nsd | DnsMode::Kit) => Base::Fixed(1500),
         (None, Scenario::Blackhole, _) => Base::Fixed(200),
         (None, Scenario::Overload, _) => Base::PercentOfMax(100),
+        (None, Scenario::Wan, _) => Base::PercentOfMax(50),
         (None, ..) => Base::PercentOfMax(80),
     };
     match args.scenario {
@@ -334,6 +401,31 @@ fn plan(args: &Args) -> (Base, Vec<PhaseSpec>) {
                 phases.push(phase(name, Drive::Open(Times(10, 1)), route, overload));
                 phases.push(phase("recovery", Drive::Open(Times(1, 2)), h1, secs(10)));
             }
+        }
+        Scenario::Wan => {
+            // Little's law: at half a second per request, 1,000 answers a second need 500 in
+            // flight; the max phases hold --wan-concurrency over HTTP/2.
+            let most = Drive::Closed(args.wan_concurrency);
+            if args.wan_baseline_ok_per_s.is_none() && !args.wan_zero {
+                phases.push(PhaseSpec {
+                    zero_delay: true,
+                    ..phase(WAN_ZERO_MAX, most, h2, secs(10))
+                });
+            }
+            phases.push(phase("max", most, h2, secs(15)));
+            // The p99 target's phase, then one nearer the maximum.
+            phases.push(phase(
+                "half rate",
+                Drive::OpenOfMax(Times(1, 2)),
+                h2,
+                secs(15),
+            ));
+            phases.push(phase(
+                WAN_NINETY,
+                Drive::OpenOfMax(Times(9, 10)),
+                h2,
+                secs(10),
+            ));
         }
     }
     (base, phases)
@@ -384,7 +476,34 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         .first()
         .map_or(0, |r| scenario::cpu_reference_ns(&r.body));
     let mut notes = Vec::new();
-    let (fleet, url, api_key, watched, dns) = match &args.url {
+    let wan_profile = (args.scenario == Scenario::Wan)
+        .then(|| {
+            wan::Profile::from_flags(&wan::ProfileFlags {
+                rtt: &args.wan_rtt,
+                dns_rtt: &args.dns_rtt,
+                jitter_ms: args.wan_jitter_ms,
+                bandwidth: args.wan_bandwidth,
+                dns_jitter_ms: args.dns_jitter_ms,
+                dns_loss: args.dns_loss,
+                seed: args.wan_seed,
+                zero: args.wan_zero,
+            })
+        })
+        .transpose()?;
+    if args.scenario == Scenario::Wan && (args.url.is_some() || args.dns == DnsMode::Unbound) {
+        bail!(
+            "--scenario wan starts its own fleet with a DNS relay per perspective in front of nsd or the kit server; --url and --dns unbound are not supported with it"
+        );
+    }
+    if args.catalogue_rtt && wan_profile.is_none() {
+        bail!("--catalogue-rtt writes the wan profile's round trips: use it with --scenario wan");
+    }
+    let places: &'static [fleet::Place] = if wan_profile.is_some() {
+        &wan::WAN_PLACES
+    } else {
+        &fleet::PLACES
+    };
+    let (fleet, urls, api_key, watched, dns) = match &args.url {
         Some(url) => {
             let watched = parse_pids(&args.pids)?;
             let key = args
@@ -392,7 +511,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 .clone()
                 .context("--api-key is required with --url")?;
             notes.push("external fleet: its configuration is not the bench's; no direct phase, no connection count".to_owned());
-            (None, url.clone(), key, watched, "external".to_owned())
+            (None, vec![url.clone()], key, watched, "external".to_owned())
         }
         None => {
             let bin_dir = match &args.bin_dir {
@@ -419,6 +538,12 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                     .as_deref()
                     .map(|w| w.split_whitespace().map(str::to_owned).collect())
                     .unwrap_or_default(),
+                places,
+                wan: wan_profile.clone(),
+                coordinators: args.coordinators,
+                catalogue_rtt: args.catalogue_rtt,
+                dns_retry_ms: args.dns_retry_ms,
+                dns_timeout_ms: args.dns_timeout_ms,
             };
             if !spec.env.is_empty() || !spec.coordinator_wrapper.is_empty() {
                 notes.push(format!(
@@ -433,15 +558,23 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             let fleet = Fleet::start(&spec).await?;
             eprintln!(
                 "mpic-bench: fleet ready at {} (configs and logs in {})",
-                fleet.url,
+                fleet.urls.join(", "),
                 fleet.dir().display()
             );
-            let (url, watched, dns) = (
-                fleet.url.clone(),
+            let (urls, watched, mut dns) = (
+                fleet.urls.clone(),
                 fleet.watched.clone(),
                 fleet.dns_description.clone(),
             );
-            (Some(fleet), url, fleet::API_KEY.to_owned(), watched, dns)
+            if let Some(w) = &fleet.wan {
+                dns = format!("{dns}, through a DNS relay per perspective");
+                notes.push(w.profile.describe());
+                notes.push(
+                    "the relays run inside the bench process: their CPU and memory are the bench's"
+                        .to_owned(),
+                );
+            }
+            (Some(fleet), urls, fleet::API_KEY.to_owned(), watched, dns)
         }
     };
     if args.dns == DnsMode::Kit && fleet.is_some() {
@@ -450,13 +583,16 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 .to_owned(),
         );
     }
-    let url = reqwest::Url::parse(&url).context("--url")?;
+    let urls = urls
+        .iter()
+        .map(|u| reqwest::Url::parse(u).context("--url"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let authorization = HeaderValue::from_str(&format!("Bearer {api_key}"))?;
     let coordinator = |clients, connections| {
         Arc::new(Load {
             endpoint: Endpoint::Coordinator {
                 clients,
-                url: url.clone(),
+                urls: urls.clone(),
                 authorization: authorization.clone(),
             },
             requests: requests.clone(),
@@ -475,9 +611,20 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         ],
         (args.http1_connections > 0).then(|| Arc::new(Semaphore::new(args.http1_connections))),
     );
-    // One client is one HTTP/2 connection (hyper multiplexes a host's requests on one).
+    // One client is one HTTP/2 connection (hyper multiplexes a host's requests on one). The
+    // wan preset holds --wan-concurrency requests at once: at most 150 on each connection
+    // (the coordinator allows 200 streams on one).
+    let h2_connections = match wan_profile {
+        Some(_) => args.h2_connections.max(args.wan_concurrency.div_ceil(150)),
+        None => args.h2_connections,
+    };
+    if wan_profile.is_some() {
+        notes.push(format!(
+            "wan phases go over {h2_connections} HTTP/2 connections to each coordinator"
+        ));
+    }
     let http2 = coordinator(
-        (0..args.h2_connections.max(1))
+        (0..h2_connections.max(1))
             .map(|_| {
                 reqwest::Client::builder()
                     .http2_prior_knowledge()
@@ -499,7 +646,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             endpoint: Endpoint::Direct {
                 client: f.direct_client.clone(),
                 perspectives: f.direct.clone(),
-                quorum: fleet::PLACES.len() - 2,
+                quorum: places.len() - 2,
             },
             requests: requests.clone(),
             connections: None,
@@ -509,6 +656,32 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         .as_ref()
         .map(|f| f.perspective_ports.clone())
         .unwrap_or_default();
+
+    let cohorts = match &fleet {
+        Some(_) if urls.len() > 1 => {
+            let c = cohort_check(&urls, &authorization, args.cohort_sample, COHORT_SIZE).await;
+            eprintln!(
+                "mpic-bench: identical cohorts: {}/{} across {} coordinators",
+                c.identical,
+                c.sampled,
+                urls.len()
+            );
+            Some(c)
+        }
+        _ => None,
+    };
+    let scrape_client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(SCRAPE_TIMEOUT)
+        .build()?;
+    let scrape_now = || async {
+        match &fleet {
+            Some(f) if f.wan.is_some() => {
+                Some(scrape(f, &urls, &scrape_client, &authorization).await)
+            }
+            _ => None,
+        }
+    };
 
     let (base, phases) = plan(args);
     let mut base_rate = match base {
@@ -530,10 +703,27 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             Monitor::start(
                 watched.clone(),
                 perspective_ports.clone(),
-                fleet.as_ref().and(url.port()),
+                fleet
+                    .as_ref()
+                    .map(|_| urls.iter().filter_map(reqwest::Url::port).collect()),
                 spec.duration,
             )
         });
+        if let Some(w) = fleet.as_ref().and_then(|f| f.wan.as_ref()) {
+            w.apply(&if spec.zero_delay {
+                w.profile.zero()
+            } else {
+                w.profile.clone()
+            });
+        }
+        let before = match spec.recorded {
+            true => scrape_now().await,
+            false => None,
+        };
+        let dns_before = fleet
+            .as_ref()
+            .and_then(|f| f.wan.as_ref())
+            .map(wan::WanRelays::dns_counts);
         let (mode, offered, concurrency, tally) = match spec.drive {
             Drive::Closed(c) => {
                 eprintln!(
@@ -582,7 +772,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         if !spec.recorded {
             continue;
         }
-        let phase = PhaseReport::new(
+        let after = scrape_now().await;
+        let mut phase = PhaseReport::new(
             spec.name,
             if spec.route == Route::Direct {
                 "direct"
@@ -596,6 +787,32 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             memory,
             connections,
         );
+        if let (Some(start), Some(end), Some(f)) = (&before, &after, &fleet) {
+            let codes: Vec<String> = f.direct.iter().map(|d| d.code.clone()).collect();
+            let dns_after = f.wan.as_ref().map(wan::WanRelays::dns_counts);
+            let dns: Vec<Option<(u64, u64)>> = codes
+                .iter()
+                .map(|code| {
+                    let count =
+                        |all: &Option<Vec<(String, mpic_tests::dns_relay::DnsRelayCounts)>>| {
+                            all.as_ref()?
+                                .iter()
+                                .find(|(c, _)| c == code)
+                                .map(|(_, n)| *n)
+                        };
+                    let d = count(&dns_after)?.since(&count(&dns_before)?);
+                    Some((d.dropped(), d.to_server_forwarded))
+                })
+                .collect();
+            phase.wan = Some(metrics::wan_phase(
+                &codes,
+                start,
+                end,
+                &dns,
+                phase.ok_per_s,
+                phase.latency.mean_us,
+            ));
+        }
         eprintln!(
             "mpic-bench:   {:.0} ok/s, p50 {} ms, p99 {} ms, {} shed, {} errors, {} wrong",
             phase.ok_per_s,
@@ -616,11 +833,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         reports.push(phase);
     }
 
-    let targets = targets(args, &reports);
+    let targets = targets(args, &reports, wan_profile.as_ref(), cohorts.as_ref());
     if fleet.is_some() {
         notes.push(format!(
             "coordinator, {} perspectives, DNS and this bench share the machine's {} CPUs; the machine may be shared with other work (see the load averages)",
-            fleet::PLACES.len() - usize::from(args.scenario == Scenario::Blackhole),
+            places.len() - usize::from(args.scenario == Scenario::Blackhole),
             std::thread::available_parallelism().map_or(0, usize::from)
         ));
     }
@@ -633,10 +850,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         check: check.as_str().to_owned(),
         dns,
         settings: report::Settings {
-            perspectives: fleet::PLACES.len(),
+            perspectives: places.len(),
             straggler_grace_ms: args.grace_ms,
             perspective_call_ms: args.call_ms,
             max_concurrent_requests: max_concurrent_requests(args),
+            coordinators: urls.len(),
         },
         machine: report::Machine {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
@@ -646,12 +864,18 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         },
         phases: reports,
         targets,
+        cohorts,
         notes,
     })
 }
 
 /// The targets this run can speak to.
-fn targets(args: &Args, phases: &[PhaseReport]) -> Vec<report::TargetCheck> {
+fn targets(
+    args: &Args,
+    phases: &[PhaseReport],
+    wan: Option<&wan::Profile>,
+    cohorts: Option<&Cohorts>,
+) -> Vec<report::TargetCheck> {
     let mut out = Vec::new();
     let find = |name: &str, endpoint: &str| {
         phases
@@ -696,8 +920,163 @@ fn targets(args: &Args, phases: &[PhaseReport]) -> Vec<report::TargetCheck> {
             out.push(report::check_overload(p, over, args.request_ms));
         }
     }
+    if let Some(profile) = wan {
+        out.extend(wan_targets(args, phases, profile));
+    }
     if phases.iter().any(|p| p.connections.is_some()) {
-        out.push(report::check_connections(phases, fleet::PLACES.len()));
+        out.push(report::check_connections(
+            phases,
+            fleet::PLACES.len() * args.coordinators.max(1),
+        ));
+    }
+    if args.coordinators > 1 {
+        let all: Vec<&PhaseReport> = phases.iter().collect();
+        out.push(report::check_replicas(&all, cohorts, args.coordinators));
+    }
+    out
+}
+
+/// The wan preset's targets.
+fn wan_targets(
+    args: &Args,
+    phases: &[PhaseReport],
+    profile: &wan::Profile,
+) -> Vec<report::TargetCheck> {
+    let mut out = Vec::new();
+    let find = |name: &str| phases.iter().find(|p| p.name == name);
+    let distance: Vec<&PhaseReport> = phases.iter().filter(|p| p.name != WAN_ZERO_MAX).collect();
+    let baseline = match args.wan_baseline_ok_per_s {
+        Some(b) => Some((b, "given by --wan-baseline-ok-per-s")),
+        None => find(WAN_ZERO_MAX).map(|p| (p.ok_per_s, "measured first in this run")),
+    };
+    if let Some((baseline, from)) = baseline
+        && !args.wan_zero
+    {
+        if let Some(max) = find("max") {
+            out.push(report::check_wan_throughput(max, baseline, from));
+        }
+        out.push(report::check_wan_no_shed(&distance, baseline));
+    }
+    if let Some(half) = find("half rate") {
+        let quorum = profile.paths.len().saturating_sub(2);
+        let (slowest, quorum_th) = profile.p99_limits_ms(quorum, args.grace_ms, WAN_P99_SLACK_MS);
+        out.push(report::check_wan_p99(half, slowest, quorum_th));
+    }
+    out.push(report::check_wan_not_completed(
+        &distance,
+        profile.paths.len(),
+    ));
+    let all: Vec<&PhaseReport> = phases.iter().collect();
+    out.push(report::check_wan_memory(&all, 64, 40));
+    out
+}
+
+/// The slack of the wan p99 target over the simulated paths, ms.
+const WAN_P99_SLACK_MS: u64 = 25;
+/// The cohort size of the identity check (smaller than the catalogue, so that a cohort is
+/// chosen).
+const COHORT_SIZE: usize = 4;
+/// How long a `/metrics` scrape may take.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every coordinator's and perspective's `/metrics` now: the coordinators' on their API port
+/// with the API key, the perspectives' on theirs with the coordinator's client certificate
+/// (straight, not through the relays).
+async fn scrape(
+    fleet: &Fleet,
+    urls: &[reqwest::Url],
+    client: &reqwest::Client,
+    authorization: &HeaderValue,
+) -> Scrape {
+    let get = |client: &reqwest::Client, url: Option<reqwest::Url>, auth: Option<HeaderValue>| {
+        let request = url.map(|u| {
+            let r = client.get(u).timeout(SCRAPE_TIMEOUT);
+            match auth {
+                Some(a) => r.header(reqwest::header::AUTHORIZATION, a),
+                None => r,
+            }
+        });
+        async move {
+            let response = request?.send().await.ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            Some(metrics::parse(&response.text().await.ok()?))
+        }
+    };
+    let coordinators = urls
+        .iter()
+        .map(|u| get(client, u.join("/metrics").ok(), Some(authorization.clone())));
+    let perspectives = fleet
+        .direct
+        .iter()
+        .map(|d| get(&fleet.direct_client, d.caa.join("/metrics").ok(), None));
+    let (coordinators, perspectives) = tokio::join!(
+        futures_util::future::join_all(coordinators),
+        futures_util::future::join_all(perspectives)
+    );
+    Scrape {
+        coordinators,
+        perspectives,
+    }
+}
+
+/// Sends the same CAA requests, with a cohort smaller than the catalogue, to every replica and
+/// compares the perspectives each names in its answer.
+async fn cohort_check(
+    urls: &[reqwest::Url],
+    authorization: &HeaderValue,
+    sample: usize,
+    perspective_count: usize,
+) -> Cohorts {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(load::REQUEST_TIMEOUT)
+        .build()
+        .unwrap_or_default();
+    let mut out = Cohorts {
+        sampled: sample,
+        perspective_count,
+        ..Cohorts::default()
+    };
+    for k in 0..sample {
+        let body = scenario::with_perspective_count(
+            &scenario::request(Check::Caa, k).body,
+            perspective_count,
+        );
+        let answers = futures_util::future::join_all(urls.iter().map(|url| {
+            let request = client
+                .post(url.clone())
+                .header(reqwest::header::AUTHORIZATION, authorization.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+            async move {
+                let response = request.send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+                if !status.is_success() {
+                    return Err(format!("HTTP {status}"));
+                }
+                scenario::parse_cohort(&bytes)
+            }
+        }))
+        .await;
+        let first = answers.first().cloned();
+        let same = matches!(&first, Some(Ok(c)) if c.len() == perspective_count)
+            && answers.iter().all(|a| *a == answers[0]);
+        if same {
+            out.identical += 1;
+        } else if out.mismatches.len() < 5 {
+            let each: Vec<String> = answers
+                .iter()
+                .map(|a| match a {
+                    Ok(codes) => codes.join("+"),
+                    Err(e) => e.clone(),
+                })
+                .collect();
+            out.mismatches
+                .push(format!("request {k}: {}", each.join(" vs ")));
+        }
     }
     out
 }
@@ -812,6 +1191,25 @@ mod tests {
                 ],
             },
             Case {
+                name: "wan measures its zero-delay baseline first",
+                line: &["--scenario", "wan"],
+                base: Base::PercentOfMax(50),
+                phases: &["warm-up", WAN_ZERO_MAX, "max", "half rate", WAN_NINETY],
+            },
+            Case {
+                name: "wan with a given baseline",
+                line: &[
+                    "--scenario",
+                    "wan",
+                    "--wan-baseline-ok-per-s",
+                    "2000",
+                    "--warmup",
+                    "0",
+                ],
+                base: Base::PercentOfMax(50),
+                phases: &["max", "half rate", WAN_NINETY],
+            },
+            Case {
                 name: "one open phase",
                 line: &["--mode", "open", "--rate", "300", "--warmup", "0"],
                 base: Base::Fixed(300),
@@ -853,6 +1251,24 @@ mod tests {
                 (Drive::Open(Times(10, 1)), Route::Coordinator(client))
             );
         }
+    }
+
+    #[test]
+    fn wan_phase_details() {
+        let (_, phases) = plan(&args(&["--scenario", "wan", "--wan-concurrency", "3000"]));
+        let zero = phases.iter().find(|p| p.name == WAN_ZERO_MAX).unwrap();
+        assert!(zero.zero_delay);
+        assert_eq!(zero.drive, Drive::Closed(3000));
+        let max = phases.iter().find(|p| p.name == "max").unwrap();
+        assert!(!max.zero_delay);
+        assert_eq!(max.route, Route::Coordinator(Client::Http2));
+        let half = phases.iter().find(|p| p.name == "half rate").unwrap();
+        assert_eq!(half.drive, Drive::OpenOfMax(Times(1, 2)));
+        let (_, phases) = plan(&args(&["--scenario", "wan", "--wan-zero"]));
+        assert!(
+            phases.iter().all(|p| !p.zero_delay),
+            "all of it is zero already"
+        );
     }
 
     #[test]

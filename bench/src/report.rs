@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::load::{ConnectionReport, MemoryReport, Tally};
+use crate::metrics::WanPhase;
 use crate::stats::{Summary, ms};
 
 /// A whole run.
@@ -26,6 +27,8 @@ pub struct Report {
     pub phases: Vec<PhaseReport>,
     /// The targets that this run measured.
     pub targets: Vec<TargetCheck>,
+    /// The cohort identity check across coordinator replicas, when it ran.
+    pub cohorts: Option<Cohorts>,
     /// Anything the reader must know to read the numbers.
     pub notes: Vec<String>,
 }
@@ -41,6 +44,21 @@ pub struct Settings {
     pub perspective_call_ms: u64,
     /// `limits.max_concurrent_requests`.
     pub max_concurrent_requests: usize,
+    /// Coordinator replicas.
+    pub coordinators: usize,
+}
+
+/// The same requests sent to every coordinator replica: did each pick the same cohort?
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cohorts {
+    /// Targets sampled.
+    pub sampled: usize,
+    /// Targets for which every replica named the same perspectives.
+    pub identical: usize,
+    /// The cohort size asked for (`perspective_count`).
+    pub perspective_count: usize,
+    /// The first targets that differed or failed, and how.
+    pub mismatches: Vec<String>,
 }
 
 /// The machine.
@@ -108,6 +126,8 @@ pub struct PhaseReport {
     pub memory: Vec<MemoryReport>,
     /// Connections accepted by the perspectives during the phase.
     pub connections: Option<ConnectionReport>,
+    /// The wan scenario's figures from the services' metrics and the relays.
+    pub wan: Option<WanPhase>,
 }
 
 impl PhaseReport {
@@ -154,6 +174,7 @@ impl PhaseReport {
             after_last_check: tally.after_last_check.summary(),
             memory,
             connections,
+            wan: None,
         }
     }
 
@@ -422,6 +443,169 @@ pub fn check_overload(p: &PhaseReport, over: &str, request_ms: u64) -> TargetChe
     }
 }
 
+/// The wan target: through the distance the fleet serves at least [`WAN_THROUGHPUT_SHARE`] %
+/// of what the same build serves on loopback (the relays in place, every delay zero).
+pub fn check_wan_throughput(max: &PhaseReport, baseline_ok_per_s: f64, from: &str) -> TargetCheck {
+    let share = max.ok_per_s * 100.0 / baseline_ok_per_s.max(f64::MIN_POSITIVE);
+    TargetCheck {
+        target: format!("wan: throughput >= {WAN_THROUGHPUT_SHARE} % of the zero-delay baseline"),
+        measured: format!(
+            "{:.0}/s at c={} against {baseline_ok_per_s:.0}/s ({from}): {share:.0} %",
+            max.ok_per_s,
+            max.concurrency.unwrap_or(0)
+        ),
+        verdict: Verdict::of(share >= WAN_THROUGHPUT_SHARE as f64, false),
+    }
+}
+
+/// The wan target: no request is shed (503) at a rate below the baseline's.
+pub fn check_wan_no_shed(phases: &[&PhaseReport], baseline_ok_per_s: f64) -> TargetCheck {
+    let below: Vec<&&PhaseReport> = phases
+        .iter()
+        .filter(|p| {
+            p.offered_per_s
+                .is_some_and(|r| (r as f64) <= baseline_ok_per_s)
+        })
+        .collect();
+    let shed: u64 = below.iter().map(|p| p.shed).sum();
+    let each: Vec<String> = below
+        .iter()
+        .map(|p| {
+            format!(
+                "{} at {}/s: {} shed",
+                p.name,
+                p.offered_per_s.unwrap_or(0),
+                p.shed
+            )
+        })
+        .collect();
+    TargetCheck {
+        target: format!("wan: no 503 below the baseline's {baseline_ok_per_s:.0}/s"),
+        measured: if each.is_empty() {
+            "no open-loop phase below it".to_owned()
+        } else {
+            each.join(", ")
+        },
+        verdict: Verdict::of(!below.is_empty() && shed == 0, false),
+    }
+}
+
+/// The wan target: p99 at half the maximum within the slowest cohort member's simulated path
+/// and within the quorum-th fastest path plus the straggler grace (both limits with their
+/// slack already added, ms).
+pub fn check_wan_p99(half: &PhaseReport, slowest_ms: u64, quorum_grace_ms: u64) -> TargetCheck {
+    let limit_us = slowest_ms.min(quorum_grace_ms) * 1000;
+    TargetCheck {
+        target: format!(
+            "wan: p99 at half rate <= slowest path + 25 ms ({slowest_ms} ms) and <= quorum-th fastest path + grace + 25 ms ({quorum_grace_ms} ms)"
+        ),
+        measured: format!(
+            "{} at {}/s: p50 {} ms, p99 {} ms, max {} ms",
+            half.name,
+            half.offered_per_s.unwrap_or(0),
+            ms(half.latency.p50_us),
+            ms(half.latency.p99_us),
+            ms(half.latency.max_us)
+        ),
+        verdict: Verdict::of(half.ok > 0 && half.latency.p99_us <= limit_us, false),
+    }
+}
+
+/// The wan target: at most [`WAN_NOT_COMPLETED_PER_MILLE`] ‰ of perspective checks not
+/// completed, and no wrong verdict. From the coordinator's counters when it has them, else from
+/// the answers' entries (exact too, but only for answered requests: an estimate).
+pub fn check_wan_not_completed(phases: &[&PhaseReport], perspectives: usize) -> TargetCheck {
+    let wrong: u64 = phases.iter().map(|p| p.wrong_verdicts).sum();
+    let from_metrics: Option<(u64, u64)> = phases
+        .iter()
+        .map(|p| {
+            let w = p.wan.as_ref()?;
+            Some((w.not_completed?, w.calls?))
+        })
+        .try_fold((0, 0), |acc, x| x.map(|(n, c)| (acc.0 + n, acc.1 + c)));
+    let (not_completed, calls, estimated) = match from_metrics {
+        Some((n, c)) => (n, c, false),
+        None => (
+            phases
+                .iter()
+                .map(|p| p.incomplete_checks.values().sum::<u64>())
+                .sum(),
+            phases.iter().map(|p| p.ok * perspectives as u64).sum(),
+            true,
+        ),
+    };
+    let met =
+        wrong == 0 && calls > 0 && not_completed * 1000 <= calls * WAN_NOT_COMPLETED_PER_MILLE;
+    TargetCheck {
+        target: format!(
+            "wan: perspective checks not completed <= 0.{WAN_NOT_COMPLETED_PER_MILLE} %, zero wrong verdicts"
+        ),
+        measured: format!(
+            "{not_completed} of {calls} calls ({:.3} %), {wrong} wrong{}",
+            not_completed as f64 * 100.0 / calls.max(1) as f64,
+            if estimated {
+                "; from the answers (the coordinator has no call counters)"
+            } else {
+                ""
+            }
+        ),
+        verdict: Verdict::of(met, estimated),
+    }
+}
+
+/// The wan target: peak RSS of every coordinator replica and every perspective over the phases.
+pub fn check_wan_memory(
+    phases: &[&PhaseReport],
+    coordinator_mib: u64,
+    perspective_mib: u64,
+) -> TargetCheck {
+    let peak = |prefix: &str| {
+        phases
+            .iter()
+            .flat_map(|p| p.memory.iter())
+            .filter(|m| m.name.starts_with(prefix))
+            .map(|m| m.peak_kib)
+            .max()
+            .unwrap_or(0)
+    };
+    let (c, p) = (peak("coordinator"), peak("perspective"));
+    TargetCheck {
+        target: format!(
+            "wan: RSS <= {coordinator_mib} MiB per coordinator, <= {perspective_mib} MiB per perspective"
+        ),
+        measured: format!(
+            "largest coordinator {:.1} MiB, largest perspective {:.1} MiB",
+            c as f64 / 1024.0,
+            p as f64 / 1024.0
+        ),
+        verdict: Verdict::of(
+            c > 0 && c <= coordinator_mib * 1024 && p <= perspective_mib * 1024,
+            false,
+        ),
+    }
+}
+
+/// The target with several coordinator replicas: no errors, and every replica picks the same
+/// cohort for the same request.
+pub fn check_replicas(
+    phases: &[&PhaseReport],
+    cohorts: Option<&Cohorts>,
+    replicas: usize,
+) -> TargetCheck {
+    let errors: u64 = phases.iter().map(|p| p.error_count()).sum();
+    let (identical, sampled) = cohorts.map_or((0, 0), |c| (c.identical, c.sampled));
+    TargetCheck {
+        target: format!("{replicas} coordinator replicas: no errors, identical cohorts"),
+        measured: format!("{errors} errors; identical cohorts: {identical}/{sampled}"),
+        verdict: Verdict::of(errors == 0 && sampled > 0 && identical == sampled, false),
+    }
+}
+
+/// The wan throughput target's share of the baseline, percent.
+pub const WAN_THROUGHPUT_SHARE: u64 = 90;
+/// The wan target's not-completed checks, per mille of calls (0.1 %).
+pub const WAN_NOT_COMPLETED_PER_MILLE: u64 = 1;
+
 /// The human table.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -548,6 +732,22 @@ pub fn render(r: &Report) -> String {
             "CPU per answered request (µs; user + system, all 200 answers of the phase):",
             |p, m| (p.ok > 0).then(|| format!("{:.0}", m.cpu_ms as f64 * 1000.0 / p.ok as f64)),
         );
+        if r.settings.coordinators > 1 {
+            let _ = write!(out, "  {:<26}", "all coordinators");
+            let width = r
+                .phases
+                .iter()
+                .map(|p| p.name.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(12);
+            for p in &r.phases {
+                let cell =
+                    coordinators_cpu_us(p).map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"));
+                let _ = write!(out, " {cell:>width$}");
+            }
+            let _ = writeln!(out);
+        }
     }
     if r.phases.iter().any(|p| p.connections.is_some()) {
         let _ = writeln!(out);
@@ -578,6 +778,7 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
+    render_wan(&mut out, r);
     if !r.targets.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "targets:");
@@ -590,6 +791,87 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "note: {n}");
     }
     out
+}
+
+/// CPU of every coordinator replica together per answered request, µs.
+pub fn coordinators_cpu_us(p: &PhaseReport) -> Option<f64> {
+    let cpu_ms: u64 = p
+        .memory
+        .iter()
+        .filter(|m| m.name.starts_with("coordinator"))
+        .map(|m| m.cpu_ms)
+        .sum();
+    (p.ok > 0).then(|| cpu_ms as f64 * 1000.0 / p.ok as f64)
+}
+
+/// The wan figures of each phase: quorum-to-response, Little's law, per perspective.
+fn render_wan(out: &mut String, r: &Report) {
+    let na = |v: Option<u64>| v.map_or_else(|| "n/a".to_owned(), |n| n.to_string());
+    let na_ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.1}"));
+    if let Some(c) = &r.cohorts {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "identical cohorts: {}/{} (perspective_count {}, {} coordinators){}",
+            c.identical,
+            c.sampled,
+            c.perspective_count,
+            r.settings.coordinators,
+            if c.mismatches.is_empty() {
+                String::new()
+            } else {
+                format!("; first differences: {}", c.mismatches.join("; "))
+            }
+        );
+    }
+    for p in &r.phases {
+        let Some(w) = &p.wan else {
+            continue;
+        };
+        let _ = writeln!(out);
+        let ratio = match (w.not_completed, w.calls) {
+            (Some(n), Some(c)) if c > 0 => format!(" ({:.3} %)", n as f64 * 100.0 / c as f64),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "wan {}: quorum-th answer to response p50 {} ms, p99 {} ms; in flight (Little) {:.0} = {:.0}/s x {} ms; checks not completed {}/{} calls{ratio}",
+            p.name,
+            na_ms(w.quorum_to_response_p50_ms),
+            na_ms(w.quorum_to_response_p99_ms),
+            w.in_flight,
+            p.ok_per_s,
+            ms(p.latency.mean_us),
+            na(w.not_completed),
+            na(w.calls),
+        );
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>12} {:>9} {:>11} {:>14} {:>9} {:>12} {:>11}",
+            "perspective",
+            "stream waits",
+            "h2 conns",
+            "DNS retries",
+            "not completed",
+            "calls",
+            "DNS dropped",
+            "DNS queries"
+        );
+        for q in &w.perspectives {
+            let _ = writeln!(
+                out,
+                "  {:<14} {:>12} {:>9} {:>11} {:>14} {:>9} {:>12} {:>11}",
+                q.code,
+                na(q.stream_waits),
+                na(q.connections_end),
+                na(q.dns_retries),
+                na(q.not_completed),
+                na(q.calls),
+                na(q.dns_dropped),
+                na(q.dns_forwarded)
+            );
+        }
+    }
 }
 
 /// A table with a row per process and a column per phase, as wide as the longest phase name;
@@ -710,6 +992,7 @@ mod tests {
                 preexisting: 0,
                 conntrack_peak: Some((262_000, 262_144)),
             }),
+            wan: None,
         }
     }
 
@@ -868,6 +1151,7 @@ mod tests {
                 straggler_grace_ms: 250,
                 perspective_call_ms: 5000,
                 max_concurrent_requests: 2048,
+                coordinators: 1,
             },
             machine: Machine {
                 cpus: 2,
@@ -876,6 +1160,7 @@ mod tests {
                 loadavg_end: "2.00 1.00 1.00 1/100 1\n".into(),
             },
             targets: vec![check_sustained(&p, 1500)],
+            cohorts: None,
             phases: vec![p, phase("max", None, 1700.0, 80_000)],
             notes: vec!["noisy machine".into()],
         };
@@ -902,5 +1187,171 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["phases"][0]["latency"]["p99_us"], 41_234);
         assert_eq!(json["targets"][0]["verdict"], "missed");
+    }
+
+    #[test]
+    fn wan_targets() {
+        struct Case {
+            name: &'static str,
+            check: fn() -> TargetCheck,
+            want: Verdict,
+        }
+        fn max(ok_per_s: f64) -> PhaseReport {
+            phase("max", None, ok_per_s, 600_000)
+        }
+        fn half(p99_us: u64, shed: u64) -> PhaseReport {
+            let mut p = phase("half rate", Some(800), 800.0, p99_us);
+            p.shed = shed;
+            p
+        }
+        fn cohorts(identical: usize) -> Cohorts {
+            Cohorts {
+                sampled: 50,
+                identical,
+                ..Cohorts::default()
+            }
+        }
+        fn wan(p: &mut PhaseReport, not_completed: Option<u64>, calls: u64) {
+            p.wan = Some(WanPhase {
+                not_completed,
+                calls: Some(calls),
+                ..WanPhase::default()
+            });
+        }
+        let cases = [
+            Case {
+                name: "90 % of the baseline",
+                check: || check_wan_throughput(&max(1800.0), 2000.0, "measured"),
+                want: Verdict::Met,
+            },
+            Case {
+                name: "89 % of the baseline",
+                check: || check_wan_throughput(&max(1780.0), 2000.0, "measured"),
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "nothing shed below the baseline",
+                check: || check_wan_no_shed(&[&half(1, 0), &max(1.0)], 2000.0),
+                want: Verdict::Met,
+            },
+            Case {
+                name: "one shed below the baseline",
+                check: || check_wan_no_shed(&[&half(1, 1)], 2000.0),
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "shed above the baseline does not count",
+                check: || {
+                    check_wan_no_shed(
+                        &[&half(1, 0), &{
+                            let mut p = half(1, 9);
+                            p.offered_per_s = Some(3000);
+                            p
+                        }],
+                        2000.0,
+                    )
+                },
+                want: Verdict::Met,
+            },
+            Case {
+                name: "p99 within both limits",
+                check: || check_wan_p99(&half(415_000, 0), 415, 525),
+                want: Verdict::Met,
+            },
+            Case {
+                name: "p99 over the slowest path",
+                check: || check_wan_p99(&half(416_000, 0), 415, 525),
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "p99 over quorum-th + grace",
+                check: || check_wan_p99(&half(380_000, 0), 415, 375),
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "0.1 % not completed",
+                check: || {
+                    let mut p = half(1, 0);
+                    wan(&mut p, Some(6), 6000);
+                    check_wan_not_completed(&[&p], 6)
+                },
+                want: Verdict::Met,
+            },
+            Case {
+                name: "0.12 % not completed",
+                check: || {
+                    let mut p = half(1, 0);
+                    wan(&mut p, Some(7), 6000);
+                    check_wan_not_completed(&[&p], 6)
+                },
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "a wrong verdict",
+                check: || {
+                    let mut p = half(1, 0);
+                    wan(&mut p, Some(0), 6000);
+                    p.wrong_verdicts = 1;
+                    check_wan_not_completed(&[&p], 6)
+                },
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "an older coordinator: from the answers",
+                check: || {
+                    let mut p = half(1, 0);
+                    wan(&mut p, None, 6000);
+                    p.incomplete_checks.insert("timeout".into(), 100);
+                    check_wan_not_completed(&[&p], 6)
+                },
+                want: Verdict::MetEstimated,
+            },
+            Case {
+                name: "memory within",
+                check: || check_wan_memory(&[&half(1, 0)], 64, 40),
+                want: Verdict::Met,
+            },
+            Case {
+                name: "a perspective over 20 MiB",
+                check: || check_wan_memory(&[&half(1, 0)], 64, 19),
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "replicas agree",
+                check: || {
+                    let c = cohorts(50);
+                    check_replicas(&[&half(1, 0)], Some(&c), 2)
+                },
+                want: Verdict::Met,
+            },
+            Case {
+                name: "one cohort differs",
+                check: || {
+                    let c = cohorts(49);
+                    check_replicas(&[&half(1, 0)], Some(&c), 2)
+                },
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "an error",
+                check: || {
+                    let c = cohorts(50);
+                    let mut p = half(1, 0);
+                    p.errors.insert("connect".into(), 1);
+                    check_replicas(&[&p], Some(&c), 2)
+                },
+                want: Verdict::Missed,
+            },
+        ];
+        for c in cases {
+            let t = (c.check)();
+            assert_eq!(t.verdict, c.want, "{}: {}", c.name, t.measured);
+        }
+        let mut p = phase("max", None, 1000.0, 1);
+        p.memory[0].cpu_ms = 1_000;
+        p.memory[1].name = "coordinator 2".into();
+        p.memory[1].cpu_ms = 2_000;
+        p.ok = 10_000;
+        assert_eq!(coordinators_cpu_us(&p), Some(300.0));
     }
 }

@@ -200,6 +200,35 @@ pub fn parse_reply(body: &[u8]) -> Result<Reply, String> {
     })
 }
 
+/// `body` (a `POST /mpic` request) with `orchestration_parameters.perspective_count` set, for
+/// the cohort identity check across replicas.
+pub fn with_perspective_count(body: &[u8], perspective_count: usize) -> Bytes {
+    let mut request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    request["orchestration_parameters"] = json!({"perspective_count": perspective_count});
+    Bytes::from(request.to_string())
+}
+
+/// The perspectives a 200 answer names (`perspectives[].perspective_code`), sorted: the cohort
+/// of the returned attempt.
+pub fn parse_cohort(body: &[u8]) -> Result<Vec<String>, String> {
+    #[derive(Deserialize)]
+    struct Wire {
+        perspectives: Vec<WirePerspective>,
+    }
+    #[derive(Deserialize)]
+    struct WirePerspective {
+        perspective_code: String,
+    }
+    let wire: Wire = serde_json::from_slice(body).map_err(|e| format!("unreadable 200: {e}"))?;
+    let mut codes: Vec<String> = wire
+        .perspectives
+        .into_iter()
+        .map(|p| p.perspective_code)
+        .collect();
+    codes.sort_unstable();
+    Ok(codes)
+}
+
 /// At most 120 characters of `text` with every run of digits replaced by `#`, so that
 /// "127.0.0.1:5353 within 2000 ms" and "127.0.0.1:5354 within 2000 ms" count as one failure.
 pub fn mask(text: &str) -> String {
@@ -304,6 +333,36 @@ pub fn cpu_reference_ns(body: &[u8]) -> u64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cohort_requests_and_answers() {
+        let body = with_perspective_count(&request(Check::Caa, 3).body, 4);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["orchestration_parameters"]["perspective_count"], 4);
+        assert_eq!(v["domain_or_ip_target"], "r3.mpic.test");
+        struct Case {
+            name: &'static str,
+            body: &'static str,
+            want: Result<Vec<&'static str>, ()>,
+        }
+        let cases = [
+            Case {
+                name: "sorted",
+                body: r#"{"is_valid": true, "perspectives": [{"perspective_code": "eu-west", "check_response": {}}, {"perspective_code": "af-south"}]}"#,
+                want: Ok(vec!["af-south", "eu-west"]),
+            },
+            Case {
+                name: "no perspectives listed",
+                body: r#"{"is_valid": true}"#,
+                want: Err(()),
+            },
+        ];
+        for c in cases {
+            let got = parse_cohort(c.body.as_bytes()).map_err(|_| ());
+            let want = c.want.map(|v| v.into_iter().map(str::to_owned).collect());
+            assert_eq!(got, want, "{}", c.name);
+        }
+    }
 
     #[test]
     fn the_cpu_reference_times_a_json_round_trip() {

@@ -432,7 +432,7 @@ enum Outcome {
 }
 
 /// Binds a UDP socket on an ephemeral loopback port, then TCP on the same port.
-async fn bind_pair() -> anyhow::Result<(UdpSocket, TcpListener)> {
+pub(crate) async fn bind_pair() -> anyhow::Result<(UdpSocket, TcpListener)> {
     let mut last_error = None;
     for _ in 0..BIND_ATTEMPTS {
         let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))

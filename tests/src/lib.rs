@@ -12,12 +12,17 @@
 //!   server presented.
 //! - [`volume`]: a directory updated as Kubernetes updates a mounted Secret (a `..data`
 //!   symlink swapped atomically), for the reload tests.
-//! - [`relay`]: a TCP relay with a switchable backend and a fixed latency, standing in for a
-//!   load balancer during a rolling restart.
+//! - [`relay`]: a TCP relay with a switchable backend and a latency, jitter and bandwidth per
+//!   direction, standing in for a load balancer during a rolling restart or for distance.
+//! - [`dns_relay`]: a UDP (and TCP) relay in front of a DNS server that delays, jitters and
+//!   drops datagrams, counting what it forwarded and dropped.
+//! - [`impair`]: the delay, jitter, bandwidth and loss both relays apply.
 
 pub mod dns;
+pub mod dns_relay;
 pub mod fixtures;
 pub mod hostile;
+pub mod impair;
 pub mod process;
 pub mod relay;
 pub mod temp;

@@ -1,7 +1,9 @@
 //! A TCP relay on loopback that stands where a load balancer or a Kubernetes Service would:
 //! each new connection goes to the backend of the moment, which a test can switch (a rolling
 //! restart: new connections reach the new instance while the old one drains its own), and every
-//! byte can be held for a fixed latency in each direction (the kernel here has no `netem`).
+//! byte can be held for a latency in each direction (the kernel here has no `netem`), with
+//! jitter and a bandwidth limit per direction ([`Path`], switchable while connections are open:
+//! [`Relay::set_path`]). Jitter never reorders a connection's bytes ([`DelayLine`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +14,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use crate::impair::{DelayLine, Impairment, Path, Rng, Switch};
 
 /// A running relay; it stops when dropped.
 #[derive(Debug)]
@@ -24,7 +28,8 @@ pub struct Relay {
 #[derive(Debug)]
 struct Shared {
     backend: Mutex<SocketAddr>,
-    latency: Duration,
+    path: Switch,
+    rng: Rng,
     /// Connections relayed, per backend in the order they were set.
     connections: Mutex<Vec<(SocketAddr, Arc<AtomicUsize>)>>,
 }
@@ -33,11 +38,27 @@ impl Relay {
     /// A relay on an ephemeral loopback port to `backend`, holding every byte `latency` in
     /// each direction.
     pub async fn start(backend: SocketAddr, latency: Duration) -> anyhow::Result<Relay> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let path = Path::symmetric(Impairment::delay(latency));
+        Relay::start_on(TcpListener::bind("127.0.0.1:0").await?, backend, path)
+    }
+
+    /// A relay on an ephemeral loopback port to `backend` over `path`.
+    pub async fn with_path(backend: SocketAddr, path: Path) -> anyhow::Result<Relay> {
+        Relay::start_on(TcpListener::bind("127.0.0.1:0").await?, backend, path)
+    }
+
+    /// A relay accepting on `listener` (e.g. bound to the port of a UDP relay) to `backend`
+    /// over `path`. Must be called within a tokio runtime.
+    pub fn start_on(
+        listener: TcpListener,
+        backend: SocketAddr,
+        path: Path,
+    ) -> anyhow::Result<Relay> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             backend: Mutex::new(backend),
-            latency,
+            path: Switch::new(path),
+            rng: Rng::from_clock(),
             connections: Mutex::new(vec![(backend, Arc::default())]),
         });
         let serving = shared.clone();
@@ -48,7 +69,7 @@ impl Relay {
                     let (backend, count) = shared.current();
                     if let Ok(server) = TcpStream::connect(backend).await {
                         count.fetch_add(1, Ordering::SeqCst);
-                        relay(client, server, shared.latency).await;
+                        relay(client, server, &shared).await;
                     }
                 });
             }
@@ -59,6 +80,16 @@ impl Relay {
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Changes the path; bytes read from now on, on open connections too, take the new one.
+    pub fn set_path(&self, path: Path) {
+        self.shared.path.set(path);
+    }
+
+    /// The path now.
+    pub fn path(&self) -> Path {
+        self.shared.path.get()
     }
 
     /// Sends new connections to `backend`; open ones stay where they are.
@@ -106,35 +137,41 @@ impl Shared {
     }
 }
 
-/// Copies both ways until either side closes, each chunk delivered `latency` after it was read
-/// (a delay line: the latency does not limit throughput).
-async fn relay(client: TcpStream, server: TcpStream, latency: Duration) {
+/// Copies both ways until either side closes, each chunk delivered when the path's direction
+/// says (a delay line: the delay does not limit throughput; the bandwidth does).
+async fn relay(client: TcpStream, server: TcpStream, shared: &Shared) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::join!(
-        one_way(client_read, server_write, latency),
-        one_way(server_read, client_write, latency),
+        one_way(client_read, server_write, shared, |p| p.to_server),
+        one_way(server_read, client_write, shared, |p| p.to_client),
     );
 }
 
 async fn one_way(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    latency: Duration,
+    shared: &Shared,
+    direction: fn(&Path) -> Impairment,
 ) {
     let (line, mut arriving) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let reading = async move {
         let mut buf = vec![0u8; 16 * 1024];
+        let mut delays = DelayLine::default();
         loop {
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if line
-                        .send((Instant::now() + latency, buf[..n].to_vec()))
-                        .is_err()
-                    {
+                    let impairment = direction(&shared.path.get());
+                    let u = if impairment.jitter.is_zero() {
+                        0.5
+                    } else {
+                        shared.rng.uniform()
+                    };
+                    let due = delays.due(Instant::now(), n, &impairment, u);
+                    if line.send((due, buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }
@@ -196,5 +233,95 @@ mod tests {
         assert_eq!(&buf, b"pong");
         assert_eq!(relay.connections_to(first), 1);
         assert_eq!(relay.connections_to(second), 1);
+    }
+
+    #[tokio::test]
+    async fn a_round_trip_takes_both_delays() {
+        let path = Path {
+            to_server: Impairment::delay(Duration::from_millis(30)),
+            to_client: Impairment::delay(Duration::from_millis(50)),
+        };
+        let relay = Relay::with_path(echo().await, path).await.unwrap();
+        let mut c = TcpStream::connect(relay.addr()).await.unwrap();
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            c.write_all(b"ping").await.unwrap();
+            let mut buf = [0u8; 4];
+            c.read_exact(&mut buf).await.unwrap();
+            assert!(
+                started.elapsed() >= Duration::from_millis(80),
+                "30 ms there and 50 ms back: {:?}",
+                started.elapsed()
+            );
+        }
+        // Switched off on the open connection.
+        relay.set_path(Path::default());
+        let started = std::time::Instant::now();
+        c.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        c.read_exact(&mut buf).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(60),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn jitter_never_reorders_a_connection() {
+        let jittery = Impairment {
+            delay: Duration::from_millis(20),
+            jitter: Duration::from_millis(20),
+            ..Impairment::default()
+        };
+        let relay = Relay::with_path(echo().await, Path::symmetric(jittery))
+            .await
+            .unwrap();
+        let c = TcpStream::connect(relay.addr()).await.unwrap();
+        c.set_nodelay(true).unwrap();
+        let (mut r, mut w) = c.into_split();
+        const N: u32 = 200;
+        let writer = tokio::spawn(async move {
+            for i in 0..N {
+                w.write_all(&i.to_be_bytes()).await.unwrap();
+                // Separate reads in the relay, so each chunk draws its own jitter.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            w
+        });
+        for want in 0..N {
+            let mut buf = [0u8; 4];
+            r.read_exact(&mut buf).await.unwrap();
+            assert_eq!(u32::from_be_bytes(buf), want, "bytes out of order");
+        }
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_bandwidth_limit_slows_a_large_transfer() {
+        const SIZE: usize = 256 * 1024;
+        const RATE: u64 = 1024 * 1024;
+        let path = Path {
+            to_server: Impairment {
+                bandwidth: Some(RATE),
+                ..Impairment::default()
+            },
+            to_client: Impairment::default(),
+        };
+        let relay = Relay::with_path(echo().await, path).await.unwrap();
+        let c = TcpStream::connect(relay.addr()).await.unwrap();
+        let (mut r, mut w) = c.into_split();
+        let started = std::time::Instant::now();
+        let writer = tokio::spawn(async move {
+            w.write_all(&vec![7u8; SIZE]).await.unwrap();
+            w
+        });
+        let mut back = vec![0u8; SIZE];
+        r.read_exact(&mut back).await.unwrap();
+        let elapsed = started.elapsed();
+        drop(writer.await.unwrap());
+        assert!(back.iter().all(|&b| b == 7));
+        let floor = Duration::from_secs_f64(SIZE as f64 / RATE as f64);
+        assert!(elapsed >= floor, "{elapsed:?} < {floor:?} (size / rate)");
     }
 }
