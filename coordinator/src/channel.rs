@@ -382,17 +382,15 @@ impl Channel {
     /// Waits for one of the streams the channel may have open at once. Calls beyond the limit
     /// wait here, in order, before they build anything; each that waits is counted.
     pub async fn stream_slot(&self) -> Result<StreamSlot<'_>, CallError> {
-        let closed = |_| CallError::Exchange("the channel is closed".to_owned());
         let permit = match self.stream_slots.try_acquire() {
-            Ok(permit) => permit,
-            Err(tokio::sync::TryAcquireError::Closed) => {
-                return Err(CallError::Exchange("the channel is closed".to_owned()));
-            }
+            Ok(permit) => Ok(permit),
+            Err(tokio::sync::TryAcquireError::Closed) => Err(()),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 self.dialer.settings.metrics.stream_waits.inc();
-                self.stream_slots.acquire().await.map_err(closed)?
+                self.stream_slots.acquire().await.map_err(drop)
             }
-        };
+        }
+        .map_err(|()| CallError::Exchange("the channel is closed".to_owned()))?;
         Ok(StreamSlot { _permit: permit })
     }
 

@@ -373,12 +373,7 @@ impl DnsClient {
         let mut sent = udp::Sent::default();
         let result = self
             .udp
-            .exchange(
-                &query_message(fqdn, rtype),
-                deadline,
-                udp::Resend { retry: self.retry },
-                &mut sent,
-            )
+            .exchange(&query_message(fqdn, rtype), deadline, self.retry, &mut sent)
             .await;
         if let Some(m) = &self.metrics
             && sent.resends > 0

@@ -52,13 +52,6 @@ pub(super) enum UdpError {
     Undecodable(String),
 }
 
-/// When a query is sent again: every `retry` after the first send, until the deadline.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Resend {
-    /// The interval.
-    pub retry: std::time::Duration,
-}
-
 /// What one exchange did besides its answer.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Sent {
@@ -74,14 +67,14 @@ impl UdpPool {
         }
     }
 
-    /// Sends `query` and waits until `deadline` for its answer, sending it again every
-    /// `resend.retry` (a lost datagram costs one interval, not the lookup). `sent` counts the
-    /// resends, whatever the result.
+    /// Sends `query` and waits until `deadline` for its answer, sending it again every `retry`
+    /// (a lost datagram costs one interval, not the lookup). `sent` counts the resends,
+    /// whatever the result.
     pub(super) async fn exchange(
         &self,
         query: &Message,
         deadline: Instant,
-        resend: Resend,
+        retry: std::time::Duration,
         sent: &mut Sent,
     ) -> Result<Message, UdpError> {
         let bytes = query
@@ -91,7 +84,7 @@ impl UdpPool {
             pool: self,
             socket: Some(self.take().await.map_err(UdpError::Io)?),
         };
-        let result = lease.exchange(query, &bytes, deadline, resend, sent).await;
+        let result = lease.exchange(query, &bytes, deadline, retry, sent).await;
         if matches!(result, Err(UdpError::Io(_))) {
             lease.socket = None;
         }
@@ -136,7 +129,7 @@ impl Lease<'_> {
         query: &Message,
         bytes: &[u8],
         deadline: Instant,
-        resend: Resend,
+        retry: std::time::Duration,
         sent: &mut Sent,
     ) -> Result<Message, UdpError> {
         let Some(socket) = &self.socket else {
@@ -144,7 +137,7 @@ impl Lease<'_> {
         };
         socket.send(bytes).await.map_err(UdpError::Io)?;
         // At least a millisecond apart, whatever the setting.
-        let retry = resend.retry.max(std::time::Duration::from_millis(1));
+        let retry = retry.max(std::time::Duration::from_millis(1));
         let mut resend_at = Instant::now() + retry;
         let mut buffer = vec![0u8; RECV_BUFFER];
         loop {
@@ -261,10 +254,8 @@ mod tests {
         addr
     }
 
-    fn every(ms: u64) -> Resend {
-        Resend {
-            retry: Duration::from_millis(ms),
-        }
+    fn every(ms: u64) -> Duration {
+        Duration::from_millis(ms)
     }
 
     fn response_to(q: &Message) -> Message {
