@@ -168,7 +168,11 @@ impl Lifecycle {
     pub async fn stop_after(self, signal: impl Future<Output = ()>) {
         signal.await;
         self.begin_stop();
-        tokio::time::sleep(self.0.pre_stop_delay).await;
+        // No delay means none: a zero sleep would still wait for the timer's next tick, and
+        // the drain would count what is in flight a tick late.
+        if !self.0.pre_stop_delay.is_zero() {
+            tokio::time::sleep(self.0.pre_stop_delay).await;
+        }
     }
 }
 

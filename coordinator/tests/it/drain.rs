@@ -45,9 +45,11 @@ impl Logs {
 /// How long each byte between the coordinator and the draining perspective takes, each way:
 /// the coordinator opens streams there after the perspective has said GOAWAY.
 const LATENCY: Duration = Duration::from_millis(20);
-/// How long the resolver takes to answer: checks are in flight in the perspective whenever
-/// the drain begins.
+/// How long the resolver takes to answer.
 const RESOLVER_LATENCY: Duration = Duration::from_millis(150);
+/// How long the draining instance's own resolver takes to answer: the test sees a lookup
+/// arrive there and sends the SIGTERM while that check waits for its answer.
+const DRAINING_RESOLVER_LATENCY: Duration = Duration::from_millis(600);
 /// Requests in flight at once.
 const CONCURRENCY: usize = 12;
 
@@ -65,13 +67,14 @@ async fn a_perspective_draining_under_load_costs_no_call() {
     let _logging = tracing::subscriber::set_default(subscriber);
 
     mpic_common::tls::install_crypto_provider();
-    let dns = mpic_tests::dns::DnsServer::start(
-        mpic_tests::dns::Zone::new()
-            .caa("example.com", 0, "issue", "ca.example")
-            .latency(RESOLVER_LATENCY),
-    )
-    .await
-    .unwrap();
+    let resolver = |latency| async move {
+        let zone = mpic_tests::dns::Zone::new().caa("example.com", 0, "issue", "ca.example");
+        mpic_tests::dns::DnsServer::start(zone.latency(latency))
+            .await
+            .unwrap()
+    };
+    let dns = resolver(RESOLVER_LATENCY).await;
+    let draining_dns = resolver(DRAINING_RESOLVER_LATENCY).await;
     let dir = TempDir::new();
     let files = pki(&dir.0.join("pki"));
     let tls_of = |code: &str| {
@@ -85,7 +88,16 @@ async fn a_perspective_draining_under_load_costs_no_call() {
     let mut old = None;
     let mut relay = None;
     for (i, (code, rir, latitude, longitude)) in PLACES[..3].iter().copied().enumerate() {
-        let config = perspective_config(code, rir, tls_of(code), dns.addr());
+        let resolver = if i == 0 {
+            draining_dns.addr()
+        } else {
+            dns.addr()
+        };
+        let mut config = perspective_config(code, rir, tls_of(code), resolver);
+        config.resolver.timeout_ms = 3_000;
+        // No pre-stop delay: the relay has already stopped sending it new connections, and
+        // the drain begins the moment the test says so, while its checks are in flight.
+        config.shutdown.pre_stop_delay_ms = 0;
         let p = Perspective::bind(&config).await.unwrap();
         let addr = p.local_addr().unwrap();
         let url = if i == 0 {
@@ -123,6 +135,9 @@ async fn a_perspective_draining_under_load_costs_no_call() {
     spec.policy = mpic_coordinator::policy::PolicyMode::Warn;
     // Every call is waited for (none is cancelled as a straggler once two have passed), so
     // that 3/3 in every answer means no call failed.
+    // Deadlines far above the calls' time, so that a stalled machine cannot fail a call.
+    spec.timeouts.perspective_call_ms = 20_000;
+    spec.timeouts.request_ms = 30_000;
     spec.timeouts.straggler_grace_ms = spec.timeouts.perspective_call_ms;
     let coordinator = Coordinator::bind(&coordinator_config(entries, &files, &spec), secrets())
         .await
@@ -132,7 +147,7 @@ async fn a_perspective_draining_under_load_costs_no_call() {
 
     // The load: CONCURRENCY clients, each sending the next request once it has its answer.
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
     let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -147,7 +162,7 @@ async fn a_perspective_draining_under_load_costs_no_call() {
             );
             tokio::spawn(async move {
                 // Spread over one request's time, so that the perspective always has some.
-                let step = (RESOLVER_LATENCY + 2 * LATENCY) / CONCURRENCY as u32;
+                let step = (DRAINING_RESOLVER_LATENCY + 2 * LATENCY) / CONCURRENCY as u32;
                 tokio::time::sleep(step * i as u32).await;
                 while running.load(std::sync::atomic::Ordering::Relaxed) {
                     let r = client
@@ -165,9 +180,9 @@ async fn a_perspective_draining_under_load_costs_no_call() {
         })
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    // The rolling restart: a new instance, new connections to it, then the old one's SIGTERM
-    // (no pre-stop delay here: the relay has already stopped sending it new connections).
+    // Every client has had answers before the drain.
+    wait_for_answers(&answers, CONCURRENCY).await;
+    // The rolling restart: a new instance, new connections to it, then the old one's SIGTERM.
     let mut config = perspective_config(
         draining_code,
         draining_rir,
@@ -179,25 +194,34 @@ async fn a_perspective_draining_under_load_costs_no_call() {
     let new_addr = new.local_addr().unwrap();
     tokio::spawn(new.serve(std::future::pending()));
     relay.set_backend(new_addr);
-    let before_drain = answers.lock().unwrap().len();
+    // The SIGTERM comes while the old instance has a check in flight: a lookup of it has
+    // reached its resolver, which answers DRAINING_RESOLVER_LATENCY later. Nothing else runs
+    // between seeing the lookup and the signal (one thread, no await), and the drain is woken
+    // before any answer can be, so that check is still in flight when the drain begins,
+    // however the clients have bunched up on a stalled machine.
+    draining_dns.clear_queries();
+    while !draining_dns
+        .queries()
+        .iter()
+        .any(|q| q.name == "example.com")
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     stop_old.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(20), old_serving)
         .await
         .expect("the old instance drains within its deadline")
         .unwrap()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // As many answers again after the drain: the new instance carries the load.
+    let after_drain = answers.lock().unwrap().len() + 2 * CONCURRENCY;
+    wait_for_answers(&answers, after_drain).await;
     running.store(false, std::sync::atomic::Ordering::Relaxed);
     for c in clients {
         c.await.unwrap();
     }
 
     let answers = answers.lock().unwrap();
-    assert!(
-        before_drain >= CONCURRENCY && answers.len() > before_drain + CONCURRENCY,
-        "load before and after the drain: {before_drain} then {}",
-        answers.len()
-    );
     for (status, body) in answers.iter() {
         assert_eq!(*status, StatusCode::OK, "{body}");
         assert_eq!(body["quorum_result"], "3/3", "no call failed: {body}");
@@ -213,9 +237,10 @@ async fn a_perspective_draining_under_load_costs_no_call() {
         .iter()
         .find(|l| l["message"] == "draining" && l["listener"] == "api")
         .unwrap_or_else(|| panic!("no draining line in {lines:?}"));
+    let warnings: Vec<&Value> = lines.iter().filter(|l| l["level"] != "INFO").collect();
     assert!(
         draining["requests_in_flight"].as_u64().unwrap() > 0,
-        "calls were in flight when the drain began: {draining}"
+        "calls were in flight when the drain began: {draining}; warnings: {warnings:?}"
     );
     let drained = lines
         .iter()
@@ -226,4 +251,16 @@ async fn a_perspective_draining_under_load_costs_no_call() {
         drained["requests_finished"].as_u64().unwrap() > 0,
         "{drained}"
     );
+}
+
+/// Waits until `answers` holds at least `n`, for at most a minute.
+async fn wait_for_answers(answers: &Mutex<Vec<(StatusCode, Value)>>, n: usize) {
+    let waiting = async {
+        while answers.lock().unwrap().len() < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("fewer than {n} answers within a minute"));
 }
