@@ -133,11 +133,11 @@ async fn a_perspective_draining_under_load_costs_no_call() {
     spec.default_perspective_count = 3;
     // Three perspectives, below today's BR minimum: a test, not a fleet.
     spec.policy = mpic_coordinator::policy::PolicyMode::Warn;
-    // Every call is waited for (none is cancelled as a straggler once two have passed), so
-    // that 3/3 in every answer means no call failed.
     // Deadlines far above the calls' time, so that a stalled machine cannot fail a call.
     spec.timeouts.perspective_call_ms = 20_000;
     spec.timeouts.request_ms = 30_000;
+    // Every call is waited for (none is cancelled as a straggler once two have passed), so
+    // that 3/3 in every answer means no call failed.
     spec.timeouts.straggler_grace_ms = spec.timeouts.perspective_call_ms;
     let coordinator = Coordinator::bind(&coordinator_config(entries, &files, &spec), secrets())
         .await
