@@ -3,12 +3,20 @@
 //! and lost at random (independently per direction, [`Impairment::loss`]); TCP on the same port
 //! number (for truncated answers) goes through a [`Relay`] with the same delays and no loss.
 //!
-//! Each client address gets its own upstream socket, so a reply goes back to the client that
-//! asked; a client's socket is closed after [`IDLE`] without traffic. Counters say how many
-//! datagrams went each way and how many were dropped ([`DnsRelay::counts`]). The path can be
-//! changed while in use ([`DnsRelay::set_path`]); a seed makes the losses repeatable.
+//! It forwards the way a DNS forwarder does: every query goes upstream from one socket under an
+//! ID of the relay's own, and the answer goes back to the client that asked, under the client's
+//! ID. A socket per client would hold an ephemeral port per resolver socket for as long as it
+//! might still be answered, and a resolver that opens sockets as its lookups need them (ours
+//! does, above its idle pool) would then exhaust the machine's ports under load. A query whose
+//! answer never comes (lost, or never answered) is forgotten after [`FORGET`]. Datagrams may
+//! overtake each other when jitter says so, as datagrams do.
+//!
+//! Counters say how many datagrams went each way and how many were dropped
+//! ([`DnsRelay::counts`]). The path can be changed while in use ([`DnsRelay::set_path`]); a
+//! seed makes the losses repeatable.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,7 +36,7 @@ pub struct DnsRelay {
     addr: SocketAddr,
     shared: Arc<Shared>,
     tcp: Relay,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// Datagrams forwarded and dropped, per direction.
@@ -70,21 +78,60 @@ struct Way {
 
 #[derive(Debug)]
 struct Shared {
-    upstream: SocketAddr,
     path: Switch,
     rng: Rng,
     to_server: Way,
     to_client: Way,
+    /// Queries sent upstream and not yet answered, by the relay's ID.
+    pending: Mutex<Pending>,
 }
 
-/// A datagram on its way, and when it is due.
-type Line = mpsc::UnboundedSender<(Instant, Vec<u8>)>;
+/// A datagram on its way: when it is due, what, and where to.
+type Outgoing = (Instant, Vec<u8>, SocketAddr);
 
-/// A client's upstream: where its queries go, and their delay line.
-#[derive(Debug)]
-struct Client {
-    queries: Line,
-    delays: DelayLine,
+/// How long an unanswered query's ID stays taken (far longer than any resolver waits).
+pub const FORGET: Duration = Duration::from_secs(10);
+/// The largest UDP datagram relayed whole, bytes: EDNS buffer sizes stop at 4,096 in practice
+/// (and the DNS Flag Day 2020 value is 1,232); a larger one arrives cut.
+const MAX_DATAGRAM: usize = 4096;
+/// A DNS header: the ID is its first two bytes.
+const HEADER: usize = 12;
+
+/// The relay's IDs of queries in flight upstream.
+#[derive(Debug, Default)]
+struct Pending {
+    next: u16,
+    /// Relay ID → (client, client's ID, sent at).
+    by_id: HashMap<u16, (SocketAddr, u16, Instant)>,
+    /// When IDs older than [`FORGET`] were last given back.
+    swept: Option<Instant>,
+}
+
+impl Pending {
+    /// A free relay ID for `client`'s query `id`, or `None` when all 65,536 are in flight.
+    fn assign(&mut self, client: SocketAddr, id: u16, now: Instant) -> Option<u16> {
+        if self.swept.is_none_or(|at| now.duration_since(at) >= FORGET) {
+            self.by_id
+                .retain(|_, (_, _, sent)| now.duration_since(*sent) < FORGET);
+            self.swept = Some(now);
+        }
+        if self.by_id.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        loop {
+            let ours = self.next;
+            self.next = self.next.wrapping_add(1);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.by_id.entry(ours) {
+                e.insert((client, id, now));
+                return Some(ours);
+            }
+        }
+    }
+
+    /// Who asked the query the relay sent as `ours`, under which ID; forgets it.
+    fn answered(&mut self, ours: u16) -> Option<(SocketAddr, u16)> {
+        self.by_id.remove(&ours).map(|(client, id, _)| (client, id))
+    }
 }
 
 impl DnsRelay {
@@ -99,19 +146,38 @@ impl DnsRelay {
         let (udp, tcp) = crate::dns::bind_pair().await?;
         let addr = udp.local_addr()?;
         let tcp = Relay::start_on(tcp, upstream, path)?;
+        let forwarding = UdpSocket::bind("127.0.0.1:0").await?;
+        forwarding.connect(upstream).await?;
         let shared = Arc::new(Shared {
-            upstream,
             path: Switch::new(path),
             rng: seed.map_or_else(Rng::from_clock, Rng::seeded),
             to_server: Way::default(),
             to_client: Way::default(),
+            pending: Mutex::new(Pending::default()),
         });
-        let task = tokio::spawn(serve(Arc::clone(&shared), Arc::new(udp)));
+        let (listening, forwarding) = (Arc::new(udp), Arc::new(forwarding));
+        let (queries, queued) = mpsc::unbounded_channel();
+        let (answers, answered) = mpsc::unbounded_channel();
+        let tasks = vec![
+            tokio::spawn(take_queries(
+                Arc::clone(&shared),
+                Arc::clone(&listening),
+                queries,
+                upstream,
+            )),
+            tokio::spawn(take_answers(
+                Arc::clone(&shared),
+                Arc::clone(&forwarding),
+                answers,
+            )),
+            tokio::spawn(deliver(forwarding, queued)),
+            tokio::spawn(deliver(listening, answered)),
+        ];
         Ok(DnsRelay {
             addr,
             shared,
             tcp,
-            task,
+            tasks,
         })
     }
 
@@ -145,18 +211,20 @@ impl DnsRelay {
 
 impl Drop for DnsRelay {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
 impl Shared {
     /// Whether a datagram of `len` bytes read now in this direction is lost; if not, when it
-    /// is due on `delays`.
+    /// is due.
     fn schedule(
         &self,
         way: &Way,
         direction: fn(&Path) -> Impairment,
-        delays: &mut DelayLine,
+        link: &mut DelayLine,
         len: usize,
     ) -> Option<Instant> {
         let impairment = direction(&self.path.get());
@@ -170,130 +238,118 @@ impl Shared {
         } else {
             self.rng.uniform()
         };
-        Some(delays.due(Instant::now(), len, &impairment, u))
+        Some(link.due_datagram(Instant::now(), len, &impairment, u))
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Reads queries until aborted; each client's own task (aborted with this one's `JoinSet`)
-/// carries them upstream and its answers back.
-async fn serve(shared: Arc<Shared>, listening: Arc<UdpSocket>) {
-    let mut clients: HashMap<SocketAddr, Client> = HashMap::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    let closed = Arc::new(Mutex::new(Vec::<SocketAddr>::new()));
-    let mut buf = vec![0_u8; 65_535];
+/// Reads the clients' queries until aborted: each one not lost goes upstream under a relay ID
+/// when due.
+async fn take_queries(
+    shared: Arc<Shared>,
+    listening: Arc<UdpSocket>,
+    queries: mpsc::UnboundedSender<Outgoing>,
+    upstream: SocketAddr,
+) {
+    let mut link = DelayLine::default();
+    let mut buf = vec![0_u8; MAX_DATAGRAM];
     loop {
-        let Ok((len, peer)) = listening.recv_from(&mut buf).await else {
+        let Ok((len, client)) = listening.recv_from(&mut buf).await else {
             // E.g. ICMP errors reported on the socket: keep serving, without spinning.
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
-        for gone in std::mem::take(&mut *closed.lock().unwrap_or_else(PoisonError::into_inner)) {
-            clients.remove(&gone);
+        if len < HEADER {
+            continue;
         }
-        while tasks.try_join_next().is_some() {}
-        let client = match clients.entry(peer) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let Ok(upstream) = UdpSocket::bind("127.0.0.1:0").await else {
-                    continue;
-                };
-                if upstream.connect(shared.upstream).await.is_err() {
-                    continue;
-                }
-                let (queries, arriving) = mpsc::unbounded_channel();
-                tasks.spawn(carry(
-                    Arc::clone(&shared),
-                    Arc::clone(&listening),
-                    Arc::new(upstream),
-                    peer,
-                    arriving,
-                    Arc::clone(&closed),
-                ));
-                e.insert(Client {
-                    queries,
-                    delays: DelayLine::default(),
-                })
-            }
-        };
-        let Some(due) =
-            shared.schedule(&shared.to_server, |p| p.to_server, &mut client.delays, len)
-        else {
+        let Some(due) = shared.schedule(&shared.to_server, |p| p.to_server, &mut link, len) else {
             continue;
         };
-        if client.queries.send((due, buf[..len].to_vec())).is_err() {
-            // Its task ended (idle) between two queries: this one is lost, the next one opens
-            // a new upstream.
-            clients.remove(&peer);
+        let theirs = u16::from_be_bytes([buf[0], buf[1]]);
+        let Some(ours) = shared.pending().assign(client, theirs, Instant::now()) else {
+            continue;
+        };
+        let mut query = buf[..len].to_vec();
+        query[..2].copy_from_slice(&ours.to_be_bytes());
+        if queries.send((due, query, upstream)).is_err() {
+            return;
         }
     }
 }
 
-/// One client's traffic: its queries to the server when due, the server's answers back to it
-/// when due; ends after [`IDLE`] without an answer and no query waiting.
-async fn carry(
+/// Reads the server's answers until aborted: each one not lost goes back, under the client's
+/// ID, to the client that asked, when due. Answers to no query in flight are dropped.
+async fn take_answers(
     shared: Arc<Shared>,
-    listening: Arc<UdpSocket>,
-    upstream: Arc<UdpSocket>,
-    client: SocketAddr,
-    mut queries: mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
-    closed: Arc<Mutex<Vec<SocketAddr>>>,
+    forwarding: Arc<UdpSocket>,
+    answers: mpsc::UnboundedSender<Outgoing>,
 ) {
-    let (answers, mut answering) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-    let sending = {
-        let upstream = Arc::clone(&upstream);
-        async move {
-            while let Some((due, query)) = queries.recv().await {
-                tokio::time::sleep_until(due).await;
-                let _ = upstream.send(&query).await;
-            }
+    let mut link = DelayLine::default();
+    let mut buf = vec![0_u8; MAX_DATAGRAM];
+    loop {
+        let Ok(len) = forwarding.recv(&mut buf).await else {
+            // E.g. "connection refused" from a server not (yet) listening.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        if len < HEADER {
+            continue;
         }
-    };
-    let receiving = async move {
-        let mut delays = DelayLine::default();
-        let mut buf = vec![0_u8; MAX_ANSWER];
-        loop {
-            match tokio::time::timeout(IDLE, upstream.recv(&mut buf)).await {
-                Err(_) => break,
-                // E.g. "connection refused" from a server not (yet) listening.
-                Ok(Err(_)) => continue,
-                Ok(Ok(len)) => {
-                    let Some(due) =
-                        shared.schedule(&shared.to_client, |p| p.to_client, &mut delays, len)
-                    else {
-                        continue;
-                    };
-                    if answers.send((due, buf[..len].to_vec())).is_err() {
-                        break;
+        let ours = u16::from_be_bytes([buf[0], buf[1]]);
+        let Some((client, theirs)) = shared.pending().answered(ours) else {
+            continue;
+        };
+        let Some(due) = shared.schedule(&shared.to_client, |p| p.to_client, &mut link, len) else {
+            continue;
+        };
+        let mut answer = buf[..len].to_vec();
+        answer[..2].copy_from_slice(&theirs.to_be_bytes());
+        if answers.send((due, answer, client)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends each datagram from `socket` when it is due, earliest first, until its senders are
+/// gone and nothing waits.
+async fn deliver(socket: Arc<UdpSocket>, mut arriving: mpsc::UnboundedReceiver<Outgoing>) {
+    // By due time, then arrival (the counter), so that equal times keep their order.
+    type Waiting = Reverse<(Instant, u64, Vec<u8>, SocketAddr)>;
+    let mut waiting: BinaryHeap<Waiting> = BinaryHeap::new();
+    let mut arrivals = 0_u64;
+    let mut open = true;
+    while open || !waiting.is_empty() {
+        let next = waiting.peek().map(|Reverse((due, ..))| *due);
+        tokio::select! {
+            got = arriving.recv(), if open => match got {
+                Some((due, datagram, to)) => {
+                    arrivals += 1;
+                    waiting.push(Reverse((due, arrivals, datagram, to)));
+                }
+                None => open = false,
+            },
+            () = sleep_until_some(next) => {
+                let now = Instant::now();
+                while waiting.peek().is_some_and(|Reverse((due, ..))| *due <= now) {
+                    if let Some(Reverse((_, _, datagram, to))) = waiting.pop() {
+                        let _ = socket.send_to(&datagram, to).await;
                     }
                 }
             }
         }
-    };
-    let replying = async move {
-        while let Some((due, answer)) = answering.recv().await {
-            tokio::time::sleep_until(due).await;
-            let _ = listening.send_to(&answer, client).await;
-        }
-    };
-    // Idle: the receiver gave up; the answers already due still go out.
-    tokio::select! {
-        () = sending => {}
-        ((), ()) = async { tokio::join!(receiving, replying) } => {}
     }
-    closed
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(client);
 }
 
-/// How long a client's upstream socket stays open without traffic (longer than a resolver
-/// usually waits for an answer). A resolver that asks from a new port each time holds
-/// (queries per second × this) sockets and tasks here.
-pub const IDLE: Duration = Duration::from_secs(5);
-/// The largest UDP answer relayed whole, bytes: EDNS buffer sizes stop at 4,096 in practice
-/// (and the DNS Flag Day 2020 value is 1,232); a larger one arrives cut. Kept small because
-/// each client's task holds a buffer of it.
-const MAX_ANSWER: usize = 4096;
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -366,7 +422,16 @@ mod tests {
             ask(&relay, 5, Duration::from_secs(2)),
             ask(&relay, 7, Duration::from_secs(2))
         );
-        assert_eq!((a.0.len(), b.0.len()), (5, 7));
+        assert_eq!(
+            a.0,
+            (0..5).collect::<Vec<u16>>(),
+            "each client its own answers"
+        );
+        assert_eq!(
+            b.0,
+            (0..7).collect::<Vec<u16>>(),
+            "each client its own answers"
+        );
     }
 
     #[tokio::test]

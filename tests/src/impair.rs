@@ -2,9 +2,9 @@
 //! bandwidth limit and random loss, as the TCP [`relay`](crate::relay) and the DNS
 //! [`dns_relay`](crate::dns_relay) apply them to each chunk or datagram they forward.
 //!
-//! A [`DelayLine`] keeps the order of what it carries: a chunk is never due before the one read
-//! before it, whatever the jitter drew (a TCP byte stream must not be reordered; for datagrams it
-//! is a simplification: jitter then only ever adds delay). The bandwidth limit is a
+//! A [`DelayLine`] keeps the order of a byte stream: a chunk is never due before the one read
+//! before it, whatever the jitter drew (a TCP byte stream must not be reordered); datagrams
+//! ([`DelayLine::due_datagram`]) may overtake each other. The bandwidth limit is a
 //! serialization delay: a link of `rate` bytes per second is busy `len / rate` with each chunk,
 //! and a chunk waits for the link to be free before its own delay starts.
 
@@ -103,7 +103,7 @@ impl Switch {
     }
 }
 
-/// When each chunk of one direction is due, keeping their order.
+/// When each chunk (or datagram) of one direction is due.
 #[derive(Debug, Default)]
 pub struct DelayLine {
     /// When the previous chunk is due.
@@ -115,13 +115,25 @@ pub struct DelayLine {
 impl DelayLine {
     /// When a chunk of `len` bytes read at `now` is due, for the uniform draw `u` in `0..1`.
     pub fn due(&mut self, now: Instant, len: usize, impairment: &Impairment, u: f64) -> Instant {
-        let start = self.link_free.map_or(now, |free| free.max(now));
-        let sent = start + impairment.serialization(len);
-        self.link_free = Some(sent);
-        let due = sent + impairment.delay_for(u);
+        let due = self.due_datagram(now, len, impairment, u);
         let due = self.last_due.map_or(due, |last| last.max(due));
         self.last_due = Some(due);
         due
+    }
+
+    /// When a datagram of `len` bytes read at `now` is due, for the uniform draw `u`: as
+    /// [`due`](Self::due) but free to overtake the datagram before it when jitter says so.
+    pub fn due_datagram(
+        &mut self,
+        now: Instant,
+        len: usize,
+        impairment: &Impairment,
+        u: f64,
+    ) -> Instant {
+        let start = self.link_free.map_or(now, |free| free.max(now));
+        let sent = start + impairment.serialization(len);
+        self.link_free = Some(sent);
+        sent + impairment.delay_for(u)
     }
 }
 
@@ -229,6 +241,31 @@ mod tests {
                 .collect();
             assert_eq!(got, c.want, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn a_datagram_may_overtake_the_one_before_but_not_the_link() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let jittery = Impairment {
+            delay: ms(40),
+            jitter: ms(10),
+            ..Impairment::default()
+        };
+        let mut line = DelayLine::default();
+        // +10 ms, then -10 ms a millisecond later: the second is due first.
+        let first = line.due_datagram(t0, 10, &jittery, 1.0);
+        let second = line.due_datagram(t0 + ms(1), 10, &jittery, 0.0);
+        assert_eq!((first - t0, second - t0), (ms(50), ms(31)));
+        // The link still sends one datagram after the other.
+        let slow = Impairment {
+            bandwidth: Some(1000),
+            ..Impairment::default()
+        };
+        let mut line = DelayLine::default();
+        let a = line.due_datagram(t0, 100, &slow, 0.5);
+        let b = line.due_datagram(t0, 100, &slow, 0.5);
+        assert_eq!((a - t0, b - t0), (ms(100), ms(200)));
     }
 
     #[test]
