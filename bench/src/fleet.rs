@@ -118,6 +118,9 @@ pub struct FleetSpec {
     pub dns_retry_ms: Option<u64>,
     /// Perspective `resolver.timeout_ms`.
     pub dns_timeout_ms: u64,
+    /// Coordinator `limits.max_connections_per_perspective`, written only when set (the same
+    /// caveat).
+    pub max_connections_per_perspective: Option<usize>,
 }
 
 /// A running fleet.
@@ -338,6 +341,10 @@ impl Fleet {
                 ),
             };
             let port = free_port();
+            let mut limits = json!({"max_concurrent_requests": spec.max_concurrent_requests});
+            if let Some(n) = spec.max_connections_per_perspective {
+                limits["max_connections_per_perspective"] = json!(n);
+            }
             let config = json!({
                 "listen": format!("127.0.0.1:{port}"),
                 "api_keys": {"file": keys},
@@ -349,7 +356,7 @@ impl Fleet {
                     "request_ms": spec.request_ms,
                     "straggler_grace_ms": spec.grace_ms,
                 },
-                "limits": {"max_concurrent_requests": spec.max_concurrent_requests},
+                "limits": limits,
                 // Every load connection comes from this one loopback address.
                 "connections": {"max_per_peer": mpic_common::serve::DEFAULT_MAX_OPEN},
                 "perspective_tls": {

@@ -185,6 +185,10 @@ struct Args {
     /// Perspective `resolver.timeout_ms`.
     #[arg(long, default_value_t = 2000)]
     dns_timeout_ms: u64,
+    /// Coordinator `limits.max_connections_per_perspective` (written only when given; 1 is the
+    /// single connection per perspective of earlier builds).
+    #[arg(long)]
+    max_connections_per_perspective: Option<usize>,
 }
 
 /// The presets.
@@ -544,6 +548,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
                 catalogue_rtt: args.catalogue_rtt,
                 dns_retry_ms: args.dns_retry_ms,
                 dns_timeout_ms: args.dns_timeout_ms,
+                max_connections_per_perspective: args.max_connections_per_perspective,
             };
             if !spec.env.is_empty() || !spec.coordinator_wrapper.is_empty() {
                 notes.push(format!(
