@@ -76,10 +76,11 @@ pub struct ResolverConfig {
     /// Deadline of one lookup (UDP, plus TCP after truncation), in milliseconds.
     #[serde(default = "default_dns_timeout_ms")]
     pub timeout_ms: u64,
-    /// An unanswered UDP query is sent again this often, in milliseconds, until `timeout_ms`;
-    /// default half of `timeout_ms` (one resend). Set it a little above the resolver's
-    /// slowest usual answer (its round trip plus its own upstream lookups): a lost datagram
-    /// then costs this long rather than half the deadline.
+    /// An unanswered UDP query is sent again after this long, in milliseconds, and then after
+    /// twice the interval before each time, until `timeout_ms`; default half of `timeout_ms`
+    /// (one resend). Set it a little above the resolver's slowest usual answer (its round
+    /// trip plus its own upstream lookups): a lost datagram then costs this long rather than
+    /// half the deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_ms: Option<u64>,
 }
@@ -327,8 +328,8 @@ impl PerspectiveConfig {
         Duration::from_millis(self.resolver.timeout_ms)
     }
 
-    /// How often an unanswered UDP query is sent again: `resolver.retry_ms`, or half the
-    /// lookup deadline.
+    /// When an unanswered UDP query is first sent again: `resolver.retry_ms`, or half the
+    /// lookup deadline (each later resend waits twice as long as the one before).
     pub fn dns_retry(&self) -> Duration {
         self.resolver
             .retry_ms

@@ -35,7 +35,8 @@ pub use udp::answer_to;
 pub struct DnsClient {
     server: SocketAddr,
     timeout: Duration,
-    /// An unanswered UDP query is sent again this often.
+    /// An unanswered UDP query is first sent again after this long (then after twice the
+    /// interval before each time).
     retry: Duration,
     udp: std::sync::Arc<udp::UdpPool>,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
@@ -279,8 +280,9 @@ impl DnsClient {
         }
     }
 
-    /// The same client, sending an unanswered UDP query again every `retry` until the
-    /// lookup's deadline (a lost datagram then costs `retry`, not half the deadline).
+    /// The same client, sending an unanswered UDP query again after `retry`, then after twice
+    /// the interval before each time, until the lookup's deadline (a lost datagram then costs
+    /// `retry`, not half the deadline).
     pub fn with_retry(mut self, retry: Duration) -> DnsClient {
         self.retry = retry;
         self
