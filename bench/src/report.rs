@@ -385,7 +385,9 @@ pub fn check_memory(
 }
 
 /// The target: no connection set-up per request between coordinator and perspectives.
-pub fn check_connections(phases: &[PhaseReport], perspectives: usize) -> TargetCheck {
+/// `perspectives` counts each perspective once per coordinator replica; `pool` is the most
+/// connections a coordinator opens to one perspective (on demand, when streams run out).
+pub fn check_connections(phases: &[PhaseReport], perspectives: usize, pool: usize) -> TargetCheck {
     let through: Vec<&PhaseReport> = phases
         .iter()
         .filter(|p| p.endpoint == "coordinator" && p.connections.is_some())
@@ -396,9 +398,10 @@ pub fn check_connections(phases: &[PhaseReport], perspectives: usize) -> TargetC
         .map(|c| c.perspective_connections_seen)
         .sum();
     let requests: u64 = through.iter().map(|p| p.sent).sum();
-    // One connection per perspective, re-made a few times at most (e.g. after an idle
-    // timeout), is reuse; anything growing with the request count is not.
-    let met = requests > 0 && seen <= perspectives * 2 * through.len().max(1);
+    // The pool filled once, and a connection per perspective re-made a few times a phase at
+    // most (e.g. after an idle timeout), is reuse; anything growing with the request count is
+    // not.
+    let met = requests > 0 && seen <= perspectives * (pool + 2 * through.len().max(1));
     TargetCheck {
         target: "no connection set-up per request between coordinator and perspectives".to_owned(),
         measured: format!(
@@ -490,32 +493,27 @@ pub fn check_wan_no_shed(phases: &[&PhaseReport], baseline_ok_per_s: f64) -> Tar
     }
 }
 
-/// The wan target: p99 at half the maximum within the slowest cohort member's simulated path
-/// and within the quorum-th fastest path plus the straggler grace (both limits with their
-/// slack already added, ms).
-pub fn check_wan_p99(half: &PhaseReport, slowest_ms: u64, quorum_grace_ms: u64) -> TargetCheck {
-    let limit_us = slowest_ms.min(quorum_grace_ms) * 1000;
+/// A wan p99 target: the half-rate phase's p99 at most `limit_ms` (`what` names the limit).
+pub fn check_wan_p99(half: &PhaseReport, what: &str, limit_ms: u64) -> TargetCheck {
     TargetCheck {
-        target: format!(
-            "wan: p99 at half rate <= slowest path + 25 ms ({slowest_ms} ms) and <= quorum-th fastest path + grace + 25 ms ({quorum_grace_ms} ms)"
-        ),
+        target: format!("wan: p99 at half rate <= {what} ({limit_ms} ms)"),
         measured: format!(
-            "{} at {}/s: p50 {} ms, p99 {} ms, max {} ms",
+            "{} at {}/s: p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms",
             half.name,
             half.offered_per_s.unwrap_or(0),
             ms(half.latency.p50_us),
             ms(half.latency.p99_us),
+            ms(half.latency.p999_us),
             ms(half.latency.max_us)
         ),
-        verdict: Verdict::of(half.ok > 0 && half.latency.p99_us <= limit_us, false),
+        verdict: Verdict::of(half.ok > 0 && half.latency.p99_us <= limit_ms * 1000, false),
     }
 }
 
-/// The wan target: at most [`WAN_NOT_COMPLETED_PER_MILLE`] ‰ of perspective checks not
-/// completed, and no wrong verdict. From the coordinator's counters when it has them, else from
-/// the answers' entries (exact too, but only for answered requests: an estimate).
-pub fn check_wan_not_completed(phases: &[&PhaseReport], perspectives: usize) -> TargetCheck {
-    let wrong: u64 = phases.iter().map(|p| p.wrong_verdicts).sum();
+/// Perspective checks not completed, calls, and whether the figures are an estimate: from the
+/// coordinator's counters when every phase has them, else from the answers' entries (exact
+/// too, but only for answered requests).
+fn not_completed_of(phases: &[&PhaseReport], perspectives: usize) -> (u64, u64, bool) {
     let from_metrics: Option<(u64, u64)> = phases
         .iter()
         .map(|p| {
@@ -523,7 +521,7 @@ pub fn check_wan_not_completed(phases: &[&PhaseReport], perspectives: usize) -> 
             Some((w.not_completed?, w.calls?))
         })
         .try_fold((0, 0), |acc, x| x.map(|(n, c)| (acc.0 + n, acc.1 + c)));
-    let (not_completed, calls, estimated) = match from_metrics {
+    match from_metrics {
         Some((n, c)) => (n, c, false),
         None => (
             phases
@@ -533,33 +531,65 @@ pub fn check_wan_not_completed(phases: &[&PhaseReport], perspectives: usize) -> 
             phases.iter().map(|p| p.ok * perspectives as u64).sum(),
             true,
         ),
-    };
+    }
+}
+
+/// The wan target: at most [`WAN_NOT_COMPLETED_PER_MILLE`] ‰ of perspective checks not
+/// completed at the offered rates (`rates`, the open-loop phases), and no wrong verdict in any
+/// phase. The closed-loop maxima (`saturated`) hold the machine's cores saturated on purpose:
+/// their requests queue for the CPU, stragglers there measure that queue rather than the
+/// distance, so their share is shown but not judged.
+pub fn check_wan_not_completed(
+    rates: &[&PhaseReport],
+    saturated: &[&PhaseReport],
+    perspectives: usize,
+) -> TargetCheck {
+    let wrong: u64 = rates
+        .iter()
+        .chain(saturated)
+        .map(|p| p.wrong_verdicts)
+        .sum();
+    let (not_completed, calls, estimated) = not_completed_of(rates, perspectives);
     let met =
         wrong == 0 && calls > 0 && not_completed * 1000 <= calls * WAN_NOT_COMPLETED_PER_MILLE;
+    let share = |n: u64, c: u64| {
+        format!(
+            "{n} of {c} calls ({:.3} %)",
+            n as f64 * 100.0 / c.max(1) as f64
+        )
+    };
+    let mut measured = format!("at the offered rates {}", share(not_completed, calls));
+    if !saturated.is_empty() {
+        let (n, c, _) = not_completed_of(saturated, perspectives);
+        measured.push_str(&format!(
+            "; in the saturating closed loops (not judged) {}",
+            share(n, c)
+        ));
+    }
+    measured.push_str(&format!(", {wrong} wrong in all phases"));
+    if estimated {
+        measured.push_str("; from the answers (the coordinator has no call counters)");
+    }
     TargetCheck {
         target: format!(
-            "wan: perspective checks not completed <= 0.{WAN_NOT_COMPLETED_PER_MILLE} %, zero wrong verdicts"
+            "wan: perspective checks not completed <= 0.{WAN_NOT_COMPLETED_PER_MILLE} % at the offered rates, zero wrong verdicts"
         ),
-        measured: format!(
-            "{not_completed} of {calls} calls ({:.3} %), {wrong} wrong{}",
-            not_completed as f64 * 100.0 / calls.max(1) as f64,
-            if estimated {
-                "; from the answers (the coordinator has no call counters)"
-            } else {
-                ""
-            }
-        ),
+        measured,
         verdict: Verdict::of(met, estimated),
     }
 }
 
-/// The wan target: peak RSS of every coordinator replica and every perspective over the phases.
+/// The wan target: peak RSS of every coordinator replica and every perspective at the
+/// offered rates (`rates`: the in-flight counts the profile produces at those rates), with the
+/// peaks of the saturating closed loops (`saturated`, about `--wan-concurrency` in flight)
+/// shown beside, not judged.
 pub fn check_wan_memory(
-    phases: &[&PhaseReport],
+    rates: &[&PhaseReport],
+    saturated: &[&PhaseReport],
     coordinator_mib: u64,
     perspective_mib: u64,
 ) -> TargetCheck {
-    let peak = |prefix: &str| {
+    let peak = |phases: &[&PhaseReport], prefix: &str| {
         phases
             .iter()
             .flat_map(|p| p.memory.iter())
@@ -568,16 +598,25 @@ pub fn check_wan_memory(
             .max()
             .unwrap_or(0)
     };
-    let (c, p) = (peak("coordinator"), peak("perspective"));
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let (c, p) = (peak(rates, "coordinator"), peak(rates, "perspective"));
+    let mut measured = format!(
+        "at the offered rates: largest coordinator {:.1} MiB, largest perspective {:.1} MiB",
+        mib(c),
+        mib(p)
+    );
+    if !saturated.is_empty() {
+        measured.push_str(&format!(
+            "; in the saturating closed loops (not judged): {:.1} and {:.1} MiB",
+            mib(peak(saturated, "coordinator")),
+            mib(peak(saturated, "perspective"))
+        ));
+    }
     TargetCheck {
         target: format!(
-            "wan: RSS <= {coordinator_mib} MiB per coordinator, <= {perspective_mib} MiB per perspective"
+            "wan: RSS <= {coordinator_mib} MiB per coordinator, <= {perspective_mib} MiB per perspective at the offered rates"
         ),
-        measured: format!(
-            "largest coordinator {:.1} MiB, largest perspective {:.1} MiB",
-            c as f64 / 1024.0,
-            p as f64 / 1024.0
-        ),
+        measured,
         verdict: Verdict::of(
             c > 0 && c <= coordinator_mib * 1024 && p <= perspective_mib * 1024,
             false,
@@ -1116,7 +1155,7 @@ mod tests {
         );
 
         let phases = vec![phase("a", Some(1), 1.0, 1), phase("b", Some(1), 1.0, 1)];
-        assert_eq!(check_connections(&phases, 6).verdict, Verdict::Met);
+        assert_eq!(check_connections(&phases, 6, 1).verdict, Verdict::Met);
         let mut churn = phases.clone();
         churn[0].connections = Some(ConnectionReport {
             perspective_connections_seen: 5000,
@@ -1125,7 +1164,7 @@ mod tests {
             preexisting: 0,
             conntrack_peak: None,
         });
-        assert_eq!(check_connections(&churn, 6).verdict, Verdict::Missed);
+        assert_eq!(check_connections(&churn, 6, 1).verdict, Verdict::Missed);
 
         let mut o = phase("overload", Some(15_000), 1400.0, 900_000);
         o.shed = 100_000;
@@ -1254,18 +1293,13 @@ mod tests {
                 want: Verdict::Met,
             },
             Case {
-                name: "p99 within both limits",
-                check: || check_wan_p99(&half(415_000, 0), 415, 525),
+                name: "p99 at the limit",
+                check: || check_wan_p99(&half(415_000, 0), "the slowest path + 25 ms", 415),
                 want: Verdict::Met,
             },
             Case {
-                name: "p99 over the slowest path",
-                check: || check_wan_p99(&half(416_000, 0), 415, 525),
-                want: Verdict::Missed,
-            },
-            Case {
-                name: "p99 over quorum-th + grace",
-                check: || check_wan_p99(&half(380_000, 0), 415, 375),
+                name: "p99 over the limit",
+                check: || check_wan_p99(&half(416_000, 0), "the slowest path + 25 ms", 415),
                 want: Verdict::Missed,
             },
             Case {
@@ -1273,7 +1307,7 @@ mod tests {
                 check: || {
                     let mut p = half(1, 0);
                     wan(&mut p, Some(6), 6000);
-                    check_wan_not_completed(&[&p], 6)
+                    check_wan_not_completed(&[&p], &[], 6)
                 },
                 want: Verdict::Met,
             },
@@ -1282,7 +1316,7 @@ mod tests {
                 check: || {
                     let mut p = half(1, 0);
                     wan(&mut p, Some(7), 6000);
-                    check_wan_not_completed(&[&p], 6)
+                    check_wan_not_completed(&[&p], &[], 6)
                 },
                 want: Verdict::Missed,
             },
@@ -1292,7 +1326,30 @@ mod tests {
                     let mut p = half(1, 0);
                     wan(&mut p, Some(0), 6000);
                     p.wrong_verdicts = 1;
-                    check_wan_not_completed(&[&p], 6)
+                    check_wan_not_completed(&[&p], &[], 6)
+                },
+                want: Verdict::Missed,
+            },
+            Case {
+                name: "the saturated maxima are shown, not judged",
+                check: || {
+                    let mut p = half(1, 0);
+                    wan(&mut p, Some(6), 6000);
+                    let mut m = max(1000.0);
+                    wan(&mut m, Some(600), 6000);
+                    check_wan_not_completed(&[&p], &[&m], 6)
+                },
+                want: Verdict::Met,
+            },
+            Case {
+                name: "a wrong verdict in a saturated maximum",
+                check: || {
+                    let mut p = half(1, 0);
+                    wan(&mut p, Some(0), 6000);
+                    let mut m = max(1000.0);
+                    wan(&mut m, Some(0), 6000);
+                    m.wrong_verdicts = 1;
+                    check_wan_not_completed(&[&p], &[&m], 6)
                 },
                 want: Verdict::Missed,
             },
@@ -1302,18 +1359,18 @@ mod tests {
                     let mut p = half(1, 0);
                     wan(&mut p, None, 6000);
                     p.incomplete_checks.insert("timeout".into(), 100);
-                    check_wan_not_completed(&[&p], 6)
+                    check_wan_not_completed(&[&p], &[], 6)
                 },
                 want: Verdict::MetEstimated,
             },
             Case {
                 name: "memory within",
-                check: || check_wan_memory(&[&half(1, 0)], 64, 40),
+                check: || check_wan_memory(&[&half(1, 0)], &[], 64, 40),
                 want: Verdict::Met,
             },
             Case {
                 name: "a perspective over 20 MiB",
-                check: || check_wan_memory(&[&half(1, 0)], 64, 19),
+                check: || check_wan_memory(&[&half(1, 0)], &[], 64, 19),
                 want: Verdict::Missed,
             },
             Case {
