@@ -63,6 +63,19 @@ const STREAM_WINDOW: u32 = 1 << 20;
 /// be large: 4 MiB covers the bandwidth-delay product of a full connection of typical replies
 /// plus three of the largest at any distance, and costs nothing until bytes are in flight.
 const CONNECTION_WINDOW: u32 = 4 << 20;
+/// How many streams a connection remembers having reset (the calls the gather cancels), and
+/// for how long. A perspective's reply may already be on its way when our reset leaves, and
+/// arrives up to a round trip later; while the stream is remembered its frames are dropped
+/// (RFC 9113 section 5.1, "closed"). A forgotten stream's frames are a stream error that h2
+/// answers with a reset of its own and counts towards a limit over the connection's life
+/// (1,024 by default, the "MadeYouReset" defence), after which it closes the connection with
+/// `ENHANCE_YOUR_CALM` and fails every call on it. h2's client remembers 50 for 1 s; a far
+/// perspective whose calls end at the straggler grace can have its calls cancelled by the
+/// hundred a second (a connection turns over 200 streams every grace), and at 200 remembered
+/// a benchmark's connection closed itself every few seconds. 1,024 a second covers 200
+/// streams cancelled every 200 ms; an entry is a few hundred bytes.
+const RESET_STREAMS_REMEMBERED: usize = 1024;
+const RESET_STREAM_MEMORY: Duration = Duration::from_secs(1);
 /// The default most connections to one perspective: with 200 streams each, 3,200 calls in
 /// flight to it, more than a coordinator's default `limits.max_concurrent_requests` (each
 /// request has at most one call in flight to a perspective).
@@ -682,9 +695,15 @@ where
     let (sender, mut connection) = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        // Calls the gather cancels reset their streams; remember as many as may be open, so
-        // that their late frames are recognised and ignored.
-        .max_concurrent_reset_streams(mpic_common::serve::MAX_CONCURRENT_STREAMS as usize)
+        // Calls the gather cancels reset their streams; their late frames are recognised and
+        // dropped (see RESET_STREAMS_REMEMBERED).
+        .max_concurrent_reset_streams(RESET_STREAMS_REMEMBERED)
+        .reset_stream_duration(RESET_STREAM_MEMORY)
+        // Beyond that memory a late frame costs one RST_STREAM back (no amplification), from a
+        // peer authenticated by its certificate; the lifetime limit would instead close a
+        // connection that lives up to MAX_CONNECTION_AGE after its 1,024th late reply, with
+        // every call on it.
+        .max_local_error_reset_streams(None)
         .handshake::<_, Bytes>(io)
         .await
         .map_err(|e| CallError::Connect(format!("HTTP/2 handshake: {}", describe(&e))))?;
@@ -983,6 +1002,111 @@ mod tests {
             m.await.unwrap();
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A TCP proxy on loopback to `to` that holds every chunk `delay` in each direction: a
+    /// perspective that far away.
+    async fn far_away(to: SocketAddr, delay: Duration) -> SocketAddr {
+        async fn one_way(
+            mut from: tokio::net::tcp::OwnedReadHalf,
+            mut to: tokio::net::tcp::OwnedWriteHalf,
+            delay: Duration,
+        ) {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (line, mut arriving) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+            tokio::spawn(async move {
+                while let Some((due, chunk)) = arriving.recv().await {
+                    tokio::time::sleep_until(due).await;
+                    if to.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut buf = vec![0u8; 16 * 1024];
+            while let Ok(n @ 1..) = from.read(&mut buf).await {
+                if line
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((near, _)) = listener.accept().await {
+                let far = TcpStream::connect(to).await.unwrap();
+                let (near_read, near_write) = near.into_split();
+                let (far_read, far_write) = far.into_split();
+                tokio::spawn(one_way(near_read, far_write, delay));
+                tokio::spawn(one_way(far_read, near_write, delay));
+            }
+        });
+        addr
+    }
+
+    /// Calls cancelled while their replies are on the way, by the hundred a second for
+    /// seconds (a far perspective whose calls the straggler grace ends): the late replies are
+    /// dropped, the one connection stays open, and a call after them is answered on it. h2's
+    /// defaults closed such a connection (`ENHANCE_YOUR_CALM`) after 1,024 late replies.
+    #[tokio::test]
+    async fn late_replies_to_cancelled_calls_do_not_close_the_connection() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server_addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let service = hyper::service::service_fn(|_: Request<Incoming>| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                        "answered",
+                    ))))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .max_concurrent_streams(256)
+                        .serve_connection(TokioIo::new(tcp), service),
+                );
+            }
+        });
+        // 100 ms each way: a reply comes 200 ms after its call, which is cancelled at 150.
+        let addr = far_away(server_addr, Duration::from_millis(100)).await;
+        let mut settings = ChannelSettings::new(Duration::from_secs(5));
+        settings.max_connections = 1;
+        let c = Arc::new(Channel::new(&format!("http://{addr}"), None, settings).unwrap());
+        let until = Instant::now() + Duration::from_secs(3);
+        let cancelled = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..100)
+            .map(|_| {
+                let (c, cancelled) = (c.clone(), cancelled.clone());
+                tokio::spawn(async move {
+                    while Instant::now() < until {
+                        let call = c.exchange(request(Method::POST, &c.caa), Bytes::new(), 100);
+                        match tokio::time::timeout(Duration::from_millis(150), call).await {
+                            Err(_) => cancelled.fetch_add(1, Ordering::SeqCst),
+                            Ok(r) => panic!("a call ended before it was cancelled: {r:?}"),
+                        };
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        let cancelled = cancelled.load(Ordering::SeqCst);
+        assert!(cancelled > 1_100, "only {cancelled} calls were cancelled");
+        let r = c
+            .exchange(request(Method::GET, &c.healthz), Bytes::new(), 100)
+            .await
+            .unwrap();
+        assert_eq!(body(r).await, "answered");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the connection was re-made"
+        );
     }
 
     fn request(method: Method, uri: &Uri) -> Request<()> {
