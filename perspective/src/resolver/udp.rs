@@ -34,6 +34,54 @@ const RECV_BUFFER: usize = 4096;
 pub(super) struct UdpPool {
     server: SocketAddr,
     idle: Mutex<Vec<UdpSocket>>,
+    /// How long this resolver takes to answer, from the exchanges it answered.
+    rtt: Mutex<RttEstimate>,
+}
+
+/// The resolver's smoothed answer time and its variation, RFC 6298 section 2 (gains 1/8 and
+/// 1/4): a query is first sent again only after `srtt + 4 × rttvar`, and never before the
+/// configured interval. When the resolver or this host is saturated, answers come late, not
+/// lost; a fixed first resend below that lateness only multiplies the load (a saturated bench
+/// fleet resent twice as many queries as it sent first), while the estimate rises with it.
+///
+/// Every answered exchange is a sample, measured from its last send (Karn's ambiguity: an
+/// answer after a resend does not say which copy it answers). After a lost datagram the
+/// answer is the resend's, and the sample is the round trip. From a resolver slower than the
+/// resend the answer is an earlier copy's, and the sample understates; it still raises the
+/// first resend past the one that caused it, later exchanges then wait for the answer itself,
+/// and their samples take the estimate to the resolver's pace. Dropping resent samples
+/// instead would leave the estimate below such a resolver for ever.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct RttEstimate {
+    /// Smoothed answer time, µs; 0 before the first sample.
+    srtt_us: u64,
+    /// Its mean deviation, µs.
+    rttvar_us: u64,
+}
+
+impl RttEstimate {
+    /// The estimate after an exchange answered `rtt` after its last send.
+    fn sample(self, rtt: std::time::Duration) -> RttEstimate {
+        let r = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+        if self.srtt_us == 0 {
+            return RttEstimate {
+                srtt_us: r,
+                rttvar_us: r / 2,
+            };
+        }
+        RttEstimate {
+            rttvar_us: (3 * self.rttvar_us + self.srtt_us.abs_diff(r)) / 4,
+            srtt_us: (7 * self.srtt_us + r) / 8,
+        }
+    }
+
+    /// When an unanswered query is first sent again: the estimate's timeout, at least `floor`.
+    fn first_resend(self, floor: std::time::Duration) -> std::time::Duration {
+        let estimate = self
+            .srtt_us
+            .saturating_add(self.rttvar_us.saturating_mul(4));
+        floor.max(std::time::Duration::from_micros(estimate))
+    }
 }
 
 /// Why a UDP exchange produced no answer (the caller words it).
@@ -64,12 +112,14 @@ impl UdpPool {
         UdpPool {
             server,
             idle: Mutex::new(Vec::new()),
+            rtt: Mutex::new(RttEstimate::default()),
         }
     }
 
     /// Sends `query` and waits until `deadline` for its answer, sending it again after `retry`
-    /// and then after twice the interval before each time (a lost datagram costs one
-    /// interval, not the lookup). `sent` counts the resends, whatever the result.
+    /// (or later, when the resolver has been answering slower: [`RttEstimate`]) and then
+    /// after twice the interval before each time (a lost datagram costs one interval, not the
+    /// lookup). `sent` counts the resends, whatever the result.
     ///
     /// The interval doubles because an answer that is late, not lost, is the common case
     /// when the resolver or this host is saturated: resending at a fixed interval then
@@ -91,7 +141,16 @@ impl UdpPool {
             pool: self,
             socket: Some(self.take().await.map_err(UdpError::Io)?),
         };
-        let result = lease.exchange(query, &bytes, deadline, retry, sent).await;
+        let estimate = self.rtt.lock().map(|e| *e).unwrap_or_default();
+        let result = lease
+            .exchange(query, &bytes, deadline, estimate.first_resend(retry), sent)
+            .await;
+        let result = result.map(|(answer, last_sent)| {
+            if let Ok(mut e) = self.rtt.lock() {
+                *e = e.sample(last_sent.elapsed());
+            }
+            answer
+        });
         if matches!(result, Err(UdpError::Io(_))) {
             lease.socket = None;
         }
@@ -138,11 +197,12 @@ impl Lease<'_> {
         deadline: Instant,
         retry: std::time::Duration,
         sent: &mut Sent,
-    ) -> Result<Message, UdpError> {
+    ) -> Result<(Message, Instant), UdpError> {
         let Some(socket) = &self.socket else {
             return Err(UdpError::Io(std::io::ErrorKind::NotConnected.into()));
         };
         socket.send(bytes).await.map_err(UdpError::Io)?;
+        let mut last_sent = Instant::now();
         // At least a millisecond apart, whatever the setting.
         let mut retry = retry.max(std::time::Duration::from_millis(1));
         let mut resend_at = Instant::now() + retry;
@@ -155,6 +215,7 @@ impl Lease<'_> {
                 Err(_) if wake >= deadline => return Err(UdpError::Timeout),
                 Err(_) => {
                     socket.send(bytes).await.map_err(UdpError::Io)?;
+                    last_sent = Instant::now();
                     sent.resends += 1;
                     retry = retry.saturating_mul(2);
                     resend_at += retry;
@@ -169,7 +230,7 @@ impl Lease<'_> {
                         Err(e) => return Err(UdpError::Io(e)),
                     };
                     match reply {
-                        Reply::Answer(answer) => return Ok(answer),
+                        Reply::Answer(answer) => return Ok((answer, last_sent)),
                         Reply::Undecodable(why) => return Err(UdpError::Undecodable(why)),
                         Reply::Stray => {}
                     }
@@ -242,6 +303,7 @@ mod tests {
     use super::*;
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::{Name, RecordType};
+    use std::sync::Arc;
     use std::time::Duration;
 
     fn query(name: &str) -> Message {
@@ -301,6 +363,89 @@ mod tests {
         assert!(answer_to(&q, &q.to_vec().unwrap()).is_none());
         assert!(answer_to(&q, &[]).is_none());
         assert!(answer_to(&q, &q.metadata.id.to_be_bytes()).is_none());
+    }
+
+    /// RFC 6298 section 2 with its gains: the first sample sets the variation to half of it;
+    /// later ones move the average by an eighth and the variation by a quarter; the first
+    /// resend is the average plus four variations, never below the configured interval.
+    #[test]
+    fn the_first_resend_follows_the_answer_time() {
+        let ms = Duration::from_millis;
+        let none = RttEstimate::default();
+        assert_eq!(
+            none.first_resend(ms(200)),
+            ms(200),
+            "no sample: the setting"
+        );
+        let one = none.sample(ms(100));
+        assert_eq!(
+            one,
+            RttEstimate {
+                srtt_us: 100_000,
+                rttvar_us: 50_000
+            }
+        );
+        assert_eq!(one.first_resend(ms(200)), ms(300), "100 + 4 x 50");
+        assert_eq!(
+            one.first_resend(ms(1000)),
+            ms(1000),
+            "never below the setting"
+        );
+        // A steady 150 ms resolver: the variation decays and the setting rules again.
+        let steady = (0..40).fold(none, |e, _| e.sample(ms(150)));
+        assert_eq!(steady.srtt_us, 150_000);
+        assert!(steady.rttvar_us < 1_000, "{steady:?}");
+        assert_eq!(steady.first_resend(ms(200)), ms(200));
+        // Saturation: answers slow to 600 ms; within a few dozen answers no query is sent
+        // again before 600 ms.
+        let slow = (0..30).fold(steady, |e, _| e.sample(ms(600)));
+        assert!(slow.first_resend(ms(200)) >= ms(600), "{slow:?}");
+        // And back: fast answers bring the first resend back down to the setting.
+        let fast = (0..80).fold(slow, |e, _| e.sample(ms(150)));
+        assert_eq!(fast.first_resend(ms(200)), ms(200), "{fast:?}");
+    }
+
+    /// A resolver that answers every query 300 ms late: the first exchanges send their query
+    /// again at the 50 ms setting, later ones learn to wait.
+    #[tokio::test]
+    async fn a_slow_resolver_is_not_sent_copies_for_ever() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let server = Arc::new(server);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 512];
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                // Only the first copy of each query is answered, 300 ms after it came.
+                if !seen.insert(q.metadata.id) {
+                    continue;
+                }
+                let answer = response_to(&q).to_vec().unwrap();
+                let server = server.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let _ = server.send_to(&answer, from).await;
+                });
+            }
+        });
+        let pool = UdpPool::new(addr);
+        let mut resends = Vec::new();
+        for i in 0..12 {
+            let mut sent = Sent::default();
+            pool.exchange(
+                &query(&format!("q{i}.example.")),
+                Instant::now() + Duration::from_secs(5),
+                every(50),
+                &mut sent,
+            )
+            .await
+            .unwrap();
+            resends.push(sent.resends);
+        }
+        assert!(resends[0] >= 2, "the first exchange resends: {resends:?}");
+        assert_eq!(resends[11], 0, "the last ones wait: {resends:?}");
     }
 
     /// A waiting exchange holds no receive buffer: its future stays far below the 4 KiB a
