@@ -76,9 +76,10 @@ pub struct ResolverConfig {
     /// Deadline of one lookup (UDP, plus TCP after truncation), in milliseconds.
     #[serde(default = "default_dns_timeout_ms")]
     pub timeout_ms: u64,
-    /// An unanswered UDP query is sent again after this long, in milliseconds, and then after
-    /// twice the interval before each time, until `timeout_ms`; default half of `timeout_ms`
-    /// (one resend). Set it a little above the resolver's slowest usual answer (its round
+    /// An unanswered UDP query is sent again after this long, in milliseconds (or later, while
+    /// the resolver answers slower than that: its smoothed answer time plus four deviations,
+    /// RFC 6298), and then after twice the interval before each time, until `timeout_ms`;
+    /// default half of `timeout_ms` (one resend). Set it a little above the resolver's slowest usual answer (its round
     /// trip plus its own upstream lookups): a lost datagram then costs this long rather than
     /// half the deadline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,8 +329,9 @@ impl PerspectiveConfig {
         Duration::from_millis(self.resolver.timeout_ms)
     }
 
-    /// When an unanswered UDP query is first sent again: `resolver.retry_ms`, or half the
-    /// lookup deadline (each later resend waits twice as long as the one before).
+    /// The soonest an unanswered UDP query is first sent again: `resolver.retry_ms`, or half
+    /// the lookup deadline (later while the resolver answers slower; each later resend waits
+    /// twice as long as the one before).
     pub fn dns_retry(&self) -> Duration {
         self.resolver
             .retry_ms

@@ -35,8 +35,8 @@ pub use udp::answer_to;
 pub struct DnsClient {
     server: SocketAddr,
     timeout: Duration,
-    /// An unanswered UDP query is first sent again after this long (then after twice the
-    /// interval before each time).
+    /// An unanswered UDP query is first sent again after this long at the soonest (then after
+    /// twice the interval before each time).
     retry: Duration,
     udp: std::sync::Arc<udp::UdpPool>,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
