@@ -1004,48 +1004,6 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
-    /// A TCP proxy on loopback to `to` that holds every chunk `delay` in each direction: a
-    /// perspective that far away.
-    async fn far_away(to: SocketAddr, delay: Duration) -> SocketAddr {
-        async fn one_way(
-            mut from: tokio::net::tcp::OwnedReadHalf,
-            mut to: tokio::net::tcp::OwnedWriteHalf,
-            delay: Duration,
-        ) {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let (line, mut arriving) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-            tokio::spawn(async move {
-                while let Some((due, chunk)) = arriving.recv().await {
-                    tokio::time::sleep_until(due).await;
-                    if to.write_all(&chunk).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            let mut buf = vec![0u8; 16 * 1024];
-            while let Ok(n @ 1..) = from.read(&mut buf).await {
-                if line
-                    .send((Instant::now() + delay, buf[..n].to_vec()))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((near, _)) = listener.accept().await {
-                let far = TcpStream::connect(to).await.unwrap();
-                let (near_read, near_write) = near.into_split();
-                let (far_read, far_write) = far.into_split();
-                tokio::spawn(one_way(near_read, far_write, delay));
-                tokio::spawn(one_way(far_read, near_write, delay));
-            }
-        });
-        addr
-    }
-
     /// Calls cancelled while their replies are on the way, by the hundred a second for
     /// seconds (a far perspective whose calls the straggler grace ends): the late replies are
     /// dropped, the one connection stays open, and a call after them is answered on it. h2's
@@ -1072,7 +1030,10 @@ mod tests {
             }
         });
         // 100 ms each way: a reply comes 200 ms after its call, which is cancelled at 150.
-        let addr = far_away(server_addr, Duration::from_millis(100)).await;
+        let relay = mpic_tests::relay::Relay::start(server_addr, Duration::from_millis(100))
+            .await
+            .unwrap();
+        let addr = relay.addr();
         let mut settings = ChannelSettings::new(Duration::from_secs(5));
         settings.max_connections = 1;
         let c = Arc::new(Channel::new(&format!("http://{addr}"), None, settings).unwrap());
